@@ -6,7 +6,7 @@
 //! [`Error::Forbidden`](crate::Error::Forbidden) and changes nothing.
 //!
 //! There are two layers:
-//! - typed helpers over [`k8s_openapi`] types: [`get`], [`list`],
+//! - typed helpers over [`k8s_openapi`] types: [`get`], [`list`], [`names`],
 //!   [`apply_object`], [`patch`], [`delete`], [`wait`];
 //! - [`apply`] of YAML/JSON manifest text, and [`raw`] calls that take a
 //!   [`KindRef`] and move JSON text, for kinds `k8s_openapi` does not know
@@ -234,6 +234,38 @@ pub fn list<K: k8s_openapi::Resource + DeserializeOwned>(label_selector: Option<
         .iter()
         .map(|item| Ok(serde_json::from_str(item)?))
         .collect()
+}
+
+/// The names of the objects of kind `K` matching a label selector, sorted.
+/// Cheaper than [`list`] (in time and in component size): only
+/// `metadata.name` of each object is read.
+///
+/// ```no_run
+/// use stepbox_sdk::kube;
+/// use stepbox_sdk::k8s_openapi::api::apps::v1::Deployment;
+///
+/// # fn demo() -> stepbox_sdk::Result<()> {
+/// for name in kube::names::<Deployment>(Some("team=a"))? {
+///     stepbox_sdk::info!("found deployment {name}");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn names<K: k8s_openapi::Resource>(label_selector: Option<&str>) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        metadata: Metadata,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        name: String,
+    }
+    let mut names = raw::list(&KindRef::of::<K>(), label_selector)?
+        .iter()
+        .map(|item| Ok(serde_json::from_str::<Named>(item)?.metadata.name))
+        .collect::<Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
 }
 
 /// JSON merge patch (RFC 7386) of the object `name` of kind `K`. Returns the

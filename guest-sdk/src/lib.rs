@@ -40,7 +40,7 @@
 //! use stepbox_sdk::k8s_openapi::api::apps::v1::Deployment;
 //! use stepbox_sdk::prelude::*;
 //!
-//! fn run(ctx: &Context) -> stepbox_sdk::Result<()> {
+//! fn run(ctx: &Context) -> Result<()> {
 //!     let name = run::input("deployment").unwrap_or_else(|| "web".to_string());
 //!     let replicas = run::u64_input("replicas", 2)?;
 //!     info!("scaling {name} in {} to {replicas}", ctx.namespace);
@@ -189,7 +189,7 @@ pub mod prelude {
     pub use crate::kube::{self, Action, Applied, KindRef, WaitFor};
     pub use crate::run;
     pub use crate::yaml;
-    pub use crate::{Context, Error, ResultExt, substitute};
+    pub use crate::{Context, Error, Result, ResultExt, substitute};
     pub use crate::{debug, error, info, trace, warn};
     pub use serde_json;
 }
