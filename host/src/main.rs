@@ -1,1 +1,5 @@
-fn main() {}
+//! The `stepbox` command; see [`stepbox::cli`].
+
+fn main() -> std::process::ExitCode {
+    stepbox::cli::main()
+}

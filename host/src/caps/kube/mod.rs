@@ -1,0 +1,386 @@
+//! The `kube` capability: Kubernetes objects in the run's namespace.
+//!
+//! Every call goes the same way: resolve the kind (discovery), check the
+//! run's [`Policy`] (namespace, cluster scope, RBAC-shaped rules), call the
+//! [`ClusterBackend`], then write an audit line and, for writes, a plan
+//! entry. A refused call returns [`StepError::Forbidden`] and changes
+//! nothing; an apply of several documents checks them all before it applies
+//! any.
+//!
+//! The namespace is never the step's to choose: it is [`KubeCtx::namespace`].
+
+mod host;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::caps::{CapError, StepError};
+use crate::cluster::readiness::{self, Readiness};
+use crate::cluster::selector::LabelSelector;
+use crate::cluster::{ClusterBackend, ResourceInfo};
+use crate::plan::{self, Action, PlanEntry};
+use crate::policy::{AccessRequest, Decision as PolicyDecision, Policy, Verb};
+use crate::report::{Decision, RunRecorder};
+
+pub(crate) use host::{HasKube, KubeView};
+
+/// The field manager stepbox applies as.
+pub const FIELD_MANAGER: &str = "stepbox";
+
+/// How often `wait` polls the backend.
+const WAIT_POLL: Duration = Duration::from_millis(250);
+
+/// What the kube capability of one run may use.
+#[derive(Clone)]
+pub struct KubeCtx {
+    /// The namespace every call is confined to.
+    pub namespace: String,
+    /// What the run may do.
+    pub policy: Arc<Policy>,
+    /// Where objects live.
+    pub backend: Arc<dyn ClusterBackend>,
+    /// Audit, plan and masking.
+    pub recorder: RunRecorder,
+}
+
+/// The result for one object of an apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedObject {
+    /// apiVersion.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// What happened.
+    pub action: Action,
+    /// resourceVersion after the apply.
+    pub resource_version: String,
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitFor {
+    /// Rolled out / completed.
+    Rollout,
+    /// A status condition is True.
+    Condition(String),
+    /// The object exists.
+    Exists,
+    /// The object is gone.
+    Deleted,
+}
+
+type CapResult<T> = Result<T, CapError>;
+
+fn target(res: &ResourceInfo, name: &str) -> String {
+    format!("{} {} {}", res.api_version, res.kind, name)
+}
+
+impl KubeCtx {
+    async fn resource(&self, call: &str, api_version: &str, kind: &str, name: &str) -> CapResult<ResourceInfo> {
+        match self.backend.resource(api_version, kind).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let e: StepError = e.into();
+                self.recorder
+                    .audit(call, &format!("{api_version} {kind} {name}"), Decision::Denied, &e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Policy check; a denial is audited and returned as `forbidden`.
+    fn check(&self, call: &str, verb: Verb, res: &ResourceInfo, object_ns: Option<&str>, name: Option<&str>) -> CapResult<()> {
+        let req = AccessRequest {
+            verb,
+            resource: res,
+            run_namespace: &self.namespace,
+            object_namespace: object_ns,
+            name,
+        };
+        match self.policy.check(&req) {
+            PolicyDecision::Allow => Ok(()),
+            PolicyDecision::Deny(reason) => {
+                self.recorder
+                    .audit(call, &target(res, name.unwrap_or("*")), Decision::Denied, &reason);
+                Err(StepError::Forbidden(reason).into())
+            }
+        }
+    }
+
+    /// Audits the outcome of an allowed call and passes the result through.
+    fn audited<T>(&self, call: &str, target: &str, result: CapResult<T>) -> CapResult<T> {
+        let reason = match &result {
+            Ok(_) => String::new(),
+            Err(CapError::Step(e)) => e.to_string(),
+            Err(CapError::Limit(l)) => l.to_string(),
+            Err(CapError::Trap(e)) => format!("{e:#}"),
+        };
+        self.recorder.audit(call, target, Decision::Allowed, &reason);
+        result.map_err(|e| crate::caps::masked(e, &self.recorder))
+    }
+
+    /// Reads one object.
+    pub async fn get(&self, api_version: &str, kind: &str, name: &str) -> CapResult<Value> {
+        let res = self.resource("kube.get", api_version, kind, name).await?;
+        self.check("kube.get", Verb::Get, &res, None, Some(name))?;
+        let result = match self.backend.get(&res, &self.namespace, name).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(not_found(&res, name, &self.namespace)),
+            Err(e) => Err(e.into()),
+        };
+        self.audited("kube.get", &target(&res, name), result)
+    }
+
+    /// Lists objects of a kind, optionally by label selector.
+    pub async fn list(&self, api_version: &str, kind: &str, selector: Option<&str>) -> CapResult<Vec<Value>> {
+        let res = self.resource("kube.list", api_version, kind, "*").await?;
+        self.check("kube.list", Verb::List, &res, None, None)?;
+        let what = match selector {
+            Some(s) => format!("{} {} -l {s}", res.api_version, res.kind),
+            None => format!("{} {}", res.api_version, res.kind),
+        };
+        let result = async {
+            let selector = match selector.map(str::trim).filter(|s| !s.is_empty()) {
+                Some(s) => Some(
+                    LabelSelector::parse(s).map_err(|e| StepError::Invalid(format!("label selector {s:?}: {e}")))?,
+                ),
+                None => None,
+            };
+            Ok(self.backend.list(&res, &self.namespace, selector.as_ref()).await?)
+        }
+        .await;
+        self.audited("kube.list", &what, result)
+    }
+
+    /// Server-side apply of every document in `manifests`, all checked first.
+    pub async fn apply(&self, manifests: &str) -> CapResult<Vec<AppliedObject>> {
+        let docs = match crate::manifest::parse_documents(manifests) {
+            Ok(d) if d.is_empty() => Err(StepError::Invalid("the manifests hold no documents".into())),
+            Ok(d) => Ok(d),
+            Err(e) => Err(StepError::Invalid(e.to_string())),
+        };
+        let docs = match docs {
+            Ok(d) => d,
+            Err(e) => {
+                let e = crate::caps::masked(e.into(), &self.recorder);
+                let reason = match &e {
+                    CapError::Step(s) => s.to_string(),
+                    _ => String::new(),
+                };
+                self.recorder.audit("kube.apply", "manifests", Decision::Denied, &reason);
+                return Err(e);
+            }
+        };
+
+        // Phase 1: resolve and check every document; apply nothing if any
+        // is refused.
+        let mut checked = Vec::with_capacity(docs.len());
+        let mut denials = Vec::new();
+        for doc in docs {
+            let api_version = str_at(&doc, &["apiVersion"]).to_string();
+            let kind = str_at(&doc, &["kind"]).to_string();
+            let name = str_at(&doc, &["metadata", "name"]).to_string();
+            let res = self.resource("kube.apply", &api_version, &kind, &name).await?;
+            let object_ns = doc.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            let exists = res.namespaced
+                && object_ns.as_deref().is_none_or(|ns| ns == self.namespace)
+                && matches!(self.backend.get(&res, &self.namespace, &name).await, Ok(Some(_)));
+            let verb = if exists { Verb::Patch } else { Verb::Create };
+            let req = AccessRequest {
+                verb,
+                resource: &res,
+                run_namespace: &self.namespace,
+                object_namespace: object_ns.as_deref(),
+                name: Some(&name),
+            };
+            match self.policy.check(&req) {
+                PolicyDecision::Allow => checked.push((res, doc, name)),
+                PolicyDecision::Deny(reason) => {
+                    self.recorder.audit("kube.apply", &target(&res, &name), Decision::Denied, &reason);
+                    denials.push(reason);
+                }
+            }
+        }
+        if !denials.is_empty() {
+            let total = checked.len() + denials.len();
+            let msg = if total == 1 {
+                denials.remove(0)
+            } else {
+                format!(
+                    "{} of {total} documents refused, nothing was applied: {}",
+                    denials.len(),
+                    denials.join("; ")
+                )
+            };
+            return Err(crate::caps::masked(StepError::Forbidden(msg).into(), &self.recorder));
+        }
+
+        // Phase 2: apply, in document order.
+        let mut applied = Vec::with_capacity(checked.len());
+        for (res, mut doc, name) in checked {
+            if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), Value::String(self.namespace.clone()));
+            }
+            let result = self
+                .backend
+                .apply(&res, &self.namespace, &doc, FIELD_MANAGER, true)
+                .await
+                .map_err(CapError::from)
+                .map(|change| {
+                    let action = plan::classify(change.before.as_ref(), &change.after);
+                    self.record_plan(&res, &name, action, change.before.as_ref(), Some(&change.after));
+                    AppliedObject {
+                        api_version: res.api_version.clone(),
+                        kind: res.kind.clone(),
+                        name: name.clone(),
+                        action,
+                        resource_version: str_at(&change.after, &["metadata", "resourceVersion"]).to_string(),
+                    }
+                });
+            applied.push(self.audited("kube.apply", &target(&res, &name), result)?);
+        }
+        Ok(applied)
+    }
+
+    /// JSON merge patch of one object.
+    pub async fn patch(&self, api_version: &str, kind: &str, name: &str, merge_patch: &str) -> CapResult<Value> {
+        let res = self.resource("kube.patch", api_version, kind, name).await?;
+        let patch: Value = match serde_json::from_str(merge_patch) {
+            Ok(p @ Value::Object(_)) => p,
+            Ok(_) => return Err(self.invalid("kube.patch", &res, name, "a merge patch must be a JSON object")),
+            Err(e) => return Err(self.invalid("kube.patch", &res, name, &format!("the merge patch is not JSON: {e}"))),
+        };
+        let patch_ns = patch.pointer("/metadata/namespace").and_then(Value::as_str);
+        if let Some(new_name) = patch.pointer("/metadata/name").and_then(Value::as_str)
+            && new_name != name
+        {
+            return Err(self.invalid("kube.patch", &res, name, "a patch cannot rename an object"));
+        }
+        self.check("kube.patch", Verb::Patch, &res, patch_ns, Some(name))?;
+        let result = match self.backend.merge_patch(&res, &self.namespace, name, &patch).await {
+            Ok(change) => {
+                let action = plan::classify(change.before.as_ref(), &change.after);
+                self.record_plan(&res, name, action, change.before.as_ref(), Some(&change.after));
+                Ok(change.after)
+            }
+            Err(e) => Err(e.into()),
+        };
+        self.audited("kube.patch", &target(&res, name), result)
+    }
+
+    /// Deletes one object; `false` if it did not exist.
+    pub async fn delete(&self, api_version: &str, kind: &str, name: &str) -> CapResult<bool> {
+        let res = self.resource("kube.delete", api_version, kind, name).await?;
+        self.check("kube.delete", Verb::Delete, &res, None, Some(name))?;
+        let result = match self.backend.delete(&res, &self.namespace, name).await {
+            Ok(Some(before)) => {
+                self.record_plan(&res, name, Action::Deleted, Some(&before), None);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
+        self.audited("kube.delete", &target(&res, name), result)
+    }
+
+    /// Waits until `what` holds for the object or `timeout` passes.
+    pub async fn wait(&self, api_version: &str, kind: &str, name: &str, what: &WaitFor, timeout: Duration) -> CapResult<()> {
+        let res = self.resource("kube.wait", api_version, kind, name).await?;
+        self.check("kube.wait", Verb::Get, &res, None, Some(name))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = loop {
+            let state = match self.backend.get(&res, &self.namespace, name).await {
+                Ok(obj) => wait_state(&res.kind, obj.as_ref(), what),
+                Err(e) => break Err(e.into()),
+            };
+            match state {
+                WaitState::Done => break Ok(()),
+                WaitState::Failed(why) => break Err(StepError::Conflict(why).into()),
+                WaitState::Pending(why) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break Err(StepError::Timeout(format!(
+                            "{} {name} not ready after {}: {why}",
+                            res.kind,
+                            humantime::format_duration(timeout)
+                        ))
+                        .into());
+                    }
+                }
+            }
+            tokio::time::sleep(WAIT_POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+        };
+        self.audited("kube.wait", &target(&res, name), result)
+    }
+
+    fn invalid(&self, call: &str, res: &ResourceInfo, name: &str, msg: &str) -> CapError {
+        let e = StepError::Invalid(msg.to_string());
+        self.recorder.audit(call, &target(res, name), Decision::Denied, &e.to_string());
+        crate::caps::masked(e.into(), &self.recorder)
+    }
+
+    fn record_plan(&self, res: &ResourceInfo, name: &str, action: Action, before: Option<&Value>, after: Option<&Value>) {
+        let changes = match (before, after) {
+            (Some(b), Some(a)) if action == Action::Configured => plan::field_changes(b, a),
+            _ => Vec::new(),
+        };
+        let diff = match action {
+            Action::Unchanged => None,
+            _ => Some(plan::unified_diff(before, after)),
+        };
+        self.recorder.plan(PlanEntry {
+            action,
+            api_version: res.api_version.clone(),
+            kind: res.kind.clone(),
+            name: name.to_string(),
+            namespace: self.namespace.clone(),
+            changes,
+            diff,
+        });
+    }
+}
+
+enum WaitState {
+    Done,
+    Pending(String),
+    Failed(String),
+}
+
+fn wait_state(kind: &str, obj: Option<&Value>, what: &WaitFor) -> WaitState {
+    match (what, obj) {
+        (WaitFor::Deleted, None) => WaitState::Done,
+        (WaitFor::Deleted, Some(_)) => WaitState::Pending("the object still exists".into()),
+        (_, None) => WaitState::Pending("the object does not exist".into()),
+        (WaitFor::Exists, Some(_)) => WaitState::Done,
+        (WaitFor::Condition(c), Some(o)) => {
+            if readiness::has_condition(o, c) {
+                WaitState::Done
+            } else {
+                WaitState::Pending(format!("condition {c} is not True"))
+            }
+        }
+        (WaitFor::Rollout, Some(o)) => match readiness::rollout_complete(kind, o) {
+            Readiness::Ready => WaitState::Done,
+            Readiness::NotReady(why) => WaitState::Pending(why),
+            Readiness::Failed(why) => WaitState::Failed(why),
+        },
+    }
+}
+
+fn not_found(res: &ResourceInfo, name: &str, ns: &str) -> CapError {
+    StepError::NotFound(format!("{} {name:?} not found in namespace {ns:?}", res.kind)).into()
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return "",
+        }
+    }
+    cur.as_str().unwrap_or("")
+}

@@ -1,0 +1,166 @@
+//! The `run` capability: the step's inputs, secrets, outputs, log, progress
+//! and artifacts, and the guest's captured stdout/stderr.
+//!
+//! Inputs and secrets are given by whoever starts the run; outputs and log
+//! lines go to the run's [`RunRecorder`], which masks secrets and enforces
+//! the log and output byte limits (a limit ends the run).
+
+mod host;
+mod stdio;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::caps::{CapError, StepError};
+use crate::report::{Artifact, Decision, Level, LogSource, RunRecorder};
+
+pub(crate) use host::{HasRun, RunView};
+pub use stdio::LogStream;
+
+/// Where the guest sees its workspace.
+pub const WORKSPACE_GUEST_PATH: &str = "/workspace";
+
+/// What the run capability of one run holds.
+#[derive(Clone, Debug)]
+pub struct RunCtx {
+    /// Inputs, name → value.
+    pub inputs: BTreeMap<String, String>,
+    /// Secrets, name → value (their values are masked everywhere).
+    pub secrets: BTreeMap<String, String>,
+    /// Host directory behind `/workspace`.
+    pub workspace: PathBuf,
+    /// Log, outputs, audit.
+    pub recorder: RunRecorder,
+}
+
+type CapResult<T> = Result<T, CapError>;
+
+impl RunCtx {
+    /// The value of an input.
+    pub fn input(&self, name: &str) -> Option<String> {
+        self.inputs.get(name).cloned()
+    }
+
+    /// All inputs, sorted by name.
+    pub fn inputs(&self) -> Vec<(String, String)> {
+        self.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The value of a secret; the read is audited (by name, never value).
+    pub fn secret(&self, name: &str) -> Option<String> {
+        let value = self.secrets.get(name).cloned();
+        let reason = if value.is_some() { "" } else { "no such secret" };
+        self.recorder.audit("run.secret", name, Decision::Allowed, reason);
+        value
+    }
+
+    /// Sets an output.
+    pub fn set_output(&self, name: &str, value: &str, sensitive: bool) -> CapResult<()> {
+        if name.is_empty() {
+            return Err(StepError::Invalid("an output needs a name".into()).into());
+        }
+        Ok(self.recorder.set_output(name, value, sensitive)?)
+    }
+
+    /// Writes a log line.
+    pub fn log(&self, level: Level, message: &str) -> CapResult<()> {
+        Ok(self.recorder.log(level, LogSource::Step, message)?)
+    }
+
+    /// Records progress.
+    pub fn progress(&self, percent: u8, message: &str) -> CapResult<()> {
+        Ok(self.recorder.progress(percent, message)?)
+    }
+
+    /// Publishes a file under /workspace as an artifact.
+    pub fn artifact(&self, name: &str, guest_path: &str) -> CapResult<()> {
+        let result = self.artifact_inner(name, guest_path);
+        let reason = match &result {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        let decision = match &result {
+            Err(StepError::Forbidden(_)) => Decision::Denied,
+            _ => Decision::Allowed,
+        };
+        self.recorder.audit("run.artifact", &format!("{name} {guest_path}"), decision, &reason);
+        result.map_err(CapError::from)
+    }
+
+    fn artifact_inner(&self, name: &str, guest_path: &str) -> Result<(), StepError> {
+        if name.is_empty() {
+            return Err(StepError::Invalid("an artifact needs a name".into()));
+        }
+        let rel = workspace_relative(guest_path)?;
+        // cap-std refuses any path (or symlink) that leaves the workspace.
+        let dir = cap_std::fs::Dir::open_ambient_dir(&self.workspace, cap_std::ambient_authority())
+            .map_err(|e| StepError::Unavailable(format!("workspace: {e}")))?;
+        let mut file = dir.open(&rel).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StepError::NotFound(format!("artifact file {guest_path} does not exist")),
+            std::io::ErrorKind::PermissionDenied => {
+                StepError::Forbidden(format!("artifact path {guest_path} leaves the workspace"))
+            }
+            _ => StepError::Invalid(format!("artifact file {guest_path}: {e}")),
+        })?;
+        let meta = file.metadata().map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
+        if !meta.is_file() {
+            return Err(StepError::Invalid(format!("artifact {guest_path} is not a regular file")));
+        }
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
+        self.recorder.artifact(Artifact {
+            name: name.to_string(),
+            path: guest_path.to_string(),
+            host_path: self.workspace.join(&rel),
+            size: meta.len(),
+            sha256: hex::encode(hasher.finalize()),
+        });
+        Ok(())
+    }
+}
+
+/// `/workspace/a/b` (or `a/b`) → `a/b`; anything outside is forbidden.
+fn workspace_relative(guest_path: &str) -> Result<PathBuf, StepError> {
+    let p = Path::new(guest_path);
+    let rel = match p.strip_prefix(WORKSPACE_GUEST_PATH) {
+        Ok(r) => r,
+        Err(_) if p.is_absolute() => {
+            return Err(StepError::Forbidden(format!(
+                "artifact path {guest_path} is outside {WORKSPACE_GUEST_PATH}"
+            )));
+        }
+        Err(_) => p,
+    };
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            _ => {
+                return Err(StepError::Forbidden(format!(
+                    "artifact path {guest_path} leaves {WORKSPACE_GUEST_PATH}"
+                )));
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(StepError::Invalid(format!("artifact path {guest_path} names no file")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_paths() {
+        assert_eq!(workspace_relative("/workspace/a/b.json").unwrap(), PathBuf::from("a/b.json"));
+        assert_eq!(workspace_relative("a/./b").unwrap(), PathBuf::from("a/b"));
+        assert!(matches!(workspace_relative("/etc/passwd"), Err(StepError::Forbidden(_))));
+        assert!(matches!(workspace_relative("/workspace/../etc"), Err(StepError::Forbidden(_))));
+        assert!(matches!(workspace_relative("/workspace"), Err(StepError::Invalid(_))));
+    }
+}

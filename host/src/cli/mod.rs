@@ -1,0 +1,341 @@
+//! The `stepbox` command line: a thin clap layer over the library.
+//!
+//! Exit codes: 0 succeeded, 1 the step failed, 2 invalid input (bad flags,
+//! unreadable or malformed component, wrong world, bad policy or seed),
+//! 3 a limit ended the run.
+
+mod build;
+mod render;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cluster::memory::MemoryCluster;
+use crate::policy::Policy;
+use crate::report::{LogEntry, RunMeta, RunReport, Status};
+use crate::runtime::{RunOptions, Runtime, RuntimeConfig};
+
+/// Exit code for invalid input.
+pub const EXIT_INVALID: u8 = 2;
+
+/// Run deployment steps compiled to WASI components, confined to one
+/// Kubernetes namespace.
+#[derive(Debug, Parser)]
+#[command(name = "stepbox", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More host diagnostics on stderr (-v info, -vv debug, -vvv trace).
+    /// RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Format of host diagnostics on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// For people: live log, a kubectl-diff style plan, outputs.
+    Text,
+    /// One JSON report on stdout.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a step crate for wasm32-wasip2 and check it is a step component.
+    /// Prints the .wasm path as the last line of stdout.
+    Build(BuildArgs),
+    /// Show a component's imports (its capabilities), exports, size and sha256.
+    Inspect(InspectArgs),
+    /// Run a step (a .wasm component, or a step crate directory, built first).
+    Run(Box<RunArgs>),
+    /// Print the built-in default policy as YAML (a starting point for --policy).
+    Policy,
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// The step crate's directory (holding Cargo.toml).
+    step_dir: PathBuf,
+    /// Build in debug mode instead of release.
+    #[arg(long)]
+    debug: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The component file.
+    file: PathBuf,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+struct CacheArgs {
+    /// Where precompiled components are kept [default: $STEPBOX_CACHE_DIR or ~/.cache/stepbox/components].
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Do not use the compile cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn runtime(&self) -> Result<Runtime> {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            Some(self.cache_dir.clone().unwrap_or_else(crate::runtime::CompileCache::default_dir))
+        };
+        Runtime::new(RuntimeConfig { cache_dir })
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The step: a .wasm component, or a step crate directory (built with `stepbox build` first).
+    step: PathBuf,
+    /// An input, NAME=VALUE (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    inputs: Vec<(String, String)>,
+    /// A secret, NAME=VALUE (repeatable). Masked as ******** everywhere.
+    #[arg(long = "secret", short = 's', value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    secrets: Vec<(String, String)>,
+    /// A secret read from a file, NAME=PATH (keeps the value off the command line).
+    #[arg(long = "secret-file", value_name = "NAME=PATH", value_parser = parse_key_value)]
+    secret_files: Vec<(String, String)>,
+    /// Directory the step sees read-only as /packages.
+    #[arg(long, short = 'p', value_name = "DIR")]
+    package: Option<PathBuf>,
+    /// Directory the step sees read-write as /workspace [default: a fresh temp dir].
+    #[arg(long, short = 'w', value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// YAML (or JSON) objects to preload into the embedded namespace.
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+    /// The namespace the run is confined to [default: the policy's, else "default"].
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Policy YAML (RBAC-shaped rules and limits) [default: built in, see `stepbox policy`].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Wall-time limit, e.g. 30s, 10m [default: the policy's, 10m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Memory limit, e.g. 64Mi, 1Gi [default: the policy's, 256Mi].
+    #[arg(long, value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Step name in the report [default: the file name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::policy::parse_size(s).ok_or_else(|| format!("{s:?} is not a size: use bytes or a number with Ki, Mi, Gi (e.g. 256Mi)"))
+}
+
+/// Parses the command line, runs it, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn dispatch(command: Command) -> Result<u8> {
+    match command {
+        Command::Build(args) => build::build_command(&args.step_dir, !args.debug, &args.cache.runtime()?),
+        Command::Inspect(args) => inspect(args),
+        Command::Run(args) => run(*args).await,
+        Command::Policy => {
+            print!("{}", Policy::default_yaml());
+            Ok(0)
+        }
+    }
+}
+
+fn inspect(args: InspectArgs) -> Result<u8> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let runtime = args.cache.runtime()?;
+    let info = match runtime.load_bytes(&args.file, &bytes, "step") {
+        Ok(step) => step.info.clone(),
+        // A component of another world is still worth describing.
+        Err(crate::runtime::LoadError::WrongWorld { .. }) => {
+            let component = wasmtime::component::Component::new(runtime.engine(), &bytes)
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            crate::runtime::inspect::describe(runtime.engine(), &component, &bytes)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&render::inspect_json(&args.file, &info))?),
+        OutputFormat::Text => print!("{}", render::inspect_text(&args.file, &info)),
+    }
+    Ok(0)
+}
+
+fn read_secrets(args: &RunArgs) -> Result<BTreeMap<String, String>> {
+    let mut secrets: BTreeMap<String, String> = args.secrets.iter().cloned().collect();
+    for (name, path) in &args.secret_files {
+        let value = std::fs::read_to_string(path).with_context(|| format!("--secret-file {name}: cannot read {path}"))?;
+        secrets.insert(name.clone(), value.trim_end_matches(['\n', '\r']).to_string());
+    }
+    Ok(secrets)
+}
+
+async fn run(args: RunArgs) -> Result<u8> {
+    let json = args.output == OutputFormat::Json;
+    let fail = |msg: String| -> Result<u8> {
+        let report = RunReport::invalid(msg, RunMeta::default());
+        emit(&report, json, false);
+        Ok(Status::Invalid.exit_code() as u8)
+    };
+
+    let policy = match &args.policy {
+        Some(p) => match Policy::load(p) {
+            Ok(p) => p,
+            Err(e) => return fail(format!("policy {}: {e}", p.display())),
+        },
+        None => Policy::default(),
+    };
+    let mut limits = policy.limits.clone();
+    if let Some(t) = args.timeout {
+        limits.timeout = t;
+    }
+    if let Some(m) = args.memory {
+        limits.memory_bytes = m;
+    }
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| policy.namespace.clone())
+        .unwrap_or_else(|| "default".to_string());
+    if let Err(e) = crate::cluster::names::dns1123_label(&namespace) {
+        return fail(format!("namespace {namespace:?} is not a valid namespace name: {e}"));
+    }
+    let secrets = match read_secrets(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+
+    let cluster = MemoryCluster::new();
+    if let Some(seed) = &args.seed {
+        let text = match std::fs::read_to_string(seed) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("--seed {}: {e}", seed.display())),
+        };
+        if let Err(e) = cluster.seed_yaml(&text, &namespace) {
+            return fail(format!("--seed {}: {e}", seed.display()));
+        }
+    }
+
+    let runtime = args.cache.runtime()?;
+    let wasm = if args.step.is_dir() {
+        match build::build_step(&args.step, true, !json) {
+            Ok(p) => p,
+            Err(e) => return fail(format!("{e:#}")),
+        }
+    } else {
+        args.step.clone()
+    };
+    let step = match runtime.load_file(&wasm) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+
+    let sink: Option<crate::report::LogSink> = if json {
+        None
+    } else {
+        let color = std::io::stderr().is_terminal();
+        Some(Arc::new(move |e: &LogEntry| eprintln!("{}", render::log_line(e, color))))
+    };
+    let opts = RunOptions {
+        name: args.name.clone(),
+        namespace,
+        inputs: args.inputs.iter().cloned().collect(),
+        secrets,
+        packages: args.package.clone(),
+        workspace: args.workspace.clone(),
+        policy: Arc::new(policy),
+        limits,
+        backend: Arc::new(cluster),
+        dry_run: true,
+        log_sink: sink,
+    };
+    let report = runtime.run(&step, opts).await;
+    emit(&report, json, true);
+    Ok(report.status.exit_code() as u8)
+}
+
+fn emit(report: &RunReport, json: bool, started: bool) {
+    if json {
+        match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot encode the report: {e}"),
+        }
+    } else if started {
+        print!("{}", render::report_text(report, std::io::stdout().is_terminal()));
+    } else if let Some(e) = &report.error {
+        eprintln!("error: {e}");
+    }
+}

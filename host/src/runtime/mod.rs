@@ -1,0 +1,445 @@
+//! The component host: one [`Engine`] per process, a compile cache on disk,
+//! `InstancePre` reuse per component, and a fresh `Store` per run with the
+//! run's limits.
+//!
+//! ```text
+//! Runtime::load(file)  -> header check -> compile (or cache hit) -> world check -> InstancePre
+//! Runtime::run(step, options)
+//!     Store { WASI ctx, kube ctx, run ctx, memory limiter }, epoch deadline
+//!     guest run(ctx) -> kube / run / WASI calls (policy -> backend -> audit)
+//!     -> RunReport { status, outputs, plan, log, audit, error }
+//! ```
+//!
+//! Limits end a run with [`Status::LimitExceeded`] and a message naming the
+//! limit; the host, and every other run in it, carries on.
+
+pub mod cache;
+pub mod inspect;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{Step, StepPre, types::RunContext};
+use crate::caps::fs::RunFs;
+use crate::caps::kube::{HasKube, KubeCtx, KubeView};
+use crate::caps::run::{HasRun, RunCtx, RunView};
+use crate::caps::{HasTypes, LimitTrap, TypesView};
+use crate::cluster::ClusterBackend;
+use crate::mask::SecretMasker;
+use crate::policy::{Limits, Policy};
+use crate::report::{LimitKind, LogSink, RunMeta, RunRecorder, RunReport, Status};
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use inspect::{ComponentInfo, WasmKind};
+
+/// Largest component file the host will load.
+pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How often the epoch advances; the granularity of the time limit and of
+/// yielding CPU-bound guests to other runs.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most table elements a guest may grow a table to.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Why a component could not be loaded as a step. Each message says what
+/// is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Over [`MAX_COMPONENT_BYTES`].
+    #[error("{path} is {size} bytes, more than the {max} bytes a step may be")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Not WebAssembly at all.
+    #[error("{path} is not a WebAssembly component (no `\\0asm` header); build the step with `stepbox build STEP_DIR`")]
+    NotWasm {
+        /// The file.
+        path: PathBuf,
+    },
+    /// WebAssembly text.
+    #[error("{path} is WebAssembly text; stepbox runs binary components (build the step with `stepbox build STEP_DIR`)")]
+    Text {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A core module, not a component.
+    #[error(
+        "{path} is a core WebAssembly module, not a component; build for the wasm32-wasip2 target \
+         (`stepbox build STEP_DIR` does), which produces components"
+    )]
+    CoreModule {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Has a component header but does not validate or compile.
+    #[error("{path} is a malformed component: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The validator's or compiler's words.
+        reason: String,
+    },
+    /// A component, but not of the step world.
+    #[error("{path}: {reason}")]
+    WrongWorld {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Where precompiled components are kept; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A component loaded and checked as a step, ready to instantiate.
+pub struct LoadedStep {
+    pre: StepPre<StepState>,
+    /// What the component is and imports.
+    pub info: ComponentInfo,
+    /// Whether it came from the compile cache.
+    pub cache: CacheOutcome,
+    /// Time to compile or load it.
+    pub load_time: Duration,
+    /// The file's stem, the default step name.
+    pub default_name: String,
+}
+
+impl std::fmt::Debug for LoadedStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedStep").field("sha256", &self.info.sha256).field("cache", &self.cache).finish()
+    }
+}
+
+/// Everything one run needs besides the component.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Step name; defaults to the file stem.
+    pub name: Option<String>,
+    /// The namespace the run is confined to.
+    pub namespace: String,
+    /// Inputs.
+    pub inputs: BTreeMap<String, String>,
+    /// Secrets (masked everywhere).
+    pub secrets: BTreeMap<String, String>,
+    /// Host directory for `/packages` (read-only); empty if `None`.
+    pub packages: Option<PathBuf>,
+    /// Host directory for `/workspace`; a temp dir if `None`.
+    pub workspace: Option<PathBuf>,
+    /// What the run may do.
+    pub policy: Arc<Policy>,
+    /// Limits (usually the policy's, with CLI overrides).
+    pub limits: Limits,
+    /// Where objects live.
+    pub backend: Arc<dyn ClusterBackend>,
+    /// True when nothing real changes (embedded namespace, server dry-run).
+    pub dry_run: bool,
+    /// Receives log lines as they happen.
+    pub log_sink: Option<LogSink>,
+}
+
+/// The data of one run's `Store`.
+pub struct StepState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    kube: KubeCtx,
+    run: RunCtx,
+    limiter: RunLimiter,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Enforces the memory limit (and a table cap) of one run, recording which
+/// limit was hit so the report can name it.
+struct RunLimiter {
+    memory_limit: u64,
+    recorder: RunRecorder,
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            let limit = LimitKind::Memory { limit: self.memory_limit, requested: desired as u64 };
+            self.recorder.limit_exceeded(limit.clone());
+            return Err(wasmtime::Error::new(LimitTrap(limit)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new().name("stepbox-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!("could not start the epoch thread, time limits will only hold in host calls: {e}");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The host: an engine, a linker with every capability, and caches.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StepState>,
+    cache: Option<CompileCache>,
+    loaded: Mutex<HashMap<String, Arc<LoadedStep>>>,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("cache", &self.cache).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine and linker.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let mut c = Config::new();
+        c.wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
+        let mut linker = Linker::<StepState>::new(&engine);
+        let link = |r: wasmtime::Result<()>, what: &str| r.map_err(|e| anyhow::anyhow!("linking {what}: {e:#}"));
+        link(wasmtime_wasi::p2::add_to_linker_async(&mut linker), "WASI")?;
+        link(crate::bindings::types::add_to_linker::<_, HasTypes>(&mut linker, |_| TypesView), "types")?;
+        link(
+            crate::bindings::kube::add_to_linker::<_, HasKube>(&mut linker, |s| KubeView { ctx: &s.kube }),
+            "kube",
+        )?;
+        link(
+            crate::bindings::run::add_to_linker::<_, HasRun>(&mut linker, |s| RunView { ctx: &s.run }),
+            "run",
+        )?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self {
+            engine,
+            linker,
+            cache: config.cache_dir.map(CompileCache::new),
+            loaded: Mutex::default(),
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Reads a component file and loads it (see [`Runtime::load_bytes`]).
+    pub fn load_file(&self, path: &Path) -> Result<Arc<LoadedStep>, LoadError> {
+        let read_err = |source| LoadError::Read { path: path.to_path_buf(), source };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.len() > MAX_COMPONENT_BYTES {
+            return Err(LoadError::TooLarge { path: path.to_path_buf(), size: meta.len(), max: MAX_COMPONENT_BYTES });
+        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_else(|| "step".into());
+        self.load_bytes(path, &bytes, &name)
+    }
+
+    /// Checks, compiles (or loads from the compile cache) and links a
+    /// component as a step. The same bytes load once per runtime.
+    pub fn load_bytes(&self, path: &Path, bytes: &[u8], default_name: &str) -> Result<Arc<LoadedStep>, LoadError> {
+        let path_buf = path.to_path_buf();
+        match inspect::detect(bytes) {
+            WasmKind::Component => {}
+            WasmKind::CoreModule => return Err(LoadError::CoreModule { path: path_buf }),
+            WasmKind::Text => return Err(LoadError::Text { path: path_buf }),
+            WasmKind::NotWasm => return Err(LoadError::NotWasm { path: path_buf }),
+        }
+        let sha = inspect::sha256_hex(bytes);
+        if let Some(hit) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&sha) {
+            return Ok(hit.clone());
+        }
+        let started = Instant::now();
+        let compiled = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, &sha),
+            None => wasmtime::component::Component::new(&self.engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
+        };
+        let (component, outcome) =
+            compiled.map_err(|e| LoadError::Malformed { path: path_buf.clone(), reason: format!("{e:#}") })?;
+        let load_time = started.elapsed();
+        let info = inspect::describe(&self.engine, &component, bytes);
+        if let Err(reason) = &info.step_world {
+            return Err(LoadError::WrongWorld { path: path_buf, reason: reason.clone() });
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(StepPre::new)
+            .map_err(|e| LoadError::WrongWorld { path: path_buf.clone(), reason: format!("{e:#}") })?;
+        tracing::debug!(sha256 = %sha, cache = ?outcome, ms = load_time.as_millis() as u64, "component loaded");
+        let loaded = Arc::new(LoadedStep { pre, info, cache: outcome, load_time, default_name: default_name.to_string() });
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(sha, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Runs a loaded step once, in a fresh store, and reports what happened.
+    /// Never panics because of the guest; limits end the run, not the host.
+    pub async fn run(&self, step: &LoadedStep, opts: RunOptions) -> RunReport {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let name = opts.name.clone().unwrap_or_else(|| step.default_name.clone());
+        let meta = RunMeta {
+            step: name.clone(),
+            run_id: run_id.clone(),
+            namespace: opts.namespace.clone(),
+            backend: opts.backend.name().to_string(),
+            dry_run: opts.dry_run,
+        };
+        let limits = opts.limits.clone();
+        let masker = SecretMasker::new(opts.secrets.values().map(String::as_str));
+        let recorder = RunRecorder::new(masker, limits.log_bytes, limits.output_bytes, opts.log_sink.clone());
+
+        let mut fs = match RunFs::prepare(opts.workspace.as_deref(), opts.packages.as_deref()) {
+            Ok(fs) => fs,
+            Err(e) => return recorder.finish(Status::Invalid, Some(e.to_string()), meta),
+        };
+        let (wasi, streams) = fs.wasi_ctx(&recorder);
+        let state = StepState {
+            wasi,
+            table: ResourceTable::new(),
+            kube: KubeCtx {
+                namespace: opts.namespace.clone(),
+                policy: opts.policy.clone(),
+                backend: opts.backend.clone(),
+                recorder: recorder.clone(),
+            },
+            run: RunCtx {
+                inputs: opts.inputs.clone(),
+                secrets: opts.secrets.clone(),
+                workspace: fs.workspace().to_path_buf(),
+                recorder: recorder.clone(),
+            },
+            limiter: RunLimiter { memory_limit: limits.memory_bytes, recorder: recorder.clone() },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        let deadline = Instant::now() + limits.timeout;
+        let watch = recorder.clone();
+        let timeout = limits.timeout;
+        store.epoch_deadline_callback(move |_| {
+            if let Some(limit) = watch.limit_hit() {
+                return Err(wasmtime::Error::new(LimitTrap(limit)));
+            }
+            if Instant::now() >= deadline {
+                let limit = LimitKind::Time { limit: timeout };
+                watch.limit_exceeded(limit.clone());
+                return Err(wasmtime::Error::new(LimitTrap(limit)));
+            }
+            // Yield to tokio on every tick so a CPU-bound guest cannot starve
+            // the other runs on this worker thread.
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+        });
+
+        let ctx = RunContext { namespace: opts.namespace.clone(), step_name: name, run_id, dry_run: opts.dry_run };
+        let call = async {
+            let instance: Step = step.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &ctx).await
+        };
+        let outcome = tokio::time::timeout(limits.timeout, call).await;
+        for s in &streams {
+            s.flush_partial();
+        }
+
+        let (status, error) = match outcome {
+            Err(_elapsed) => {
+                recorder.limit_exceeded(LimitKind::Time { limit: limits.timeout });
+                let limit = recorder.limit_hit().unwrap_or(LimitKind::Time { limit: limits.timeout });
+                (Status::LimitExceeded, Some(limit.to_string()))
+            }
+            Ok(result) => match (result, recorder.limit_hit()) {
+                (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
+                (Ok(Ok(())), None) => (Status::Succeeded, None),
+                (Ok(Err(msg)), None) => (Status::Failed, Some(msg)),
+                (Err(trap), None) => match trap.downcast_ref::<LimitTrap>() {
+                    Some(LimitTrap(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
+                    None => (Status::Failed, Some(describe_trap(&trap))),
+                },
+            },
+        };
+        drop(store);
+        let report = recorder.finish(status, error, meta);
+        if !report.artifacts.is_empty() {
+            fs.keep_workspace();
+        }
+        report
+    }
+}
+
+/// A trap is a bug in the step (or a host fault): say so, with wasmtime's
+/// description and backtrace.
+fn describe_trap(e: &wasmtime::Error) -> String {
+    let text = format!("{e:?}");
+    let first = format!("{e}");
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        let hint = match trap {
+            wasmtime::Trap::StackOverflow => " (the step used more stack than allowed: unbounded recursion?)",
+            wasmtime::Trap::UnreachableCodeReached => " (the step panicked or hit `unreachable`)",
+            _ => "",
+        };
+        return format!("the step trapped: {trap}{hint}\n{text}");
+    }
+    if first.contains("wasm trap") || text.contains("wasm backtrace") {
+        return format!("the step trapped: {text}");
+    }
+    format!("the step failed in the host: {text}")
+}
