@@ -1,0 +1,1585 @@
+//! [`MemoryCluster`]: an in-process Kubernetes object store.
+//!
+//! It stands in for an API server in dry-runs and tests, with the semantics a
+//! deployment step can observe:
+//!
+//! - Objects of every kind and namespace, keyed by (group, kind, namespace,
+//!   name); cluster-scoped kinds use the empty namespace. Namespaces are
+//!   implicit: writing into one needs no `Namespace` object (deleting a
+//!   `Namespace` object does delete everything in it).
+//! - Every write bumps one global `resourceVersion` counter. A create sets
+//!   `metadata.uid` (UUID v4), `creationTimestamp` (RFC 3339, UTC, seconds),
+//!   `generation: 1` and `namespace`; `generation` increments when anything
+//!   outside `metadata` and `status` changes. A write that changes nothing is
+//!   not a write: the resourceVersion stays.
+//! - `apply` is server-side apply with field ownership (see [`ssa`]);
+//!   ownership lives in `metadata.managedFields`. A `metadata.resourceVersion`
+//!   or `metadata.uid` in the applied object is a precondition, as in
+//!   Kubernetes.
+//! - `merge_patch` is RFC 7386; it cannot change identity (apiVersion group,
+//!   kind, name, namespace) nor server-owned metadata nor `status`, and
+//!   records no `managedFields` entry.
+//! - After every write, workloads get a synthesized, finished status so
+//!   waits complete: Deployment, StatefulSet, DaemonSet, ReplicaSet (all
+//!   replicas ready), Job (complete, unless `spec.suspend`), Pod (Running and
+//!   Ready), PersistentVolumeClaim (Bound), Namespace (Active). Services get a
+//!   `spec.clusterIP` from 10.96.0.0/16 unless they have one, are headless
+//!   (`None`) or `ExternalName`. Condition timestamps are kept while a
+//!   condition does not change, so a repeated apply stays a no-op.
+//! - Custom resources resolve through stored `CustomResourceDefinition`s
+//!   (plural and scope), else by [`resources::lookup`]'s guess.
+//!
+//! A `MemoryCluster` is cheap to clone (all clones share one store) and safe
+//! to share between concurrent runs; every operation takes one short lock
+//! and none is held across an await.
+//!
+//! [`ssa`]: super::ssa
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::SecondsFormat;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+use super::object::{self, ObjectRef};
+use super::resources::{self, ResourceInfo};
+use super::ssa::{self, SEED_MANAGER};
+use super::{Change, ClusterBackend, ClusterError, LabelSelector, Result, names};
+
+/// (group, kind, namespace, name); namespace empty for cluster-scoped kinds.
+type Key = (String, String, String, String);
+
+#[derive(Debug, Clone)]
+struct State {
+    objects: BTreeMap<Key, Value>,
+    revision: u64,
+    next_ip: u32,
+}
+
+/// First host number handed out as a Service clusterIP (10.96.0.10).
+const FIRST_SERVICE_IP: u32 = 10;
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    revisions: watch::Sender<u64>,
+}
+
+/// An in-process, thread-safe Kubernetes object store (see the
+/// [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct MemoryCluster {
+    inner: Arc<Inner>,
+}
+
+impl Default for MemoryCluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn key(res: &ResourceInfo, namespace: &str, name: &str) -> Key {
+    let ns = if res.namespaced { namespace } else { "" };
+    (
+        res.group.clone(),
+        res.kind.clone(),
+        ns.to_string(),
+        name.to_string(),
+    )
+}
+
+fn not_found(res: &ResourceInfo, name: &str) -> ClusterError {
+    ClusterError::NotFound(format!("{} {name:?} not found", res.gr()))
+}
+
+impl MemoryCluster {
+    /// An empty cluster.
+    pub fn new() -> Self {
+        let (revisions, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    objects: BTreeMap::new(),
+                    revision: 0,
+                    next_ip: FIRST_SERVICE_IP,
+                }),
+                revisions,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock cannot leave the map
+        // half-written (every write is one insert/remove), so keep going.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn notify(&self, revision: u64) {
+        self.inner.revisions.send_replace(revision);
+    }
+
+    /// A receiver that sees the latest resourceVersion after every write:
+    /// await `changed()` instead of polling (waits, watches).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.revisions.subscribe()
+    }
+
+    /// The current global resourceVersion (0 before the first write).
+    pub fn revision(&self) -> u64 {
+        self.lock().revision
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.lock().objects.len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.lock().objects.is_empty()
+    }
+
+    /// Every stored object, ordered by group, kind, namespace and name.
+    pub fn snapshot(&self) -> Vec<Value> {
+        self.lock().objects.values().cloned().collect()
+    }
+
+    /// Every namespace in use: those holding objects and those with a
+    /// `Namespace` object, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let st = self.lock();
+        let mut out = BTreeSet::new();
+        for ((group, kind, ns, name), _) in st.objects.iter() {
+            if !ns.is_empty() {
+                out.insert(ns.clone());
+            }
+            if group.is_empty() && kind == "Namespace" {
+                out.insert(name.clone());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Resolves `(group, plural)` (as in API paths) to a kind: stored CRDs
+    /// first, then the built-in table.
+    pub fn resource_by_plural(&self, group: &str, plural: &str) -> Option<ResourceInfo> {
+        let st = self.lock();
+        crds(&st)
+            .find(|crd| {
+                crd.pointer("/spec/group").and_then(Value::as_str) == Some(group)
+                    && crd.pointer("/spec/names/plural").and_then(Value::as_str) == Some(plural)
+            })
+            .and_then(|crd| {
+                let version = crd_served_version(crd)?;
+                let kind = crd.pointer("/spec/names/kind").and_then(Value::as_str)?;
+                Some(crd_info(crd, group, &version, kind))
+            })
+            .or_else(|| resources::by_plural(group, plural))
+    }
+
+    /// Loads multi-document YAML or JSON (see [`crate::manifest`]) as creates
+    /// by field manager [`SEED_MANAGER`]. Namespaced objects without a
+    /// namespace go to `default_namespace`. Objects keep the `status` and
+    /// `metadata.managedFields` they carry (an export from a real cluster
+    /// keeps its real owners); without managedFields they are owned by
+    /// `seed`, which never causes conflicts. All or nothing: on an error
+    /// nothing is stored. Returns the number of objects created.
+    ///
+    /// # Errors
+    /// [`ClusterError::Invalid`] for unparseable YAML or a bad object,
+    /// [`ClusterError::AlreadyExists`] when an object is already stored (or
+    /// appears twice).
+    pub fn seed_yaml(&self, yaml: &str, default_namespace: &str) -> Result<usize> {
+        let docs = crate::manifest::parse_documents(yaml)
+            .map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        let mut st = self.lock();
+        let backup = st.clone();
+        let result = docs
+            .iter()
+            .try_for_each(|doc| seed_one(&mut st, doc, default_namespace));
+        match result {
+            Ok(()) => {
+                let revision = st.revision;
+                drop(st);
+                self.notify(revision);
+                Ok(docs.len())
+            }
+            Err(e) => {
+                *st = backup;
+                Err(e)
+            }
+        }
+    }
+
+    fn write(
+        &self,
+        st: &mut State,
+        res: &ResourceInfo,
+        ns: &str,
+        before: Option<Value>,
+        after: Value,
+    ) -> Change {
+        let (change, wrote) = finish_write(st, res, ns, before, after);
+        if wrote {
+            self.notify(st.revision);
+        }
+        change
+    }
+}
+
+const CRD_GROUP: &str = "apiextensions.k8s.io";
+const CRD_KIND: &str = "CustomResourceDefinition";
+
+/// The stored CustomResourceDefinitions (a range scan, not a full scan).
+fn crds(st: &State) -> impl Iterator<Item = &Value> {
+    let start: Key = (
+        CRD_GROUP.into(),
+        CRD_KIND.into(),
+        String::new(),
+        String::new(),
+    );
+    st.objects
+        .range(start..)
+        .take_while(|((g, k, _, _), _)| g == CRD_GROUP && k == CRD_KIND)
+        .map(|(_, v)| v)
+}
+
+fn crd_served_version(crd: &Value) -> Option<String> {
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array)?;
+    let served = |v: &&Value| v.get("served").and_then(Value::as_bool).unwrap_or(true);
+    let storage = versions
+        .iter()
+        .filter(served)
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true));
+    storage
+        .or_else(|| versions.iter().find(served))
+        .and_then(|v| v.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn crd_info(crd: &Value, group: &str, version: &str, kind: &str) -> ResourceInfo {
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .map_or_else(|| resources::guess_plural(kind), str::to_string);
+    let namespaced = crd.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+    ResourceInfo::new(group, version, kind, &plural, namespaced)
+}
+
+fn resolve(st: &State, api_version: &str, kind: &str) -> Result<ResourceInfo> {
+    let (group, version) = resources::parse_api_version(api_version)?;
+    if kind.is_empty() {
+        return Err(ClusterError::Invalid("kind is empty".into()));
+    }
+    if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ClusterError::Invalid(format!(
+            "invalid kind {kind:?}: expected letters and digits only"
+        )));
+    }
+    let crd = crds(st).find(|crd| {
+        crd.pointer("/spec/group").and_then(Value::as_str) == Some(group)
+            && crd.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind)
+    });
+    Ok(match crd {
+        Some(crd) => crd_info(crd, group, version, kind),
+        None => resources::lookup(api_version, kind),
+    })
+}
+
+/// The namespace an object of `res` is stored under.
+fn scope_namespace(res: &ResourceInfo, namespace: &str, object_ns: Option<&str>) -> Result<String> {
+    if !res.namespaced {
+        return Ok(String::new());
+    }
+    if namespace.is_empty() {
+        return Err(ClusterError::Invalid(format!(
+            "{} is namespaced: a namespace is required",
+            res.kind
+        )));
+    }
+    names::dns1123_label(namespace)
+        .map_err(|why| ClusterError::Invalid(format!("invalid namespace {namespace:?}: {why}")))?;
+    if let Some(o) = object_ns
+        && o != namespace
+    {
+        return Err(ClusterError::Invalid(format!(
+            "the namespace of the provided object ({o:?}) does not match the namespace sent on the request ({namespace:?})"
+        )));
+    }
+    Ok(namespace.to_string())
+}
+
+/// Checks identity and name of an object written as `res`.
+fn validate_object(res: &ResourceInfo, object: &Value) -> Result<ObjectRef> {
+    let r = ObjectRef::from_value(object)?;
+    if r.kind != res.kind || r.group() != res.group {
+        return Err(ClusterError::Invalid(format!(
+            "{} {:?}: the object's apiVersion/kind {}/{} does not match the request's {}/{}",
+            r.kind, r.name, r.api_version, r.kind, res.api_version, res.kind
+        )));
+    }
+    names::object_name(res, &r.name).map_err(|why| {
+        ClusterError::Invalid(format!(
+            "{} {:?} is invalid: metadata.name: Invalid value: {:?}: {why}",
+            r.kind, r.name, r.name
+        ))
+    })?;
+    Ok(r)
+}
+
+/// `metadata.resourceVersion` / `metadata.uid` in a written object are
+/// preconditions.
+fn check_preconditions(
+    res: &ResourceInfo,
+    name: &str,
+    object: &Value,
+    live: Option<&Value>,
+) -> Result<()> {
+    let modified = || {
+        ClusterError::Conflict(format!(
+            "Operation cannot be fulfilled on {} {name:?}: the object has been modified; \
+             please apply your changes to the latest version and try again",
+            res.gr()
+        ))
+    };
+    if let Some(rv) = object::resource_version(object).filter(|s| !s.is_empty()) {
+        match live {
+            None => {
+                return Err(ClusterError::Invalid(format!(
+                    "{} {name:?}: resourceVersion should not be set on objects to be created",
+                    res.kind
+                )));
+            }
+            Some(l) if object::resource_version(l) != Some(rv) => return Err(modified()),
+            Some(_) => {}
+        }
+    }
+    if let (Some(uid), Some(l)) = (
+        object.pointer("/metadata/uid").and_then(Value::as_str),
+        live,
+    ) {
+        let live_uid = l
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !uid.is_empty() && uid != live_uid {
+            return Err(ClusterError::Conflict(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {live_uid}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn without_meta_and_status(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.shift_remove("metadata");
+        m.shift_remove("status");
+    }
+    v
+}
+
+/// Puts top-level and metadata fields in the order Kubernetes shows them.
+fn normalize_order(obj: &mut Value) {
+    const META_ORDER: &[&str] = &[
+        "name",
+        "generateName",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+    ];
+    let Some(top) = obj.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(meta)) = top.get_mut("metadata") {
+        let mut old = std::mem::take(meta);
+        for k in META_ORDER {
+            if let Some(v) = old.shift_remove(*k) {
+                meta.insert((*k).to_string(), v);
+            }
+        }
+        let managed = old.shift_remove("managedFields");
+        meta.extend(old);
+        if let Some(m) = managed {
+            meta.insert("managedFields".into(), m);
+        }
+    }
+    let mut old = std::mem::take(top);
+    for k in ["apiVersion", "kind", "metadata"] {
+        if let Some(v) = old.shift_remove(k) {
+            top.insert(k.into(), v);
+        }
+    }
+    let status = old.shift_remove("status");
+    top.extend(old);
+    if let Some(s) = status {
+        top.insert("status".into(), s);
+    }
+}
+
+/// Stamps server metadata, synthesizes status and stores the object unless
+/// nothing changed. Returns the change and whether a write happened.
+fn finish_write(
+    st: &mut State,
+    res: &ResourceInfo,
+    ns: &str,
+    before: Option<Value>,
+    mut obj: Value,
+) -> (Change, bool) {
+    let now = now();
+    if !obj.get("metadata").is_some_and(Value::is_object)
+        && let Some(top) = obj.as_object_mut()
+    {
+        top.insert("metadata".into(), Value::Object(Map::new()));
+    }
+    let name = object::name(&obj).unwrap_or_default().to_string();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if res.namespaced {
+            meta.insert("namespace".into(), Value::String(ns.to_string()));
+        } else {
+            meta.shift_remove("namespace");
+        }
+        match &before {
+            None => {
+                meta.insert(
+                    "uid".into(),
+                    Value::String(uuid::Uuid::new_v4().to_string()),
+                );
+                meta.insert("creationTimestamp".into(), Value::String(now.clone()));
+                meta.insert("generation".into(), json!(1));
+            }
+            Some(b) => {
+                for f in ["uid", "creationTimestamp", "resourceVersion", "generation"] {
+                    match b.pointer(&format!("/metadata/{f}")) {
+                        Some(v) => meta.insert(f.into(), v.clone()),
+                        None => meta.shift_remove(f),
+                    };
+                }
+            }
+        }
+    }
+    if let Some(b) = &before
+        && without_meta_and_status(b) != without_meta_and_status(&obj)
+    {
+        let generation = object::generation(b).unwrap_or(0) + 1;
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("generation".into(), json!(generation));
+        }
+    }
+    synthesize(st, res, &mut obj, &now);
+    normalize_order(&mut obj);
+    if let Some(b) = &before
+        && *b == obj
+    {
+        return (
+            Change {
+                before: Some(b.clone()),
+                after: obj,
+            },
+            false,
+        );
+    }
+    st.revision += 1;
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(st.revision.to_string()),
+        );
+    }
+    normalize_order(&mut obj);
+    st.objects.insert(key(res, ns, &name), obj.clone());
+    (Change { before, after: obj }, true)
+}
+
+fn seed_one(st: &mut State, doc: &Value, default_namespace: &str) -> Result<()> {
+    let r = ObjectRef::from_value(doc)?;
+    let res = resolve(st, &r.api_version, &r.kind)?;
+    validate_object(&res, doc)?;
+    let ns = if res.namespaced {
+        scope_namespace(
+            &res,
+            r.namespace.as_deref().unwrap_or(default_namespace),
+            None,
+        )?
+    } else {
+        String::new()
+    };
+    if st.objects.contains_key(&key(&res, &ns, &r.name)) {
+        let where_ = if ns.is_empty() {
+            String::new()
+        } else {
+            format!(" in namespace {ns:?}")
+        };
+        return Err(ClusterError::AlreadyExists(format!(
+            "{} {:?} already exists{where_}",
+            res.gr(),
+            r.name
+        )));
+    }
+    let time = now();
+    let mut obj = ssa::apply(None, doc, SEED_MANAGER, true, &time)?;
+    let carried = ssa::managed_fields(doc);
+    if carried.is_empty() {
+        let mut entries = ssa::managed_fields(&obj);
+        for e in &mut entries {
+            e.operation = "Update".into();
+        }
+        ssa::set_managed_fields(&mut obj, &entries);
+    } else {
+        ssa::set_managed_fields(&mut obj, &carried);
+    }
+    if let (Some(status), Some(top)) = (doc.get("status"), obj.as_object_mut()) {
+        top.insert("status".into(), status.clone());
+    }
+    finish_write(st, &res, &ns, None, obj);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Synthesized status
+
+fn replicas(obj: &Value) -> i64 {
+    obj.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(0)
+}
+
+/// A condition, keeping the timestamps of the existing one of the same type
+/// while its status (and, for `lastUpdateTime`, reason and message) stay.
+fn condition(
+    existing: &Value,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &str,
+    times: &[&str],
+) -> Value {
+    let prev = existing
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        });
+    let same_status = prev.is_some_and(|p| p.get("status").and_then(Value::as_str) == Some(status));
+    let same_text = same_status
+        && prev.is_some_and(|p| {
+            p.get("reason").and_then(Value::as_str) == Some(reason)
+                && p.get("message").and_then(Value::as_str) == Some(message)
+        });
+    let mut c = Map::new();
+    c.insert("type".into(), json!(type_));
+    c.insert("status".into(), json!(status));
+    for t in times {
+        let keep = if *t == "lastTransitionTime" {
+            same_status
+        } else {
+            same_text
+        };
+        let value = prev
+            .filter(|_| keep)
+            .and_then(|p| p.get(*t))
+            .cloned()
+            .unwrap_or_else(|| json!(now));
+        c.insert((*t).to_string(), value);
+    }
+    c.insert("reason".into(), json!(reason));
+    c.insert("message".into(), json!(message));
+    Value::Object(c)
+}
+
+/// A short stable hash of a value, spelled like Kubernetes' pod-template-hash.
+fn template_hash(v: Option<&Value>) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let text = v.map(Value::to_string).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|_| {
+            let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
+            h /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn kept_time(obj: &Value, pointer: &str, now: &str) -> Value {
+    obj.pointer(pointer).cloned().unwrap_or_else(|| json!(now))
+}
+
+fn synthesize(st: &mut State, res: &ResourceInfo, obj: &mut Value, now: &str) {
+    let generation = object::generation(obj).unwrap_or(1);
+    let name = object::name(obj).unwrap_or_default().to_string();
+    let status = match (res.group.as_str(), res.kind.as_str()) {
+        ("apps", "Deployment") => {
+            let n = replicas(obj);
+            let rs = format!("{name}-{}", template_hash(obj.pointer("/spec/template")));
+            let times = ["lastUpdateTime", "lastTransitionTime"];
+            json!({
+                "observedGeneration": generation,
+                "replicas": n,
+                "updatedReplicas": n,
+                "readyReplicas": n,
+                "availableReplicas": n,
+                "conditions": [
+                    condition(obj, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now, &times),
+                    condition(obj, "Progressing", "True", "NewReplicaSetAvailable",
+                              &format!("ReplicaSet \"{rs}\" has successfully progressed."), now, &times),
+                ],
+            })
+        }
+        ("apps", "StatefulSet") => {
+            let n = replicas(obj);
+            let revision = format!("{name}-{}", template_hash(obj.pointer("/spec/template")));
+            json!({
+                "observedGeneration": generation,
+                "replicas": n,
+                "readyReplicas": n,
+                "currentReplicas": n,
+                "updatedReplicas": n,
+                "availableReplicas": n,
+                "currentRevision": revision,
+                "updateRevision": revision,
+                "collisionCount": 0,
+            })
+        }
+        ("apps", "DaemonSet") => json!({
+            "observedGeneration": generation,
+            "desiredNumberScheduled": 1,
+            "currentNumberScheduled": 1,
+            "numberReady": 1,
+            "numberAvailable": 1,
+            "updatedNumberScheduled": 1,
+            "numberMisscheduled": 0,
+        }),
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
+            let n = replicas(obj);
+            json!({
+                "observedGeneration": generation,
+                "replicas": n,
+                "fullyLabeledReplicas": n,
+                "readyReplicas": n,
+                "availableReplicas": n,
+            })
+        }
+        ("batch", "Job") => job_status(obj, now),
+        ("", "Pod") => pod_status(obj, now),
+        ("", "PersistentVolumeClaim") => {
+            let mut s = Map::new();
+            s.insert("phase".into(), json!("Bound"));
+            if let Some(modes) = obj.pointer("/spec/accessModes") {
+                s.insert("accessModes".into(), modes.clone());
+            }
+            if let Some(req) = obj.pointer("/spec/resources/requests") {
+                s.insert("capacity".into(), req.clone());
+            }
+            Value::Object(s)
+        }
+        ("", "Namespace") => json!({"phase": "Active"}),
+        ("", "Service") => {
+            assign_cluster_ip(st, obj);
+            return;
+        }
+        _ => return,
+    };
+    if let Some(top) = obj.as_object_mut() {
+        top.insert("status".into(), status);
+    }
+}
+
+fn job_status(obj: &Value, now: &str) -> Value {
+    let times = ["lastProbeTime", "lastTransitionTime"];
+    if obj.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+        return json!({
+            "active": 0,
+            "conditions": [condition(obj, "Suspended", "True", "JobSuspended", "Job suspended", now, &times)],
+        });
+    }
+    let completions = obj
+        .pointer("/spec/completions")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(0);
+    let message = "Reached expected number of succeeded pods";
+    json!({
+        "startTime": kept_time(obj, "/status/startTime", now),
+        "completionTime": kept_time(obj, "/status/completionTime", now),
+        "active": 0,
+        "ready": 0,
+        "terminating": 0,
+        "succeeded": completions,
+        "uncountedTerminatedPods": {},
+        "conditions": [
+            condition(obj, "SuccessCriteriaMet", "True", "CompletionsReached", message, now, &times),
+            condition(obj, "Complete", "True", "CompletionsReached", message, now, &times),
+        ],
+    })
+}
+
+fn pod_status(obj: &Value, now: &str) -> Value {
+    let times = ["lastProbeTime", "lastTransitionTime"];
+    let started = kept_time(obj, "/status/startTime", now);
+    let containers: Vec<Value> = obj
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let cname = c.get("name").and_then(Value::as_str).unwrap_or("");
+                    json!({
+                        "name": cname,
+                        "image": c.get("image").cloned().unwrap_or(Value::Null),
+                        "imageID": "",
+                        "containerID": format!("memory://{cname}"),
+                        "ready": true,
+                        "started": true,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": started.clone()}},
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let conds: Vec<Value> = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
+    .iter()
+    .map(|t| {
+        let mut c = condition(obj, t, "True", "", "", now, &times);
+        if let Some(m) = c.as_object_mut() {
+            m.shift_remove("reason");
+            m.shift_remove("message");
+        }
+        c
+    })
+    .collect();
+    json!({
+        "phase": "Running",
+        "conditions": conds,
+        "startTime": started,
+        "containerStatuses": containers,
+    })
+}
+
+fn assign_cluster_ip(st: &mut State, obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+        return;
+    }
+    let has_ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if has_ip {
+        return;
+    }
+    let n = st.next_ip;
+    st.next_ip = if n >= 0xfffe { FIRST_SERVICE_IP } else { n + 1 };
+    let ip = format!("10.96.{}.{}", n >> 8, n & 0xff);
+    spec.insert("clusterIP".into(), json!(ip));
+    spec.insert("clusterIPs".into(), json!([ip]));
+}
+
+// ---------------------------------------------------------------------------
+// The backend
+
+impl MemoryCluster {
+    fn with_api_version(res: &ResourceInfo, mut obj: Value) -> Value {
+        if !res.api_version.is_empty()
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.insert("apiVersion".into(), Value::String(res.api_version.clone()));
+        }
+        obj
+    }
+}
+
+#[async_trait::async_trait]
+impl ClusterBackend for MemoryCluster {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<ResourceInfo> {
+        resolve(&self.lock(), api_version, kind)
+    }
+
+    async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>> {
+        let found = self.lock().objects.get(&key(res, namespace, name)).cloned();
+        Ok(found.map(|o| Self::with_api_version(res, o)))
+    }
+
+    /// Lists one namespace; for a namespaced kind, an empty `namespace`
+    /// lists every namespace (sorted by namespace, then name).
+    async fn list(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        selector: Option<&LabelSelector>,
+    ) -> Result<Vec<Value>> {
+        let st = self.lock();
+        let all_namespaces = !res.namespaced || namespace.is_empty();
+        let start: Key = (
+            res.group.clone(),
+            res.kind.clone(),
+            if all_namespaces {
+                String::new()
+            } else {
+                namespace.to_string()
+            },
+            String::new(),
+        );
+        let items = st
+            .objects
+            .range(start..)
+            .take_while(|((g, k, ns, _), _)| {
+                g == &res.group && k == &res.kind && (all_namespaces || ns == namespace)
+            })
+            .filter(|(_, obj)| selector.is_none_or(|s| s.matches_value(obj)))
+            .map(|(_, obj)| Self::with_api_version(res, obj.clone()))
+            .collect();
+        Ok(items)
+    }
+
+    async fn apply(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        object: &Value,
+        field_manager: &str,
+        force: bool,
+    ) -> Result<Change> {
+        let r = validate_object(res, object)?;
+        if field_manager.is_empty() {
+            return Err(ClusterError::Invalid(
+                "a field manager is required for server-side apply".into(),
+            ));
+        }
+        let ns = scope_namespace(res, namespace, r.namespace.as_deref())?;
+        let mut st = self.lock();
+        let live = st.objects.get(&key(res, &ns, &r.name)).cloned();
+        check_preconditions(res, &r.name, object, live.as_ref())?;
+        let merged = ssa::apply(live.as_ref(), object, field_manager, force, &now())?;
+        Ok(self.write(&mut st, res, &ns, live, merged))
+    }
+
+    async fn merge_patch(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Change> {
+        if !patch.is_object() {
+            return Err(ClusterError::Invalid(format!(
+                "a merge patch must be a JSON object, found {}",
+                object::type_name(patch)
+            )));
+        }
+        let ns = scope_namespace(res, namespace, None)?;
+        let mut st = self.lock();
+        let live = st
+            .objects
+            .get(&key(res, &ns, name))
+            .cloned()
+            .ok_or_else(|| not_found(res, name))?;
+        check_preconditions(res, name, patch, Some(&live))?;
+        let mut obj = live.clone();
+        ssa::merge_patch(&mut obj, patch);
+        let r = ObjectRef::from_value(&obj).map_err(|e| {
+            ClusterError::Invalid(format!(
+                "the patch breaks {} {name:?}: {}",
+                res.kind,
+                e.message()
+            ))
+        })?;
+        let same_ns = !res.namespaced || r.namespace.as_deref().is_none_or(|o| o == ns);
+        if r.kind != res.kind || r.group() != res.group || r.name != name || !same_ns {
+            return Err(ClusterError::Invalid(format!(
+                "a patch may not change the apiVersion group, kind, name or namespace of {} {name:?}",
+                res.kind
+            )));
+        }
+        // Server-owned parts cannot be patched through the main resource.
+        for f in ssa::SERVER_METADATA_FIELDS {
+            let meta = obj.get_mut("metadata").and_then(Value::as_object_mut);
+            if let Some(meta) = meta {
+                match live.pointer(&format!("/metadata/{f}")) {
+                    Some(v) => meta.insert((*f).to_string(), v.clone()),
+                    None => meta.shift_remove(*f),
+                };
+            }
+        }
+        if let Some(top) = obj.as_object_mut() {
+            match live.get("status") {
+                Some(s) => top.insert("status".into(), s.clone()),
+                None => top.shift_remove("status"),
+            };
+        }
+        Ok(self.write(&mut st, res, &ns, Some(live), obj))
+    }
+
+    async fn delete(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        let mut st = self.lock();
+        let ns = if res.namespaced { namespace } else { "" };
+        let Some(mut removed) = st.objects.remove(&key(res, ns, name)) else {
+            return Ok(None);
+        };
+        if res.is("", "Namespace") {
+            st.objects.retain(|(_, _, ns, _), _| ns != name);
+        }
+        st.revision += 1;
+        let revision = st.revision;
+        drop(st);
+        if let Some(meta) = removed.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
+        }
+        self.notify(revision);
+        Ok(Some(Self::with_api_version(res, removed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::readiness::{self, Readiness};
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn cm(name: &str, data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
+    }
+
+    fn deploy(replicas: Option<i64>, image: &str) -> Value {
+        let mut d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                             "spec": {"containers": [{"name": "web", "image": image}]}}
+            }
+        });
+        if let Some(r) = replicas {
+            d["spec"]["replicas"] = json!(r);
+        }
+        d
+    }
+
+    #[test]
+    fn create_sets_server_fields() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            let ch = c
+                .apply(&res, "dev", &cm("a", json!({"k": "v"})), "stepbox", false)
+                .await
+                .unwrap();
+            assert!(ch.before.is_none());
+            let m = &ch.after["metadata"];
+            assert_eq!(m["namespace"], "dev");
+            assert_eq!(m["resourceVersion"], "1");
+            assert_eq!(m["generation"], 1);
+            assert_eq!(m["uid"].as_str().unwrap().len(), 36);
+            let ts = m["creationTimestamp"].as_str().unwrap();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(ts).is_ok()
+                    && ts.ends_with('Z')
+                    && !ts.contains('.'),
+                "{ts}"
+            );
+            assert_eq!(m["managedFields"][0]["manager"], "stepbox");
+            let keys: Vec<&String> = ch.after.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["apiVersion", "kind", "metadata", "data"]);
+            let mkeys: Vec<&String> = m.as_object().unwrap().keys().collect();
+            assert_eq!(
+                mkeys,
+                [
+                    "name",
+                    "namespace",
+                    "uid",
+                    "resourceVersion",
+                    "generation",
+                    "creationTimestamp",
+                    "managedFields"
+                ]
+            );
+            assert_eq!(
+                c.get(&res, "dev", "a").await.unwrap(),
+                Some(ch.after.clone())
+            );
+            assert_eq!(c.get(&res, "other", "a").await.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn unchanged_configured_and_generation() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("apps/v1", "Deployment").await.unwrap();
+            let first = c
+                .apply(&res, "dev", &deploy(Some(2), "nginx:1"), "stepbox", false)
+                .await
+                .unwrap();
+            assert_eq!(first.after["metadata"]["generation"], 1);
+            // Same config: no write at all.
+            let again = c
+                .apply(&res, "dev", &deploy(Some(2), "nginx:1"), "stepbox", false)
+                .await
+                .unwrap();
+            assert_eq!(again.before.as_ref(), Some(&again.after));
+            assert_eq!(again.after, first.after);
+            assert_eq!(c.revision(), 1);
+            // Label change: metadata only, generation stays.
+            let mut relabel = deploy(Some(2), "nginx:1");
+            relabel["metadata"]["labels"]["team"] = json!("a");
+            let ch = c
+                .apply(&res, "dev", &relabel, "stepbox", false)
+                .await
+                .unwrap();
+            assert_eq!(ch.after["metadata"]["generation"], 1);
+            assert_eq!(ch.after["metadata"]["resourceVersion"], "2");
+            // Spec change: generation bumps, status follows.
+            let mut new_image = relabel.clone();
+            new_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+            let ch = c
+                .apply(&res, "dev", &new_image, "stepbox", false)
+                .await
+                .unwrap();
+            assert_eq!(ch.after["metadata"]["generation"], 2);
+            assert_eq!(ch.after["status"]["observedGeneration"], 2);
+            assert_eq!(ch.after["metadata"]["uid"], first.after["metadata"]["uid"]);
+            assert_eq!(
+                ch.after["metadata"]["creationTimestamp"],
+                first.after["metadata"]["creationTimestamp"]
+            );
+            assert_eq!(
+                crate::plan::classify(ch.before.as_ref(), &ch.after),
+                crate::plan::Action::Configured
+            );
+        });
+    }
+
+    #[test]
+    fn workload_status_is_synthesized() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let apply = |v: Value| {
+                let c = c.clone();
+                async move {
+                    let r = object::ObjectRef::from_value(&v).unwrap();
+                    let res = c.resource(&r.api_version, &r.kind).await.unwrap();
+                    c.apply(&res, "dev", &v, "t", false).await.unwrap().after
+                }
+            };
+            let d = apply(deploy(None, "nginx")).await;
+            assert_eq!(d["status"]["availableReplicas"], 1);
+            assert!(readiness::has_condition(&d, "Available"));
+            assert!(readiness::has_condition(&d, "Progressing"));
+            assert_eq!(readiness::condition(&d, "Available").unwrap()["reason"], "MinimumReplicasAvailable");
+            assert_eq!(readiness::condition(&d, "Progressing").unwrap()["reason"], "NewReplicaSetAvailable");
+            assert_eq!(readiness::rollout_complete("Deployment", &d), Readiness::Ready);
+
+            let sts = apply(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                                   "spec": {"replicas": 3, "template": {"spec": {}}}}))
+            .await;
+            assert_eq!(sts["status"]["readyReplicas"], 3);
+            assert_eq!(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+            assert!(readiness::rollout_complete("StatefulSet", &sts).is_ready());
+
+            let ds = apply(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": {}})).await;
+            assert_eq!(ds["status"]["numberMisscheduled"], 0);
+            assert!(readiness::rollout_complete("DaemonSet", &ds).is_ready());
+
+            let job = apply(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+                                   "spec": {"completions": 2, "template": {"spec": {}}}}))
+            .await;
+            assert_eq!(job["status"]["succeeded"], 2);
+            assert!(readiness::has_condition(&job, "Complete"));
+            assert!(readiness::has_condition(&job, "SuccessCriteriaMet"));
+            assert!(job["status"]["completionTime"].is_string());
+            assert!(readiness::rollout_complete("Job", &job).is_ready());
+
+            let suspended = apply(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "later"},
+                                         "spec": {"suspend": true}}))
+            .await;
+            assert!(!readiness::rollout_complete("Job", &suspended).is_ready());
+
+            let pod = apply(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+            .await;
+            assert_eq!(pod["status"]["phase"], "Running");
+            assert!(readiness::has_condition(&pod, "Ready"));
+            assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
+
+            let pvc = apply(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                                   "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+            .await;
+            assert_eq!(pvc["status"]["phase"], "Bound");
+            assert_eq!(pvc["status"]["capacity"]["storage"], "1Gi");
+        });
+    }
+
+    #[test]
+    fn services_get_cluster_ips() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "Service").await.unwrap();
+            let svc = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec});
+            let a = c.apply(&res, "dev", &svc("a", json!({"ports": [{"port": 80}]})), "t", false).await.unwrap().after;
+            let b = c.apply(&res, "dev", &svc("b", json!({"ports": [{"port": 80}]})), "t", false).await.unwrap().after;
+            assert_eq!(a["spec"]["clusterIP"], "10.96.0.10");
+            assert_eq!(b["spec"]["clusterIP"], "10.96.0.11");
+            assert_eq!(a["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+            let h = c.apply(&res, "dev", &svc("h", json!({"clusterIP": "None"})), "t", false).await.unwrap().after;
+            assert_eq!(h["spec"]["clusterIP"], "None");
+            let e = c.apply(&res, "dev", &svc("e", json!({"type": "ExternalName", "externalName": "x.example"})), "t", false).await.unwrap();
+            assert!(e.after["spec"].get("clusterIP").is_none());
+            // Re-applying keeps the address and changes nothing.
+            let again = c.apply(&res, "dev", &svc("a", json!({"ports": [{"port": 80}]})), "t", false).await.unwrap();
+            assert_eq!(again.before.as_ref(), Some(&again.after));
+            assert_eq!(again.after["spec"]["clusterIP"], "10.96.0.10");
+        });
+    }
+
+    #[test]
+    fn conflicts_between_managers() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            c.apply(&res, "dev", &cm("a", json!({"k": "1"})), "alice", false).await.unwrap();
+            let err = c.apply(&res, "dev", &cm("a", json!({"k": "2"})), "bob", false).await.unwrap_err();
+            assert!(matches!(&err, ClusterError::Conflict(m) if m.contains("\"alice\"") && m.contains(".data.k")), "{err}");
+            let ch = c.apply(&res, "dev", &cm("a", json!({"k": "2"})), "bob", true).await.unwrap();
+            assert_eq!(ch.after["data"]["k"], "2");
+            let managers: Vec<&str> = ch.after["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["manager"].as_str().unwrap())
+                .collect();
+            assert_eq!(managers, ["bob"]);
+        });
+    }
+
+    #[test]
+    fn rejects_bad_objects() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            let cases = [
+                (json!({"kind": "ConfigMap", "metadata": {"name": "a"}}), "apiVersion"),
+                (json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}), "metadata.name"),
+                (cm("Bad_Name", json!({})), "\"Bad_Name\""),
+                (json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}}), "does not match"),
+                (json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "prod"}}), "\"prod\""),
+                (json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "5"}}), "resourceVersion"),
+            ];
+            for (obj, want) in cases {
+                let err = c.apply(&res, "dev", &obj, "t", false).await.unwrap_err();
+                assert!(matches!(err, ClusterError::Invalid(_)), "{err}");
+                assert!(err.to_string().contains(want), "{err} !~ {want}");
+            }
+            assert!(c.apply(&res, "", &cm("a", json!({})), "t", false).await.is_err());
+            assert!(c.apply(&res, "dev", &cm("a", json!({})), "", false).await.is_err());
+            let svc = c.resource("v1", "Service").await.unwrap();
+            let err = c
+                .apply(&svc, "dev", &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1svc"}}), "t", false)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("DNS-1035"), "{err}");
+            assert!(c.is_empty());
+        });
+    }
+
+    #[test]
+    fn resource_version_precondition() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            c.apply(&res, "dev", &cm("a", json!({"k": "1"})), "t", false)
+                .await
+                .unwrap();
+            let mut stale = cm("a", json!({"k": "2"}));
+            stale["metadata"]["resourceVersion"] = json!("99");
+            let err = c.apply(&res, "dev", &stale, "t", false).await.unwrap_err();
+            assert!(matches!(err, ClusterError::Conflict(m) if m.contains("has been modified")));
+            stale["metadata"]["resourceVersion"] = json!("1");
+            assert_eq!(
+                c.apply(&res, "dev", &stale, "t", false)
+                    .await
+                    .unwrap()
+                    .after["data"]["k"],
+                "2"
+            );
+        });
+    }
+
+    #[test]
+    fn merge_patch_semantics() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("apps/v1", "Deployment").await.unwrap();
+            let err = c
+                .merge_patch(&res, "dev", "web", &json!({}))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err,
+                ClusterError::NotFound("deployments.apps \"web\" not found".into())
+            );
+            c.apply(&res, "dev", &deploy(Some(1), "nginx"), "t", false)
+                .await
+                .unwrap();
+            let ch = c
+                .merge_patch(
+                    &res,
+                    "dev",
+                    "web",
+                    &json!({"spec": {"replicas": 4}, "status": {"replicas": 99}}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(ch.after["spec"]["replicas"], 4);
+            assert_eq!(ch.after["status"]["replicas"], 4);
+            assert_eq!(ch.after["metadata"]["generation"], 2);
+            let ch = c
+                .merge_patch(
+                    &res,
+                    "dev",
+                    "web",
+                    &json!({"metadata": {"labels": {"app": null, "x": "y"}}}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(ch.after["metadata"]["labels"], json!({"x": "y"}));
+            assert_eq!(ch.after["metadata"]["generation"], 2);
+            // No-op patch: no write.
+            let rv = c.revision();
+            let ch = c
+                .merge_patch(&res, "dev", "web", &json!({"spec": {"replicas": 4}}))
+                .await
+                .unwrap();
+            assert_eq!(ch.before.as_ref(), Some(&ch.after));
+            assert_eq!(c.revision(), rv);
+            // Server fields and identity are protected.
+            let ch = c
+                .merge_patch(
+                    &res,
+                    "dev",
+                    "web",
+                    &json!({"metadata": {"generation": 50, "creationTimestamp": "x"}}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(ch.after["metadata"]["generation"], 2);
+            assert_ne!(ch.after["metadata"]["creationTimestamp"], "x");
+            assert_eq!(ch.before.as_ref(), Some(&ch.after));
+            // A uid in the patch is a precondition, as in Kubernetes.
+            let err = c
+                .merge_patch(&res, "dev", "web", &json!({"metadata": {"uid": "x"}}))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, ClusterError::Conflict(ref m) if m.contains("UID")),
+                "{err}"
+            );
+            for bad in [
+                json!({"metadata": {"name": "other"}}),
+                json!({"kind": "Pod"}),
+                json!({"metadata": null}),
+            ] {
+                let err = c.merge_patch(&res, "dev", "web", &bad).await.unwrap_err();
+                assert!(matches!(err, ClusterError::Invalid(_)), "{bad}: {err}");
+            }
+            assert!(
+                c.merge_patch(&res, "dev", "web", &json!([1]))
+                    .await
+                    .is_err()
+            );
+            let err = c
+                .merge_patch(
+                    &res,
+                    "dev",
+                    "web",
+                    &json!({"metadata": {"resourceVersion": "1"}}),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ClusterError::Conflict(_)));
+        });
+    }
+
+    #[test]
+    fn delete_and_list() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            for (ns, name, app) in [
+                ("dev", "b", "web"),
+                ("dev", "a", "web"),
+                ("dev", "c", "db"),
+                ("prod", "a", "web"),
+            ] {
+                let mut o = cm(name, json!({}));
+                o["metadata"]["labels"] = json!({"app": app});
+                c.apply(&res, ns, &o, "t", false).await.unwrap();
+            }
+            let names = |items: Vec<Value>| {
+                items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}/{}",
+                            i["metadata"]["namespace"].as_str().unwrap(),
+                            object::name(i).unwrap()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                names(c.list(&res, "dev", None).await.unwrap()),
+                ["dev/a", "dev/b", "dev/c"]
+            );
+            let sel = LabelSelector::parse("app=web").unwrap();
+            assert_eq!(
+                names(c.list(&res, "dev", Some(&sel)).await.unwrap()),
+                ["dev/a", "dev/b"]
+            );
+            assert_eq!(
+                names(c.list(&res, "", Some(&sel)).await.unwrap()),
+                ["dev/a", "dev/b", "prod/a"]
+            );
+            let secrets = c.resource("v1", "Secret").await.unwrap();
+            assert!(c.list(&secrets, "dev", None).await.unwrap().is_empty());
+            assert_eq!(c.namespaces(), ["dev", "prod"]);
+
+            let gone = c.delete(&res, "dev", "a").await.unwrap().unwrap();
+            assert_eq!(object::name(&gone), Some("a"));
+            assert_eq!(c.delete(&res, "dev", "a").await.unwrap(), None);
+            assert_eq!(c.get(&res, "dev", "a").await.unwrap(), None);
+
+            let ns_res = c.resource("v1", "Namespace").await.unwrap();
+            c.apply(
+                &ns_res,
+                "ignored",
+                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}),
+                "t",
+                false,
+            )
+            .await
+            .unwrap();
+            c.delete(&ns_res, "", "prod").await.unwrap();
+            assert_eq!(c.namespaces(), ["dev"]);
+        });
+    }
+
+    #[test]
+    fn cluster_scoped_objects_have_no_namespace() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let res = c.resource("v1", "Namespace").await.unwrap();
+            let ch = c
+                .apply(&res, "dev", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}), "t", false)
+                .await
+                .unwrap();
+            assert!(ch.after["metadata"].get("namespace").is_none());
+            assert_eq!(ch.after["status"]["phase"], "Active");
+            assert!(c.get(&res, "whatever", "team-a").await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn seeding() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let yaml = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: slow}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: other}
+spec: {replicas: 2, template: {spec: {containers: [{name: web, image: "nginx:1"}]}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: owned
+  managedFields:
+  - manager: helm
+    operation: Update
+    apiVersion: v1
+    fieldsType: FieldsV1
+    fieldsV1: {"f:data": {"f:k": {}}}
+data: {k: v}
+"#;
+            assert_eq!(c.seed_yaml(yaml, "dev").unwrap(), 3);
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            let settings = c.get(&res, "dev", "settings").await.unwrap().unwrap();
+            assert_eq!(settings["metadata"]["managedFields"][0]["manager"], "seed");
+            assert_eq!(settings["metadata"]["managedFields"][0]["operation"], "Update");
+            // Seeded fields never conflict.
+            let ch = c.apply(&res, "dev", &cm("settings", json!({"mode": "fast"})), "stepbox", false).await.unwrap();
+            assert_eq!(ch.after["data"]["mode"], "fast");
+            // Carried managedFields are real owners.
+            let err = c.apply(&res, "dev", &cm("owned", json!({"k": "changed"})), "stepbox", false).await.unwrap_err();
+            assert!(err.to_string().contains("\"helm\""), "{err}");
+            let d = c.get(&c.resource("apps/v1", "Deployment").await.unwrap(), "other", "web").await.unwrap().unwrap();
+            assert_eq!(d["status"]["readyReplicas"], 2);
+            // All or nothing.
+            let before = c.len();
+            let err = c.seed_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fresh}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n", "dev").unwrap_err();
+            assert!(matches!(err, ClusterError::AlreadyExists(ref m) if m.contains("\"settings\"")), "{err}");
+            assert_eq!(c.len(), before);
+            assert!(matches!(c.seed_yaml("kind: [", "dev"), Err(ClusterError::Invalid(_))));
+        });
+    }
+
+    #[test]
+    fn crds_drive_discovery() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let guessed = c.resource("example.com/v1", "Gadget").await.unwrap();
+            assert_eq!(guessed.plural, "gadgets");
+            assert!(guessed.namespaced);
+            c.seed_yaml(
+                r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gizmoz.example.com}
+spec:
+  group: example.com
+  scope: Cluster
+  names: {kind: Gadget, plural: gizmoz}
+  versions: [{name: v1, served: true, storage: true}]
+"#,
+                "dev",
+            )
+            .unwrap();
+            let res = c.resource("example.com/v1", "Gadget").await.unwrap();
+            assert_eq!(res.plural, "gizmoz");
+            assert!(!res.namespaced);
+            assert_eq!(
+                c.resource_by_plural("example.com", "gizmoz")
+                    .map(|r| r.kind),
+                Some("Gadget".into())
+            );
+            assert_eq!(
+                c.resource_by_plural("apps", "deployments").map(|r| r.kind),
+                Some("Deployment".into())
+            );
+            assert!(matches!(
+                c.resource("a/b/c", "X").await,
+                Err(ClusterError::Invalid(_))
+            ));
+            assert!(matches!(
+                c.resource("v1", "").await,
+                Err(ClusterError::Invalid(_))
+            ));
+            assert!(matches!(
+                c.resource("v1", "Con fig").await,
+                Err(ClusterError::Invalid(_))
+            ));
+        });
+    }
+
+    #[test]
+    fn get_answers_in_requested_version() {
+        rt().block_on(async {
+            let c = MemoryCluster::new();
+            let v2 = c.resource("autoscaling/v2", "HorizontalPodAutoscaler").await.unwrap();
+            let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"}, "spec": {}});
+            c.apply(&v2, "dev", &hpa, "t", false).await.unwrap();
+            let v1 = c.resource("autoscaling/v1", "HorizontalPodAutoscaler").await.unwrap();
+            assert_eq!(c.get(&v1, "dev", "h").await.unwrap().unwrap()["apiVersion"], "autoscaling/v1");
+        });
+    }
+
+    #[test]
+    fn concurrent_writers_share_one_store() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = MemoryCluster::new();
+            let mut rx = c.subscribe();
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            let mut tasks = Vec::new();
+            for i in 0..20 {
+                let c = c.clone();
+                let res = res.clone();
+                tasks.push(tokio::spawn(async move {
+                    c.apply(
+                        &res,
+                        "dev",
+                        &cm(&format!("cm-{i}"), json!({"i": i.to_string()})),
+                        "t",
+                        false,
+                    )
+                    .await
+                    .unwrap()
+                }));
+            }
+            let mut versions = BTreeSet::new();
+            for t in tasks {
+                versions.insert(
+                    t.await.unwrap().after["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            assert_eq!(versions.len(), 20);
+            assert_eq!(c.revision(), 20);
+            assert_eq!(c.list(&res, "dev", None).await.unwrap().len(), 20);
+            assert!(rx.has_changed().unwrap());
+            assert_eq!(*rx.borrow_and_update(), 20);
+            assert_eq!(c.snapshot().len(), 20);
+        });
+    }
+}

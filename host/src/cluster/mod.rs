@@ -1,0 +1,227 @@
+//! Cluster backends: where a step's kube calls end up.
+//!
+//! A run never talks to Kubernetes directly. The kube capability checks each
+//! call against the run's [policy](crate::policy), then hands it to a
+//! [`ClusterBackend`]. Two backends exist:
+//!
+//! - [`MemoryCluster`] (this module): an in-process object store with API
+//!   server semantics (resourceVersion, generation, server-side apply with field
+//!   ownership, JSON merge patch, synthesized workload status). It is the
+//!   embedded default for dry-runs and tests.
+//! - a live backend over `kube::Client` (elsewhere), implementing the same
+//!   trait.
+//!
+//! Everything in here is transport-neutral and free of wasmtime:
+//!
+//! - [`resources`]: the built-in table of Kubernetes kinds ([`ResourceInfo`]).
+//! - [`object`]: reading apiVersion/kind/name/namespace out of JSON objects.
+//! - [`names`]: Kubernetes name validation (DNS-1123 and friends).
+//! - [`selector`]: label selectors in the Kubernetes string syntax.
+//! - [`ssa`]: server-side apply (field sets, `managedFields`) and JSON merge
+//!   patch as pure functions.
+//! - [`readiness`]: `kubectl rollout status` logic, usable on any backend's
+//!   objects.
+//!
+//! # Examples
+//!
+//! ```
+//! use stepbox::cluster::{ClusterBackend, MemoryCluster};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let cluster = MemoryCluster::new();
+//! let cm = serde_json::json!({
+//!     "apiVersion": "v1",
+//!     "kind": "ConfigMap",
+//!     "metadata": {"name": "settings"},
+//!     "data": {"mode": "fast"},
+//! });
+//! let res = cluster.resource("v1", "ConfigMap").await?;
+//! let change = cluster.apply(&res, "dev", &cm, "stepbox", false).await?;
+//! assert!(change.before.is_none());
+//! assert_eq!(change.after["metadata"]["resourceVersion"], "1");
+//! # Ok::<(), stepbox::cluster::ClusterError>(())
+//! # }).unwrap();
+//! ```
+
+pub mod memory;
+pub mod names;
+pub mod object;
+pub mod readiness;
+pub mod resources;
+pub mod selector;
+pub mod ssa;
+
+use serde_json::Value;
+
+pub use memory::MemoryCluster;
+pub use object::ObjectRef;
+pub use readiness::Readiness;
+pub use resources::ResourceInfo;
+pub use selector::LabelSelector;
+
+/// Errors of cluster operations, shaped like the Kubernetes API's status
+/// reasons. Each carries a human-readable message (no secrets masked here:
+/// masking is the caller's job).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The object (or kind) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A create found the object already there.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The object changed underneath (resourceVersion precondition) or a
+    /// server-side apply touched fields owned by another field manager.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed: missing apiVersion/kind/name, a bad name, a
+    /// bad label selector, a patch that is not an object, ...
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend refused the call (e.g. Kubernetes RBAC).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The backend could not be reached or failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The backend did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl ClusterError {
+    /// The message carried by the error, whatever its kind.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::NotFound(m)
+            | Self::AlreadyExists(m)
+            | Self::Conflict(m)
+            | Self::Invalid(m)
+            | Self::Forbidden(m)
+            | Self::Unavailable(m)
+            | Self::Timeout(m) => m,
+        }
+    }
+
+    /// The Kubernetes status reason this error corresponds to
+    /// (`"NotFound"`, `"AlreadyExists"`, `"Conflict"`, `"Invalid"`,
+    /// `"Forbidden"`, `"ServiceUnavailable"`, `"Timeout"`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "NotFound",
+            Self::AlreadyExists(_) => "AlreadyExists",
+            Self::Conflict(_) => "Conflict",
+            Self::Invalid(_) => "Invalid",
+            Self::Forbidden(_) => "Forbidden",
+            Self::Unavailable(_) => "ServiceUnavailable",
+            Self::Timeout(_) => "Timeout",
+        }
+    }
+
+    /// The HTTP status code a Kubernetes API server would answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::NotFound(_) => 404,
+            Self::AlreadyExists(_) | Self::Conflict(_) => 409,
+            Self::Invalid(_) => 422,
+            Self::Forbidden(_) => 403,
+            Self::Unavailable(_) => 503,
+            Self::Timeout(_) => 504,
+        }
+    }
+}
+
+/// Result of cluster operations.
+pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
+
+/// Before and after of one write. `before` is `None` when the write created
+/// the object. After a no-op write both sides are equal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The object before the write; `None` when it was created.
+    pub before: Option<Value>,
+    /// The object after the write, as stored (with status).
+    pub after: Value,
+}
+
+/// A place where Kubernetes objects live: the in-memory namespace or a real
+/// cluster.
+///
+/// Every method takes the namespace explicitly; confinement to the run's
+/// namespace is the caller's job (the policy check), not the backend's. For
+/// cluster-scoped kinds the namespace argument is ignored.
+#[async_trait::async_trait]
+pub trait ClusterBackend: Send + Sync {
+    /// "memory" / "live" etc, for reports.
+    fn name(&self) -> &str;
+
+    /// Resolves a kind (discovery). `Err(Invalid)` for an unknown apiVersion
+    /// format; unknown kinds of a well-formed apiVersion resolve by the
+    /// backend's best knowledge (see [`resources::lookup`]).
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<ResourceInfo>;
+
+    /// Reads one object; `Ok(None)` when it does not exist.
+    async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>>;
+
+    /// Lists the objects of a kind in a namespace, optionally filtered by a
+    /// label selector, sorted by name.
+    async fn list(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        selector: Option<&LabelSelector>,
+    ) -> Result<Vec<Value>>;
+
+    /// Server-side apply of one object (already validated, namespace set) as
+    /// `field_manager`. `force` takes over fields owned by other managers
+    /// instead of failing with [`ClusterError::Conflict`].
+    async fn apply(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        object: &Value,
+        field_manager: &str,
+        force: bool,
+    ) -> Result<Change>;
+
+    /// JSON merge patch (RFC 7386) of an existing object
+    /// ([`ClusterError::NotFound`] when absent).
+    async fn merge_patch(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Change>;
+
+    /// Deletes one object and returns it. `Ok(None)` when it did not exist.
+    async fn delete(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_accessors() {
+        let e = ClusterError::Conflict("x".into());
+        assert_eq!(e.message(), "x");
+        assert_eq!(e.reason(), "Conflict");
+        assert_eq!(e.http_status(), 409);
+        assert_eq!(e.to_string(), "x");
+        assert_eq!(
+            ClusterError::Unavailable(String::new()).reason(),
+            "ServiceUnavailable"
+        );
+    }
+
+    #[test]
+    fn backend_is_object_safe() {
+        let cluster: std::sync::Arc<dyn ClusterBackend> = std::sync::Arc::new(MemoryCluster::new());
+        assert_eq!(cluster.name(), "memory");
+    }
+}
