@@ -1,1 +1,186 @@
+//! Helpers for stepbox's end-to-end tests.
+//!
+//! The tests drive the real `stepbox` binary and real components: the steps
+//! in `steps/` and the test guests in `tests/guests/`. Both are built once
+//! per test process by running cargo (the binary for the host, the guests
+//! for wasm32-wasip2 into `target/wasm`), so `cargo test --workspace` on a
+//! fresh checkout needs nothing else; no `.wasm` is checked in.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The cargo target directory the tests were built into.
+pub fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        let d = PathBuf::from(d);
+        return if d.is_absolute() { d } else { repo_root().join(d) };
+    }
+    // <target>/<profile>/deps/<test-exe>
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // Flags meant for the test build must not leak into nested builds.
+    c.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+    c
+}
+
+fn run_cargo(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `stepbox` binary, built (debug) once per test process.
+pub fn stepbox_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("STEPBOX_BIN") {
+            return PathBuf::from(p);
+        }
+        let target = target_dir();
+        let mut cmd = cargo();
+        cmd.current_dir(repo_root())
+            .args(["build", "-p", "stepbox", "--bin", "stepbox", "--target-dir"])
+            .arg(&target);
+        run_cargo(cmd, "the stepbox binary");
+        target.join("debug").join(format!("stepbox{}", std::env::consts::EXE_SUFFIX))
+    })
+}
+
+/// Where the wasm32-wasip2 builds of steps and guests land.
+fn wasm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir().join("wasm");
+        for (manifest, what) in [("steps/Cargo.toml", "the steps"), ("tests/guests/Cargo.toml", "the test guests")] {
+            let mut cmd = cargo();
+            cmd.current_dir(repo_root())
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace", "--manifest-path"])
+                .arg(repo_root().join(manifest))
+                .arg("--target-dir")
+                .arg(&target);
+            run_cargo(cmd, what);
+        }
+        target.join("wasm32-wasip2").join("release")
+    })
+}
+
+/// A step from `steps/`, e.g. `step("deploy-manifests")`.
+pub fn step(name: &str) -> PathBuf {
+    let p = wasm_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(p.is_file(), "no component for step {name} at {}", p.display());
+    p
+}
+
+/// A test guest from `tests/guests/`, e.g. `guest("policy-probe")`.
+pub fn guest(name: &str) -> PathBuf {
+    let dir = wasm_dir();
+    let lib = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    if lib.is_file() {
+        return lib;
+    }
+    let bin = dir.join(format!("{name}.wasm"));
+    assert!(bin.is_file(), "no component for guest {name} in {}", dir.display());
+    bin
+}
+
+/// A `stepbox` command with a private compile cache and no RUST_LOG.
+pub fn stepbox() -> Command {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let mut c = Command::new(stepbox_bin());
+    c.env_remove("RUST_LOG").env("STEPBOX_CACHE_DIR", cache.path()).env("NO_COLOR", "1");
+    c
+}
+
+/// The result of one `stepbox` invocation.
+#[derive(Debug)]
+pub struct Invocation {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Invocation {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// stdout parsed as the JSON report.
+    pub fn report(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not a JSON report ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+
+    /// stdout and stderr together.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `stepbox ARGS...`.
+pub fn stepbox_run<I, S>(args: I) -> Invocation
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = stepbox().args(args).output().expect("run stepbox");
+    Invocation::from(out)
+}
+
+/// `stepbox run COMPONENT --output json EXTRA...`, returning the invocation.
+pub fn run_json(component: &Path, extra: &[&str]) -> Invocation {
+    let mut args: Vec<std::ffi::OsString> = vec!["run".into(), component.into(), "--output".into(), "json".into()];
+    args.extend(extra.iter().map(Into::into));
+    stepbox_run(args)
+}
+
+/// The `(action, apiVersion, kind, name)` tuples of a report's plan.
+pub fn plan_of(report: &Value) -> Vec<(String, String, String, String)> {
+    report["plan"]
+        .as_array()
+        .expect("plan is a list")
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("action"), s("apiVersion"), s("kind"), s("name"))
+        })
+        .collect()
+}
+
+/// Writes `files` (name, content) into a fresh temp dir.
+pub fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("temp dir");
+    for (name, content) in files {
+        let p = d.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, content).expect("write");
+    }
+    d
+}
