@@ -81,6 +81,9 @@ mod tests {
     fn round_trip() {
         let value = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"yes": "no", "n": "0755"}});
         let text = to_string(&value).unwrap();
-        assert_eq!(documents(&text).unwrap(), vec![value]);
+        assert!(!text.starts_with("---"), "one bare document, ready to join with ---: {text}");
+        assert_eq!(documents(&text).unwrap(), vec![value.clone()]);
+        let joined = [text.clone(), text].join("\n---\n");
+        assert_eq!(documents(&joined).unwrap(), vec![value.clone(), value]);
     }
 }

@@ -46,12 +46,12 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
         let workloads: Vec<&Applied> = applied.iter().filter(|a| is_workload(a)).collect();
         for (i, workload) in workloads.iter().enumerate() {
             let name = workload.kubectl_name();
-            info!("waiting for {name} to roll out (timeout {}s)", timeout.as_secs());
+            let (waiting, done) = if workload.kind == "Job" { ("complete", "completed") } else { ("roll out", "rolled out") };
+            info!("waiting for {name} to {waiting} (timeout {}s)", timeout.as_secs());
             kube::raw::wait(&workload.kind_ref(), &workload.name, &WaitFor::Rollout, timeout)
                 .with_context(|| format!("waiting for {name}"))?;
-            info!("{name} rolled out");
-            let done = 50 + 45 * (i + 1) / workloads.len();
-            run::progress(u8::try_from(done).unwrap_or(95), &format!("{name} rolled out"));
+            let percent = 50 + 45 * (i + 1) / workloads.len();
+            run::progress(u8::try_from(percent).unwrap_or(95), &format!("{name} {done}"));
         }
     }
 
