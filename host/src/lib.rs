@@ -33,7 +33,7 @@
 //!         secrets: Default::default(),
 //!         packages: Some("manifests/".into()),
 //!         workspace: None,
-//!         limits: policy.limits.clone(),
+//!         limits: policy.limits,
 //!         policy: Arc::new(policy),
 //!         backend: Arc::new(MemoryCluster::new()),
 //!         dry_run: true,

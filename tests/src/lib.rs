@@ -121,7 +121,8 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    fn from(out: Output) -> Self {
+    /// Captures a finished command.
+    pub fn from(out: Output) -> Self {
         Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

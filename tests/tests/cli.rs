@@ -1,11 +1,18 @@
 //! The command line itself: build, policy, flags and exit codes.
 
-use stepbox_tests::{guest, repo_root, run_json, stepbox_run};
+use stepbox_tests::{guest, repo_root, run_json, stepbox, stepbox_run, target_dir};
 
 #[test]
 fn build_prints_the_component_path_last() {
     let dir = repo_root().join("steps/rotate-secret");
-    let run = stepbox_run(["build".as_ref(), dir.as_os_str()]);
+    // Reuse the wasm32 build the other tests made, instead of a cold one.
+    let out = stepbox()
+        .arg("build")
+        .arg(&dir)
+        .env("CARGO_TARGET_DIR", target_dir().join("wasm"))
+        .output()
+        .unwrap();
+    let run = stepbox_tests::Invocation::from(out);
     assert_eq!(run.code, 0, "{}", run.all_output());
     let last = run.stdout.lines().last().expect("a path");
     assert!(last.ends_with("rotate_secret.wasm"), "{last}");

@@ -12,7 +12,7 @@ use stepbox_tests::{dir_with, guest, run_json};
 
 fn options(timeout: Duration, memory: u64) -> RunOptions {
     let policy = Policy::default();
-    let mut limits = policy.limits.clone();
+    let mut limits = policy.limits;
     limits.timeout = timeout;
     limits.memory_bytes = memory;
     RunOptions {

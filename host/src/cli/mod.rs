@@ -258,7 +258,7 @@ async fn run(args: RunArgs) -> Result<u8> {
         },
         None => Policy::default(),
     };
-    let mut limits = policy.limits.clone();
+    let mut limits = policy.limits;
     if let Some(t) = args.timeout {
         limits.timeout = t;
     }

@@ -344,7 +344,7 @@ impl Runtime {
             backend: opts.backend.name().to_string(),
             dry_run: opts.dry_run,
         };
-        let limits = opts.limits.clone();
+        let limits = opts.limits;
         let masker = SecretMasker::new(opts.secrets.values().map(String::as_str));
         let recorder = RunRecorder::new(masker, limits.log_bytes, limits.output_bytes, opts.log_sink.clone());
 
