@@ -291,6 +291,11 @@ impl KubeCtx {
     pub async fn wait(&self, api_version: &str, kind: &str, name: &str, what: &WaitFor, timeout: Duration) -> CapResult<()> {
         let res = self.resource("kube.wait", api_version, kind, name).await?;
         self.check("kube.wait", Verb::Get, &res, None, Some(name))?;
+        if self.backend.dry_run() {
+            // Server-side dry-run persists nothing: there is nothing to wait for.
+            self.recorder.audit("kube.wait", &target(&res, name), Decision::Allowed, "dry run: not waited");
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let result = loop {
             let state = match self.backend.get(&res, &self.namespace, name).await {
