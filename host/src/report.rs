@@ -72,6 +72,16 @@ pub enum LimitKind {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Elements of the guest's tables (all tables together).
+    TableElements {
+        /// The limit.
+        limit: u64,
+    },
+    /// Handles (open files, streams, ...) the guest holds in the host at once.
+    Handles {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for LimitKind {
@@ -97,6 +107,14 @@ impl std::fmt::Display for LimitKind {
                 f,
                 "output limit exceeded: the step's outputs exceed {} (raise limits.outputBytes in the policy)",
                 format_bytes(*limit)
+            ),
+            LimitKind::TableElements { limit } => write!(
+                f,
+                "table limit exceeded: the step grew its tables past {limit} elements"
+            ),
+            LimitKind::Handles { limit } => write!(
+                f,
+                "handle limit exceeded: the step held more than {limit} open handles (files, streams, ...) at once"
             ),
         }
     }

@@ -46,8 +46,23 @@ pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
 /// yielding CPU-bound guests to other runs.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Most table elements a guest may grow a table to.
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Most table elements a guest may hold, all its tables together.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Most core instances one run may create (a Rust step has a handful).
+pub const MAX_INSTANCES: usize = 1_000;
+
+/// Most tables one run may create.
+pub const MAX_TABLES: usize = 1_000;
+
+/// Most linear memories one run may create. (The memory limit holds for all
+/// of them together; this bounds the address space they reserve.)
+pub const MAX_MEMORIES: usize = 16;
+
+/// Most handles (open files, directories, streams, pollables, ...) a run may
+/// hold in the host at once. Many are host file descriptors, which the whole
+/// host process shares.
+pub const MAX_HANDLES: usize = 4_096;
 
 /// Why a component could not be loaded as a step. Each message says what
 /// is wrong and what to do.
@@ -179,25 +194,58 @@ impl WasiView for StepState {
     }
 }
 
-/// Enforces the memory limit (and a table cap) of one run, recording which
-/// limit was hit so the report can name it.
+/// Enforces the memory limit and the table, instance and memory caps of one
+/// run, recording which limit was hit so the report can name it.
+///
+/// Memory and table elements are summed over every memory and table of the
+/// run: a component with many memories gets one budget, not one each.
 struct RunLimiter {
     memory_limit: u64,
+    memory_used: u64,
+    table_elements: u64,
     recorder: RunRecorder,
 }
 
+impl RunLimiter {
+    fn new(memory_limit: u64, recorder: RunRecorder) -> Self {
+        Self { memory_limit, memory_used: 0, table_elements: 0, recorder }
+    }
+
+    fn exceeded(&self, limit: LimitKind) -> wasmtime::Error {
+        self.recorder.limit_exceeded(limit.clone());
+        wasmtime::Error::new(LimitTrap(limit))
+    }
+}
+
 impl ResourceLimiter for RunLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
-            let limit = LimitKind::Memory { limit: self.memory_limit, requested: desired as u64 };
-            self.recorder.limit_exceeded(limit.clone());
-            return Err(wasmtime::Error::new(LimitTrap(limit)));
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used.saturating_sub(current as u64).saturating_add(desired as u64);
+        if total > self.memory_limit {
+            return Err(self.exceeded(LimitKind::Memory { limit: self.memory_limit, requested: total }));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_elements.saturating_sub(current as u64).saturating_add(desired as u64);
+        if total > MAX_TABLE_ELEMENTS as u64 {
+            return Err(self.exceeded(LimitKind::TableElements { limit: MAX_TABLE_ELEMENTS as u64 }));
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -353,9 +401,11 @@ impl Runtime {
             Err(e) => return recorder.finish(Status::Invalid, Some(e.to_string()), meta),
         };
         let (wasi, streams) = fs.wasi_ctx(&recorder);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
         let state = StepState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             kube: KubeCtx {
                 namespace: opts.namespace.clone(),
                 policy: opts.policy.clone(),
@@ -368,7 +418,7 @@ impl Runtime {
                 workspace: fs.workspace().to_path_buf(),
                 recorder: recorder.clone(),
             },
-            limiter: RunLimiter { memory_limit: limits.memory_bytes, recorder: recorder.clone() },
+            limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -412,6 +462,11 @@ impl Runtime {
                 (Ok(Err(msg)), None) => (Status::Failed, Some(msg)),
                 (Err(trap), None) => match trap.downcast_ref::<LimitTrap>() {
                     Some(LimitTrap(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
+                    None if is_table_full(&trap) => {
+                        let limit = LimitKind::Handles { limit: MAX_HANDLES as u64 };
+                        recorder.limit_exceeded(limit.clone());
+                        (Status::LimitExceeded, Some(limit.to_string()))
+                    }
                     None => (Status::Failed, Some(describe_trap(&trap))),
                 },
             },
@@ -423,6 +478,14 @@ impl Runtime {
         }
         report
     }
+}
+
+/// True when the guest trapped because its handle table was full.
+fn is_table_full(e: &wasmtime::Error) -> bool {
+    matches!(
+        e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    )
 }
 
 /// A trap is a bug in the step (or a host fault): say so, with wasmtime's
