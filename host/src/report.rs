@@ -5,7 +5,8 @@
 //! through the run's [`SecretMasker`] first, so nothing read back from a
 //! recorder (and so nothing in a [`RunReport`]) can hold a secret value.
 //!
-//! The recorder also enforces the byte limits of the run (log and outputs):
+//! The recorder also enforces the byte limits of the run (log, outputs, and
+//! [`MAX_RECORD_BYTES`] of audit and plan):
 //! when one is used up it records which, and the runtime ends the run with
 //! [`Status::LimitExceeded`] at the guest's next host call or epoch tick.
 
@@ -17,6 +18,13 @@ use serde::Serialize;
 
 use crate::mask::SecretMasker;
 use crate::plan::PlanEntry;
+
+/// Most bytes of audit lines and plan entries (diffs included) one run may
+/// record. Each capability call leaves an audit line and each write a plan
+/// entry with the object's diff, all kept in host memory until the run ends:
+/// this bounds that memory (and, since every write is in the plan, how much a
+/// run can write to the embedded namespace). Real steps record kilobytes.
+pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +90,11 @@ pub enum LimitKind {
         /// The limit.
         limit: u64,
     },
+    /// Bytes of audit lines and plan entries ([`MAX_RECORD_BYTES`]).
+    RecordBytes {
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for LimitKind {
@@ -115,6 +128,11 @@ impl std::fmt::Display for LimitKind {
             LimitKind::Handles { limit } => write!(
                 f,
                 "handle limit exceeded: the step held more than {limit} open handles (files, streams, ...) at once"
+            ),
+            LimitKind::RecordBytes { limit } => write!(
+                f,
+                "record limit exceeded: the step's capability calls filled more than {} of audit and plan (too many calls or changes)",
+                format_bytes(*limit)
             ),
         }
     }
@@ -259,7 +277,23 @@ struct Inner {
     output_bytes: u64,
     artifacts: Vec<Artifact>,
     progress: Option<(u8, String)>,
+    record_bytes: u64,
     limit_hit: Option<LimitKind>,
+}
+
+impl Inner {
+    /// Counts `bytes` of audit or plan; false (and the limit recorded) once
+    /// the run has recorded more than [`MAX_RECORD_BYTES`].
+    fn record(&mut self, bytes: usize) -> bool {
+        self.record_bytes = self.record_bytes.saturating_add(bytes as u64);
+        if self.record_bytes > MAX_RECORD_BYTES {
+            if self.limit_hit.is_none() {
+                self.limit_hit = Some(LimitKind::RecordBytes { limit: MAX_RECORD_BYTES });
+            }
+            return false;
+        }
+        true
+    }
 }
 
 /// Collects everything one run produces; cheap to clone (shared).
@@ -374,8 +408,14 @@ impl RunRecorder {
         Ok(())
     }
 
-    /// Appends an audit line (target and reason masked).
+    /// Appends an audit line (target and reason masked). Past
+    /// [`MAX_RECORD_BYTES`] of audit and plan the line is dropped and the
+    /// limit recorded, which ends the run.
     pub fn audit(&self, call: &str, target: &str, decision: Decision, reason: &str) {
+        let size = call.len() + target.len() + reason.len();
+        if !self.lock().record(size) {
+            return;
+        }
         let record = AuditRecord {
             at_ms: self.now_ms(),
             call: call.to_string(),
@@ -387,8 +427,22 @@ impl RunRecorder {
         self.lock().audit.push(record);
     }
 
-    /// Appends a plan entry (values masked).
+    /// Appends a plan entry (values masked). Counted with the audit against
+    /// [`MAX_RECORD_BYTES`], like [`RunRecorder::audit`].
     pub fn plan(&self, mut entry: PlanEntry) {
+        let size = entry.name.len()
+            + entry.diff.as_ref().map_or(0, String::len)
+            + entry
+                .changes
+                .iter()
+                .map(|c| {
+                    let value = |v: &Option<serde_json::Value>| v.as_ref().map_or(0, |v| v.to_string().len());
+                    c.path.len() + value(&c.before) + value(&c.after)
+                })
+                .sum::<usize>();
+        if !self.lock().record(size) {
+            return;
+        }
         for change in &mut entry.changes {
             change.path = self.mask(&change.path);
             if let Some(v) = change.before.as_mut() {
