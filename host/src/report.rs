@@ -9,6 +9,9 @@
 //! [`MAX_RECORD_BYTES`] of audit and plan):
 //! when one is used up it records which, and the runtime ends the run with
 //! [`Status::LimitExceeded`] at the guest's next host call or epoch tick.
+//!
+//! The error of a report is cut to [`MAX_ERROR_BYTES`] (after masking), so a
+//! step cannot make its report huge by failing with a huge message.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +28,10 @@ use crate::plan::PlanEntry;
 /// this bounds that memory (and, since every write is in the plan, how much a
 /// run can write to the embedded namespace). Real steps record kilobytes.
 pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Longest error message a report keeps (64 KiB); longer ones are cut and
+/// say so.
+pub const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -508,9 +515,30 @@ impl RunRecorder {
             audit: inner.audit.clone(),
             artifacts: inner.artifacts.clone(),
             limit: inner.limit_hit.clone(),
-            error: error.map(|e| self.mask(&e)),
+            error: error.map(|e| truncate_error(self.mask(&e))),
         }
     }
+}
+
+/// Cuts an error message to [`MAX_ERROR_BYTES`] (at a character boundary),
+/// saying how much was cut. Run on masked text, so the cut cannot expose
+/// part of a secret.
+fn truncate_error(mut error: String) -> String {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error;
+    }
+    let total = error.len();
+    let mut cut = MAX_ERROR_BYTES;
+    while !error.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    error.truncate(cut);
+    error.push_str(&format!(
+        "... [error truncated: {} of {} shown]",
+        format_bytes(cut as u64),
+        format_bytes(total as u64)
+    ));
+    error
 }
 
 /// Facts about a run that go into its report.
