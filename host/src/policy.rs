@@ -16,6 +16,8 @@
 //!   timeout: 10m          # humantime ("90s", "1h 30m") or seconds
 //!   logBytes: 1Mi
 //!   outputBytes: 256Ki
+//!   workspaceBytes: 1Gi   # bytes the run may add to /workspace
+//!   workspaceFiles: 100000 # files and directories the run may add to /workspace
 //! ```
 //!
 //! [`Policy::check`] decides one call. In order:
@@ -273,6 +275,12 @@ pub struct Limits {
     pub log_bytes: u64,
     /// Bytes of outputs (names plus values) the run may set. Default 256 KiB.
     pub output_bytes: u64,
+    /// Bytes the run may add to `/workspace` (file sizes, counted over what
+    /// was there when the run started). Default 1 GiB.
+    pub workspace_bytes: u64,
+    /// Files, directories and symlinks the run may add to `/workspace`.
+    /// Default 100,000.
+    pub workspace_files: u64,
 }
 
 impl Limits {
@@ -284,6 +292,10 @@ impl Limits {
     pub const DEFAULT_LOG_BYTES: u64 = 1024 * 1024;
     /// Default output limit: 256 KiB.
     pub const DEFAULT_OUTPUT_BYTES: u64 = 256 * 1024;
+    /// Default workspace size limit: 1 GiB.
+    pub const DEFAULT_WORKSPACE_BYTES: u64 = 1024 * 1024 * 1024;
+    /// Default workspace file count limit: 100,000.
+    pub const DEFAULT_WORKSPACE_FILES: u64 = 100_000;
 }
 
 impl Default for Limits {
@@ -293,6 +305,8 @@ impl Default for Limits {
             timeout: Self::DEFAULT_TIMEOUT,
             log_bytes: Self::DEFAULT_LOG_BYTES,
             output_bytes: Self::DEFAULT_OUTPUT_BYTES,
+            workspace_bytes: Self::DEFAULT_WORKSPACE_BYTES,
+            workspace_files: Self::DEFAULT_WORKSPACE_FILES,
         }
     }
 }
@@ -390,6 +404,8 @@ struct LimitsFile {
     timeout: Option<Scalar>,
     log_bytes: Option<Scalar>,
     output_bytes: Option<Scalar>,
+    workspace_bytes: Option<Scalar>,
+    workspace_files: Option<Scalar>,
 }
 
 /// A size or duration as written: a number or a string.
@@ -481,6 +497,8 @@ limits:
   timeout: 10m
   logBytes: 1Mi
   outputBytes: 256Ki
+  workspaceBytes: 1Gi
+  workspaceFiles: 100000
 "#;
 
 impl Default for Policy {
@@ -713,6 +731,18 @@ impl Policy {
                 "limits.outputBytes",
                 l.output_bytes,
                 Limits::DEFAULT_OUTPUT_BYTES,
+                true,
+            )?,
+            workspace_bytes: size_field(
+                "limits.workspaceBytes",
+                l.workspace_bytes,
+                Limits::DEFAULT_WORKSPACE_BYTES,
+                true,
+            )?,
+            workspace_files: size_field(
+                "limits.workspaceFiles",
+                l.workspace_files,
+                Limits::DEFAULT_WORKSPACE_FILES,
                 true,
             )?,
         };
@@ -994,6 +1024,8 @@ mod tests {
         assert_eq!(Limits::default().timeout, Duration::from_secs(600));
         assert_eq!(Limits::default().log_bytes, 1 << 20);
         assert_eq!(Limits::default().output_bytes, 256 << 10);
+        assert_eq!(Limits::default().workspace_bytes, 1 << 30);
+        assert_eq!(Limits::default().workspace_files, 100_000);
     }
 
     #[test]
@@ -1194,6 +1226,14 @@ rules:
         assert_eq!(p.limits.timeout, Duration::from_secs(5400));
         assert_eq!(p.limits.log_bytes, 2_000_000);
         assert_eq!(p.limits.output_bytes, 100);
+        assert_eq!(p.limits.workspace_bytes, Limits::DEFAULT_WORKSPACE_BYTES);
+        let p = Policy::from_yaml(
+            "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules: []\n\
+             limits: {workspaceBytes: 8Mi, workspaceFiles: 200}\n",
+        )
+        .unwrap();
+        assert_eq!(p.limits.workspace_bytes, 8 << 20);
+        assert_eq!(p.limits.workspace_files, 200);
         let p = Policy::from_yaml("apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules: []\nlimits: {timeout: 30}\n").unwrap();
         assert_eq!(p.limits.timeout, Duration::from_secs(30));
         assert_eq!(p.limits.memory_bytes, Limits::DEFAULT_MEMORY_BYTES);

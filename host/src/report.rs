@@ -6,9 +6,12 @@
 //! recorder (and so nothing in a [`RunReport`]) can hold a secret value.
 //!
 //! The recorder also enforces the byte limits of the run (log, outputs, and
-//! [`MAX_RECORD_BYTES`] of audit and plan):
-//! when one is used up it records which, and the runtime ends the run with
-//! [`Status::LimitExceeded`] at the guest's next host call or epoch tick.
+//! [`MAX_RECORD_BYTES`] of audit and plan): when one is used up it records
+//! which, and the runtime ends the run with [`Status::LimitExceeded`] at the
+//! guest's next host call or epoch tick, or at once if the guest is waiting
+//! in the host ([`RunRecorder::limit_tripped`]). Limits found outside the
+//! recorder (time, memory, workspace) are recorded with
+//! [`RunRecorder::limit_exceeded`] the same way.
 //!
 //! The error of a report is cut to [`MAX_ERROR_BYTES`] (after masking), so a
 //! step cannot make its report huge by failing with a huge message.
@@ -18,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::mask::SecretMasker;
 use crate::plan::PlanEntry;
@@ -41,7 +45,8 @@ pub enum Status {
     Succeeded,
     /// `run` returned `err`, or the guest trapped (a bug in the step).
     Failed,
-    /// A limit of the run (time, memory, log or output bytes) ended it.
+    /// A limit of the run (time, memory, log, output or workspace bytes, ...)
+    /// ended it.
     LimitExceeded,
     /// The run never started: unreadable or malformed component, wrong world,
     /// bad options.
@@ -87,6 +92,21 @@ pub enum LimitKind {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Bytes added to `/workspace`.
+    WorkspaceBytes {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Files, directories and symlinks added to `/workspace`.
+    WorkspaceFiles {
+        /// The limit.
+        limit: u64,
+    },
+    /// Directories nested deeper than the host measures.
+    WorkspaceDepth {
+        /// The deepest nesting allowed.
+        limit: u64,
+    },
     /// Elements of the guest's tables (all tables together).
     TableElements {
         /// The limit.
@@ -127,6 +147,19 @@ impl std::fmt::Display for LimitKind {
                 f,
                 "output limit exceeded: the step's outputs exceed {} (raise limits.outputBytes in the policy)",
                 format_bytes(*limit)
+            ),
+            LimitKind::WorkspaceBytes { limit } => write!(
+                f,
+                "workspace limit exceeded: the step wrote more than {} to /workspace (raise limits.workspaceBytes in the policy)",
+                format_bytes(*limit)
+            ),
+            LimitKind::WorkspaceFiles { limit } => write!(
+                f,
+                "workspace limit exceeded: the step created more than {limit} files and directories in /workspace (raise limits.workspaceFiles in the policy)"
+            ),
+            LimitKind::WorkspaceDepth { limit } => write!(
+                f,
+                "workspace limit exceeded: the step nested directories in /workspace more than {limit} levels deep"
             ),
             LimitKind::TableElements { limit } => write!(
                 f,
@@ -289,14 +322,24 @@ struct Inner {
 }
 
 impl Inner {
+    /// Records the first limit that ends the run; later ones are ignored.
+    fn hit(&mut self, limit: LimitKind, tripped: &Notify) -> LimitKind {
+        match &self.limit_hit {
+            Some(first) => first.clone(),
+            None => {
+                self.limit_hit = Some(limit.clone());
+                tripped.notify_one();
+                limit
+            }
+        }
+    }
+
     /// Counts `bytes` of audit or plan; false (and the limit recorded) once
     /// the run has recorded more than [`MAX_RECORD_BYTES`].
-    fn record(&mut self, bytes: usize) -> bool {
+    fn record(&mut self, bytes: usize, tripped: &Notify) -> bool {
         self.record_bytes = self.record_bytes.saturating_add(bytes as u64);
         if self.record_bytes > MAX_RECORD_BYTES {
-            if self.limit_hit.is_none() {
-                self.limit_hit = Some(LimitKind::RecordBytes { limit: MAX_RECORD_BYTES });
-            }
+            self.hit(LimitKind::RecordBytes { limit: MAX_RECORD_BYTES }, tripped);
             return false;
         }
         true
@@ -312,6 +355,7 @@ pub struct RunRecorder {
     log_limit: u64,
     output_limit: u64,
     sink: Option<LogSink>,
+    tripped: Arc<Notify>,
 }
 
 impl std::fmt::Debug for RunRecorder {
@@ -335,6 +379,7 @@ impl RunRecorder {
             log_limit,
             output_limit,
             sink,
+            tripped: Arc::default(),
         }
     }
 
@@ -369,8 +414,7 @@ impl RunRecorder {
             }
             inner.log_bytes += message.len() as u64;
             if inner.log_bytes > self.log_limit {
-                let limit = LimitKind::LogBytes { limit: self.log_limit };
-                inner.limit_hit = Some(limit.clone());
+                let limit = inner.hit(LimitKind::LogBytes { limit: self.log_limit }, &self.tripped);
                 return Err(LimitReached(limit));
             }
             let entry = LogEntry { at_ms: self.now_ms(), level, source, message };
@@ -405,8 +449,7 @@ impl RunRecorder {
             .unwrap_or(0);
         let new_total = inner.output_bytes - old + (name.len() + value.len()) as u64;
         if new_total > self.output_limit {
-            let limit = LimitKind::OutputBytes { limit: self.output_limit };
-            inner.limit_hit = Some(limit.clone());
+            let limit = inner.hit(LimitKind::OutputBytes { limit: self.output_limit }, &self.tripped);
             return Err(LimitReached(limit));
         }
         inner.output_bytes = new_total;
@@ -420,7 +463,7 @@ impl RunRecorder {
     /// limit recorded, which ends the run.
     pub fn audit(&self, call: &str, target: &str, decision: Decision, reason: &str) {
         let size = call.len() + target.len() + reason.len();
-        if !self.lock().record(size) {
+        if !self.lock().record(size, &self.tripped) {
             return;
         }
         let record = AuditRecord {
@@ -447,7 +490,7 @@ impl RunRecorder {
                     c.path.len() + value(&c.before) + value(&c.after)
                 })
                 .sum::<usize>();
-        if !self.lock().record(size) {
+        if !self.lock().record(size, &self.tripped) {
             return;
         }
         for change in &mut entry.changes {
@@ -471,13 +514,19 @@ impl RunRecorder {
         self.lock().artifacts.push(artifact);
     }
 
-    /// Records that a limit ended the run (time or memory), unless another
-    /// limit was recorded first.
+    /// Records that a limit ended the run (time, memory, workspace, ...),
+    /// unless another limit was recorded first.
     pub fn limit_exceeded(&self, limit: LimitKind) {
-        let mut inner = self.lock();
-        if inner.limit_hit.is_none() {
-            inner.limit_hit = Some(limit);
+        self.lock().hit(limit, &self.tripped);
+    }
+
+    /// Completes once a limit has been recorded (at once if one was already):
+    /// the runtime uses it to end a run that is waiting in a host call.
+    pub async fn limit_tripped(&self) {
+        if self.limit_hit().is_some() {
+            return;
         }
+        self.tripped.notified().await;
     }
 
     /// The limit that ended the run, if any.

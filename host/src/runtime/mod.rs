@@ -28,6 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Step, StepPre, types::RunContext};
 use crate::caps::fs::RunFs;
+use crate::caps::fs::quota::{WorkspaceQuota, WorkspaceWatch};
 use crate::caps::kube::{HasKube, KubeCtx, KubeView};
 use crate::caps::run::{HasRun, RunCtx, RunView};
 use crate::caps::{HasTypes, LimitTrap, TypesView};
@@ -400,9 +401,27 @@ impl Runtime {
             Ok(fs) => fs,
             Err(e) => return recorder.finish(Status::Invalid, Some(e.to_string()), meta),
         };
+        let workspace = fs.workspace().to_path_buf();
+        let quota = {
+            let root = workspace.clone();
+            match tokio::task::spawn_blocking(move || WorkspaceQuota::new(&root, &limits)).await {
+                Ok(Ok(q)) => q,
+                Ok(Err(e)) => {
+                    let msg = format!("--workspace {}: {e}; stepbox cannot enforce the workspace limits", workspace.display());
+                    return recorder.finish(Status::Invalid, Some(msg), meta);
+                }
+                Err(e) => return recorder.finish(Status::Invalid, Some(format!("measuring the workspace: {e}")), meta),
+            }
+        };
         let (wasi, streams) = fs.wasi_ctx(&recorder);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
+        let run_ctx = RunCtx {
+            inputs: opts.inputs.clone(),
+            secrets: opts.secrets.clone(),
+            workspace: workspace.clone(),
+            recorder: recorder.clone(),
+        };
         let state = StepState {
             wasi,
             table,
@@ -412,12 +431,7 @@ impl Runtime {
                 backend: opts.backend.clone(),
                 recorder: recorder.clone(),
             },
-            run: RunCtx {
-                inputs: opts.inputs.clone(),
-                secrets: opts.secrets.clone(),
-                workspace: fs.workspace().to_path_buf(),
-                recorder: recorder.clone(),
-            },
+            run: run_ctx,
             limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };
         let mut store = Store::new(&self.engine, state);
@@ -445,39 +459,62 @@ impl Runtime {
             let instance: Step = step.pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &ctx).await
         };
-        let outcome = tokio::time::timeout(limits.timeout, call).await;
+        let workspace_watch = WorkspaceWatch::start(workspace.clone(), quota, recorder.clone());
+        // The run ends when the guest returns, at the time limit, or as soon
+        // as any limit is recorded (even while the guest waits in the host).
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(limits.timeout, call) => outcome.map_or(Outcome::TimedOut, Outcome::Returned),
+            () = recorder.limit_tripped() => Outcome::Tripped,
+        };
+        drop(workspace_watch);
+        drop(store);
         for s in &streams {
             s.flush_partial();
         }
+        // A last measurement: a step that writes fast and returns at once is
+        // held to its quota too.
+        let root = workspace.clone();
+        if let Ok(Some(limit)) = tokio::task::spawn_blocking(move || quota.check(&root)).await {
+            recorder.limit_exceeded(limit);
+        }
 
-        let (status, error) = match outcome {
-            Err(_elapsed) => {
-                recorder.limit_exceeded(LimitKind::Time { limit: limits.timeout });
-                let limit = recorder.limit_hit().unwrap_or(LimitKind::Time { limit: limits.timeout });
+        let (status, error) = match (outcome, recorder.limit_hit()) {
+            (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
+            (Outcome::TimedOut | Outcome::Tripped, None) => {
+                let limit = LimitKind::Time { limit: limits.timeout };
+                recorder.limit_exceeded(limit.clone());
                 (Status::LimitExceeded, Some(limit.to_string()))
             }
-            Ok(result) => match (result, recorder.limit_hit()) {
-                (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
-                (Ok(Ok(())), None) => (Status::Succeeded, None),
-                (Ok(Err(msg)), None) => (Status::Failed, Some(msg)),
-                (Err(trap), None) => match trap.downcast_ref::<LimitTrap>() {
-                    Some(LimitTrap(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
-                    None if is_table_full(&trap) => {
-                        let limit = LimitKind::Handles { limit: MAX_HANDLES as u64 };
-                        recorder.limit_exceeded(limit.clone());
-                        (Status::LimitExceeded, Some(limit.to_string()))
-                    }
-                    None => (Status::Failed, Some(describe_trap(&trap))),
-                },
-            },
+            (Outcome::Returned(Ok(Ok(()))), None) => (Status::Succeeded, None),
+            (Outcome::Returned(Ok(Err(msg))), None) => (Status::Failed, Some(msg)),
+            (Outcome::Returned(Err(trap)), None) => {
+                if let Some(LimitTrap(limit)) = trap.downcast_ref::<LimitTrap>() {
+                    (Status::LimitExceeded, Some(limit.to_string()))
+                } else if is_table_full(&trap) {
+                    let limit = LimitKind::Handles { limit: MAX_HANDLES as u64 };
+                    recorder.limit_exceeded(limit.clone());
+                    (Status::LimitExceeded, Some(limit.to_string()))
+                } else {
+                    (Status::Failed, Some(describe_trap(&trap)))
+                }
+            }
         };
-        drop(store);
         let report = recorder.finish(status, error, meta);
         if !report.artifacts.is_empty() {
             fs.keep_workspace();
         }
         report
     }
+}
+
+/// How the guest's part of a run ended.
+enum Outcome {
+    /// The guest was instantiated and `run` returned, or either trapped.
+    Returned(wasmtime::Result<Result<(), String>>),
+    /// The time limit passed.
+    TimedOut,
+    /// A limit was recorded while the guest was running or waiting.
+    Tripped,
 }
 
 /// True when the guest trapped because its handle table was full.
