@@ -514,6 +514,12 @@ impl RunRecorder {
         self.lock().artifacts.push(artifact);
     }
 
+    /// Removes and returns the artifacts recorded so far (to check them
+    /// again; see [`RunCtx::reverify_artifacts`](crate::caps::run::RunCtx::reverify_artifacts)).
+    pub fn take_artifacts(&self) -> Vec<Artifact> {
+        std::mem::take(&mut self.lock().artifacts)
+    }
+
     /// Records that a limit ended the run (time, memory, workspace, ...),
     /// unless another limit was recorded first.
     pub fn limit_exceeded(&self, limit: LimitKind) {

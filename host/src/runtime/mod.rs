@@ -431,7 +431,7 @@ impl Runtime {
                 backend: opts.backend.clone(),
                 recorder: recorder.clone(),
             },
-            run: run_ctx,
+            run: run_ctx.clone(),
             limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };
         let mut store = Store::new(&self.engine, state);
@@ -498,6 +498,12 @@ impl Runtime {
                     (Status::Failed, Some(describe_trap(&trap)))
                 }
             }
+        };
+        // Artifacts are checked again now that the guest cannot change them:
+        // one swapped for a symlink after it was published is dropped.
+        let (status, error) = match (run_ctx.reverify_artifacts(), status) {
+            (Err(problem), Status::Succeeded) => (Status::Failed, Some(problem)),
+            (_, status) => (status, error),
         };
         let report = recorder.finish(status, error, meta);
         if !report.artifacts.is_empty() {
