@@ -456,14 +456,17 @@ impl Runtime {
 
         let ctx = RunContext { namespace: opts.namespace.clone(), step_name: name, run_id, dry_run: opts.dry_run };
         let call = async {
-            let instance: Step = step.pre.instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, &ctx).await
+            let instance: Step = match step.pre.instantiate_async(&mut store).await {
+                Ok(i) => i,
+                Err(e) => return Outcome::NotStarted(e),
+            };
+            Outcome::Returned(instance.call_run(&mut store, &ctx).await)
         };
         let workspace_watch = WorkspaceWatch::start(workspace.clone(), quota, recorder.clone());
         // The run ends when the guest returns, at the time limit, or as soon
         // as any limit is recorded (even while the guest waits in the host).
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(limits.timeout, call) => outcome.map_or(Outcome::TimedOut, Outcome::Returned),
+            outcome = tokio::time::timeout(limits.timeout, call) => outcome.unwrap_or(Outcome::TimedOut),
             () = recorder.limit_tripped() => Outcome::Tripped,
         };
         drop(workspace_watch);
@@ -485,6 +488,7 @@ impl Runtime {
                 recorder.limit_exceeded(limit.clone());
                 (Status::LimitExceeded, Some(limit.to_string()))
             }
+            (Outcome::NotStarted(e), None) => (Status::Failed, Some(format!("the step could not be started: {e:#}"))),
             (Outcome::Returned(Ok(Ok(()))), None) => (Status::Succeeded, None),
             (Outcome::Returned(Ok(Err(msg))), None) => (Status::Failed, Some(msg)),
             (Outcome::Returned(Err(trap)), None) => {
@@ -515,7 +519,10 @@ impl Runtime {
 
 /// How the guest's part of a run ended.
 enum Outcome {
-    /// The guest was instantiated and `run` returned, or either trapped.
+    /// Instantiation failed (a limit on instances, tables or memories, or a
+    /// start function that trapped).
+    NotStarted(wasmtime::Error),
+    /// `run` returned (or trapped).
     Returned(wasmtime::Result<Result<(), String>>),
     /// The time limit passed.
     TimedOut,
@@ -531,21 +538,26 @@ fn is_table_full(e: &wasmtime::Error) -> bool {
     )
 }
 
-/// A trap is a bug in the step (or a host fault): say so, with wasmtime's
-/// description and backtrace.
+/// A trap is a bug in the step (or a host fault): say which, with the
+/// cause first and wasmtime's backtrace of the guest after it.
 fn describe_trap(e: &wasmtime::Error) -> String {
-    let text = format!("{e:?}");
-    let first = format!("{e}");
+    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|b| format!("\n{b}")).unwrap_or_default();
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         let hint = match trap {
             wasmtime::Trap::StackOverflow => " (the step used more stack than allowed: unbounded recursion?)",
             wasmtime::Trap::UnreachableCodeReached => " (the step panicked or hit `unreachable`)",
+            wasmtime::Trap::MemoryOutOfBounds => {
+                " (a bug in the step, or a stack overflow in linear memory: deep recursion or large local variables?)"
+            }
             _ => "",
         };
-        return format!("the step trapped: {trap}{hint}\n{text}");
+        return format!("the step trapped: {trap}{hint}{backtrace}");
     }
-    if first.contains("wasm trap") || text.contains("wasm backtrace") {
-        return format!("the step trapped: {text}");
+    if !backtrace.is_empty() {
+        // An error raised while the guest was running: a host call it made
+        // could not be completed, typically because its arguments do not
+        // follow the canonical ABI (bad pointer, enum value, UTF-8).
+        return format!("the step trapped in a host call: {}{backtrace}", e.root_cause());
     }
-    format!("the step failed in the host: {text}")
+    format!("the step failed in the host: {e:?}")
 }
