@@ -5,6 +5,7 @@
 //! 3 a limit ended the run.
 
 mod build;
+mod dev_cluster;
 mod render;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the built-in default policy as YAML (a starting point for --policy).
     Policy,
+    /// Serve the embedded namespace as a Kubernetes API on localhost (kubectl, helm, kube-rs).
+    DevCluster(dev_cluster::DevClusterArgs),
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +214,7 @@ async fn dispatch(command: Command) -> Result<u8> {
             print!("{}", Policy::default_yaml());
             Ok(0)
         }
+        Command::DevCluster(args) => dev_cluster::dev_cluster(args).await,
     }
 }
 

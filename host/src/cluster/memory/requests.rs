@@ -375,7 +375,11 @@ impl MemoryCluster {
         let mut st = self.lock();
         let live = st.objects.get(&key(res, &ns, name)).cloned();
         check_preconditions(res, name, config, live.as_ref())?;
-        let mut merged = ssa::apply(live.as_ref(), config, manager, force, &now())?;
+        let base = match &live {
+            Some(l) if manager == "kubectl" && !force => csa_upgrade_base(l, config),
+            _ => None,
+        };
+        let mut merged = ssa::apply(base.as_ref().or(live.as_ref()), config, manager, force, &now())?;
         if manager == "kubectl"
             && live
                 .as_ref()
@@ -578,6 +582,48 @@ fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: 
     }
     entries.retain(|e| !e.fields.is_empty());
     ssa::set_managed_fields(after, &entries);
+}
+
+/// Kubernetes lets `kubectl apply --server-side` (field manager `kubectl`)
+/// take over fields from client-side apply without conflicts while the
+/// object still is what `kubectl apply` last applied: the fields of
+/// kubectl's last-applied annotation, when every one of them has its
+/// last-applied value live. Returns `live` with those fields, where
+/// `config` changes them, owned by no one else; `None` when nothing is
+/// allowed.
+fn csa_upgrade_base(live: &Value, config: &Value) -> Option<Value> {
+    let text = object::annotations(live).remove(LAST_APPLIED_ANNOTATION)?;
+    let last: Value = serde_json::from_str(&text).ok()?;
+    let last = ssa::sanitize_config(&last);
+    let last_fields = ssa::field_set(&last);
+    let matches_live = last_fields.iter().all(|p| {
+        match (ssa::get_path(&last, p), ssa::get_path(live, p)) {
+            // An empty map claims the map, not what is in it.
+            (Some(Value::Object(m)), Some(Value::Object(_))) if m.is_empty() => true,
+            (a, b) => a == b,
+        }
+    });
+    if !matches_live {
+        return None;
+    }
+    let cfg = ssa::sanitize_config(config);
+    let allowed: Vec<&FieldPath> = last_fields
+        .iter()
+        .filter(|p| ssa::get_path(&cfg, p).is_some_and(|v| Some(v) != ssa::get_path(live, p)))
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    let mut entries = ssa::managed_fields(live);
+    for e in entries.iter_mut().filter(|e| e.manager != "kubectl") {
+        for p in &allowed {
+            e.fields.remove_subtree(p);
+        }
+    }
+    entries.retain(|e| !e.fields.is_empty());
+    let mut base = live.clone();
+    ssa::set_managed_fields(&mut base, &entries);
+    Some(base)
 }
 
 /// Sets kubectl's last-applied annotation to `config` (itself without that
@@ -793,6 +839,27 @@ mod tests {
             last.as_str().unwrap(),
             "{\"apiVersion\":\"v1\",\"data\":{\"k\":\"1\",\"n\":\"2\"},\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}\n"
         );
+    }
+
+    #[test]
+    fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
+        let c = MemoryCluster::new();
+        let res = cms();
+        let mut first = cm("a", json!({"k": "1"}));
+        let last = "{\"apiVersion\":\"v1\",\"data\":{\"k\":\"1\"},\"kind\":\"ConfigMap\",\"metadata\":{\"annotations\":{},\"name\":\"a\"}}\n";
+        first["metadata"]["annotations"] = json!({LAST_APPLIED_ANNOTATION: last});
+        c.create(&res, "dev", &first, &WriteOptions::by("kubectl-client-side-apply")).unwrap();
+        let changed = cm("a", json!({"k": "2"}));
+        // Another manager conflicts; kubectl may take over.
+        assert!(c.patch(&res, "dev", "a", PatchType::Apply, &changed, &WriteOptions::by("other"), false).is_err());
+        let ch = c
+            .patch(&res, "dev", "a", PatchType::Apply, &changed, &WriteOptions::by("kubectl"), false)
+            .unwrap();
+        assert_eq!(ch.after["data"]["k"], "2");
+        // Once live and last-applied differ, conflicts are conflicts again.
+        c.patch(&res, "dev", "a", PatchType::Merge, &json!({"data": {"k": "3"}}), &WriteOptions::by("editor"), false)
+            .unwrap();
+        assert!(c.patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "4"})), &WriteOptions::by("kubectl"), false).is_err());
     }
 
     #[test]
