@@ -368,7 +368,8 @@ struct ResourceRequest<'a> {
     path: &'a str,
 }
 
-/// The body of a request as JSON: JSON, or YAML for the YAML media types.
+/// The body of a request as JSON: JSON, YAML for the YAML media types, or
+/// [protobuf](super::protobuf) for the kinds kubectl's typed commands send.
 fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -402,7 +403,24 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         | "application/strategic-merge-patch+json"
         | "application/apply-patch+json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
+        super::protobuf::MEDIA_TYPE => super::protobuf::decode(body).map_err(|e| match e {
+            super::protobuf::ProtobufError::Unsupported { .. } => {
+                ApiError::new(415, "UnsupportedMediaType", e.to_string())
+            }
+            super::protobuf::ProtobufError::Malformed(_) => ApiError::bad_request(e.to_string()),
+        }),
         other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// The defaults the API server fills in on writes that the rest of the
+/// server relies on: a Secret's `type` is `Opaque` unless set.
+fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
+    if res.is("", "Secret")
+        && let Some(m) = obj.as_object_mut()
+        && m.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        m.insert("type".into(), json!("Opaque"));
     }
 }
 
@@ -555,7 +573,8 @@ impl ResourceRequest<'_> {
 
     fn create(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
         let opts = self.write_options()?;
-        let obj = parse_body(self.headers, self.body)?;
+        let mut obj = parse_body(self.headers, self.body)?;
+        apply_defaults(res, &mut obj);
         let name = object::name(&obj).unwrap_or_default().to_string();
         self.check_body_namespace(res, ns, &obj)?;
         self.require_namespace(res, ns)?;
@@ -580,7 +599,8 @@ impl ResourceRequest<'_> {
 
     fn update(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
         let opts = self.write_options()?;
-        let obj = parse_body(self.headers, self.body)?;
+        let mut obj = parse_body(self.headers, self.body)?;
+        apply_defaults(res, &mut obj);
         if let Some(body_name) = object::name(&obj)
             && body_name != name
         {

@@ -51,6 +51,7 @@
 pub mod api;
 pub mod auth;
 pub mod discovery;
+pub mod protobuf;
 pub mod status;
 pub mod table;
 pub mod tls;
