@@ -12,6 +12,8 @@
 //!   going policy check → backend → audit.
 //! - [`policy`]: what a run may do (RBAC-shaped rules) and its limits.
 //! - [`cluster`]: where objects live: the embedded [`cluster::memory::MemoryCluster`].
+//! - [`devcluster`]: the embedded namespace served as a Kubernetes API on
+//!   localhost (`stepbox dev-cluster`), for kubectl, helm and kube-rs.
 //! - [`plan`], [`report`], [`mask`]: what a run changed, what it said, and
 //!   keeping secrets out of both.
 //! - [`cli`]: the `stepbox` command, thin over the rest.
@@ -50,6 +52,7 @@ pub mod caps;
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod devcluster;
 pub mod manifest;
 pub mod mask;
 pub mod plan;

@@ -220,3 +220,151 @@ pub fn kubectl_bin() -> PathBuf {
 pub fn helm_bin() -> PathBuf {
     tools_dir().join("helm")
 }
+
+/// A running `stepbox dev-cluster` child process: the embedded namespace
+/// served as a Kubernetes API on localhost, with a kubeconfig for it. The
+/// child is killed on drop.
+#[derive(Debug)]
+pub struct DevClusterProcess {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl DevClusterProcess {
+    /// How long to wait for the kubeconfig to appear.
+    pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Starts `stepbox dev-cluster --kubeconfig-out <tmp>/kubeconfig ARGS...`
+    /// and waits (at most [`Self::START_TIMEOUT`]) until the kubeconfig is
+    /// written, i.e. the server is serving.
+    ///
+    /// # Panics
+    /// When the child cannot start, exits early or is not ready in time
+    /// (with its stderr in the message).
+    pub fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+        let child = stepbox()
+            .arg("dev-cluster")
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start stepbox dev-cluster");
+        let mut me = Self { child, dir, kubeconfig };
+        let deadline = std::time::Instant::now() + Self::START_TIMEOUT;
+        while !me.kubeconfig.is_file() {
+            if let Ok(Some(status)) = me.child.try_wait() {
+                panic!("stepbox dev-cluster exited early ({status}):\n{}", me.stderr());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stepbox dev-cluster did not write its kubeconfig within {:?}:\n{}",
+                Self::START_TIMEOUT,
+                me.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        me
+    }
+
+    /// The kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A scratch directory that lives as long as the server.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The real `kubectl`, pointed at this server (its own discovery cache,
+    /// no ambient KUBECONFIG).
+    pub fn kubectl(&self) -> Command {
+        let mut c = Command::new(kubectl_bin());
+        c.env_remove("KUBECONFIG")
+            .env("HOME", self.dir.path())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"));
+        c
+    }
+
+    /// `kubectl ARGS...` against this server, not yet run.
+    pub fn kubectl_with<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = self.kubectl();
+        c.args(args);
+        c
+    }
+
+    /// Runs `kubectl ARGS...` against this server.
+    pub fn kubectl_run<I, S>(&self, args: I) -> Invocation
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Invocation::from(self.kubectl().args(args).output().expect("run kubectl"))
+    }
+
+    /// Sends SIGTERM (Unix) and waits up to 15 s for the child to exit;
+    /// returns its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DevClusterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The ordinary manifests of `steps/deploy-manifests/example` (a ConfigMap,
+/// two Deployments, a Service and a Job) with `#{image}` set, in a fresh
+/// temp dir.
+pub fn example_manifests(image: &str) -> tempfile::TempDir {
+    let src = repo_root().join("steps/deploy-manifests/example");
+    let d = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(&src).expect("example dir") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&p).expect("read manifest").replace("#{image}", image);
+            std::fs::write(d.path().join(p.file_name().expect("name")), text).expect("write manifest");
+        }
+    }
+    d
+}

@@ -5,6 +5,7 @@
 //! 3 a limit ended the run.
 
 mod build;
+mod dev_cluster;
 mod render;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,8 @@ enum Command {
     /// Check a live cluster as a deployment target: server version, the
     /// namespace, and what the policy grants vs. what the credentials may do.
     Check(CheckArgs),
+    /// Serve the embedded namespace as a Kubernetes API on localhost (kubectl, helm, kube-rs).
+    DevCluster(dev_cluster::DevClusterArgs),
 }
 
 /// Where a run's objects live: the embedded namespace (default) or a cluster.
@@ -279,6 +282,7 @@ async fn dispatch(command: Command) -> Result<u8> {
             Ok(0)
         }
         Command::Check(args) => check(args).await,
+        Command::DevCluster(args) => dev_cluster::dev_cluster(args).await,
     }
 }
 

@@ -28,6 +28,13 @@
 //!   condition does not change, so a repeated apply stays a no-op.
 //! - Custom resources resolve through stored `CustomResourceDefinition`s
 //!   (plural and scope), else by [`resources::lookup`]'s guess.
+//! - Every stored write is also an event in a bounded log (see
+//!   [`watch_log`]), so watches can replay from a resourceVersion.
+//! - Beyond the [`ClusterBackend`] trait, the API server's own verbs
+//!   (create, update with resourceVersion preconditions, the four patch
+//!   types, delete with preconditions, dry-run of each, lists with field
+//!   selectors) are inherent methods (see [`requests`]); `stepbox
+//!   dev-cluster` serves them over HTTPS.
 //!
 //! A `MemoryCluster` is cheap to clone (all clones share one store) and safe
 //! to share between concurrent runs; every operation takes one short lock
@@ -35,7 +42,7 @@
 //!
 //! [`ssa`]: super::ssa
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::SecondsFormat;
@@ -47,6 +54,12 @@ use super::resources::{self, ResourceInfo};
 use super::ssa::{self, SEED_MANAGER};
 use super::{Change, ClusterBackend, ClusterError, LabelSelector, Result, names};
 
+pub mod requests;
+pub mod watch_log;
+
+pub use requests::{DeleteOptions, ListResult, WriteOptions};
+pub use watch_log::{DEFAULT_EVENT_CAPACITY, EventType, ExpiredRevision, WatchEvent};
+
 /// (group, kind, namespace, name); namespace empty for cluster-scoped kinds.
 type Key = (String, String, String, String);
 
@@ -55,6 +68,24 @@ struct State {
     objects: BTreeMap<Key, Value>,
     revision: u64,
     next_ip: u32,
+    /// The most recent writes, oldest first, for watches.
+    events: VecDeque<WatchEvent>,
+    /// How many events `events` keeps.
+    event_capacity: usize,
+    /// The newest resourceVersion whose event was dropped (0: none).
+    compacted: u64,
+}
+
+impl State {
+    fn record(&mut self, event: WatchEvent) {
+        while self.events.len() >= self.event_capacity.max(1) {
+            match self.events.pop_front() {
+                Some(old) => self.compacted = old.revision,
+                None => break,
+            }
+        }
+        self.events.push_back(event);
+    }
 }
 
 /// First host number handed out as a Service clusterIP (10.96.0.10).
@@ -107,6 +138,9 @@ impl MemoryCluster {
                     objects: BTreeMap::new(),
                     revision: 0,
                     next_ip: FIRST_SERVICE_IP,
+                    events: VecDeque::new(),
+                    event_capacity: DEFAULT_EVENT_CAPACITY,
+                    compacted: 0,
                 }),
                 revisions,
             }),
@@ -441,9 +475,24 @@ fn finish_write(
     res: &ResourceInfo,
     ns: &str,
     before: Option<Value>,
+    obj: Value,
+) -> (Change, bool) {
+    finish_write_with(st, res, ns, before, obj, false)
+}
+
+/// [`finish_write`], or with `dry_run` everything but the store: the object
+/// comes back as it would be stored (a create without a resourceVersion),
+/// and nothing is kept, counted or announced.
+fn finish_write_with(
+    st: &mut State,
+    res: &ResourceInfo,
+    ns: &str,
+    before: Option<Value>,
     mut obj: Value,
+    dry_run: bool,
 ) -> (Change, bool) {
     let now = now();
+    let next_ip = st.next_ip;
     if !obj.get("metadata").is_some_and(Value::is_object)
         && let Some(top) = obj.as_object_mut()
     {
@@ -488,6 +537,7 @@ fn finish_write(
     if let Some(b) = &before
         && *b == obj
     {
+        st.next_ip = next_ip;
         return (
             Change {
                 before: Some(b.clone()),
@@ -495,6 +545,10 @@ fn finish_write(
             },
             false,
         );
+    }
+    if dry_run {
+        st.next_ip = next_ip;
+        return (Change { before, after: obj }, false);
     }
     st.revision += 1;
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -505,7 +559,66 @@ fn finish_write(
     }
     normalize_order(&mut obj);
     st.objects.insert(key(res, ns, &name), obj.clone());
+    let event_type = if before.is_some() {
+        EventType::Modified
+    } else {
+        EventType::Added
+    };
+    let revision = st.revision;
+    st.record(WatchEvent::new(revision, event_type, res, ns, obj.clone()));
     (Change { before, after: obj }, true)
+}
+
+/// Removes one object (and, for a `Namespace`, everything in it), each
+/// removal a write with its own resourceVersion and `DELETED` event.
+/// Returns the removed object as of its deletion.
+fn remove_object(st: &mut State, res: &ResourceInfo, ns: &str, name: &str) -> Option<Value> {
+    let ns = if res.namespaced { ns } else { "" };
+    let mut removed = st.objects.remove(&key(res, ns, name))?;
+    if res.is("", "Namespace") {
+        let doomed: Vec<Key> = st
+            .objects
+            .keys()
+            .filter(|(_, _, ons, _)| ons == name)
+            .cloned()
+            .collect();
+        for k in doomed {
+            if let Some(mut obj) = st.objects.remove(&k) {
+                st.revision += 1;
+                stamp_revision(&mut obj, st.revision);
+                let (group, kind, ons, _) = &k;
+                let revision = st.revision;
+                st.record(WatchEvent::from_parts(
+                    revision,
+                    EventType::Deleted,
+                    group,
+                    kind,
+                    ons,
+                    obj,
+                ));
+            }
+        }
+    }
+    st.revision += 1;
+    stamp_revision(&mut removed, st.revision);
+    let revision = st.revision;
+    st.record(WatchEvent::new(
+        revision,
+        EventType::Deleted,
+        res,
+        ns,
+        removed.clone(),
+    ));
+    Some(removed)
+}
+
+fn stamp_revision(obj: &mut Value, revision: u64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
 }
 
 fn seed_one(st: &mut State, doc: &Value, default_namespace: &str) -> Result<()> {
@@ -954,22 +1067,11 @@ impl ClusterBackend for MemoryCluster {
         name: &str,
     ) -> Result<Option<Value>> {
         let mut st = self.lock();
-        let ns = if res.namespaced { namespace } else { "" };
-        let Some(mut removed) = st.objects.remove(&key(res, ns, name)) else {
+        let Some(removed) = remove_object(&mut st, res, namespace, name) else {
             return Ok(None);
         };
-        if res.is("", "Namespace") {
-            st.objects.retain(|(_, _, ns, _), _| ns != name);
-        }
-        st.revision += 1;
         let revision = st.revision;
         drop(st);
-        if let Some(meta) = removed.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert(
-                "resourceVersion".into(),
-                Value::String(revision.to_string()),
-            );
-        }
         self.notify(revision);
         Ok(Some(Self::with_api_version(res, removed)))
     }

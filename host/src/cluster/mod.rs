@@ -19,6 +19,7 @@
 //! - [`selector`]: label selectors in the Kubernetes string syntax.
 //! - [`ssa`]: server-side apply (field sets, `managedFields`) and JSON merge
 //!   patch as pure functions.
+//! - [`patch`]: JSON patch and strategic merge patch as pure functions.
 //! - [`readiness`]: `kubectl rollout status` logic, usable on any backend's
 //!   objects.
 //!
@@ -46,6 +47,7 @@ pub mod live;
 pub mod memory;
 pub mod names;
 pub mod object;
+pub mod patch;
 pub mod readiness;
 pub mod resources;
 pub mod selector;

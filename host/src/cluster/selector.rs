@@ -1,4 +1,5 @@
-//! Label selectors in the Kubernetes string syntax.
+//! Label selectors in the Kubernetes string syntax, and field selectors
+//! ([`FieldSelector`]).
 //!
 //! The grammar is the one `kubectl get -l` and the API's `labelSelector`
 //! query parameter accept: comma-separated requirements, each one of
@@ -672,6 +673,138 @@ impl<'a> Parser<'a> {
         self.pos >= 2
             && matches!(self.tokens.get(self.pos - 2), Some((_, Token::Open)))
             && matches!(self.tokens.get(self.pos - 1), Some((_, Token::Close)))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Field selectors
+
+/// A field selector, as the API's `fieldSelector` query parameter takes it:
+/// comma-separated `field=value`, `field==value` or `field!=value`
+/// requirements on dotted paths to scalar fields (`metadata.name`,
+/// `metadata.namespace`, `status.phase`, `spec.nodeName`). A missing field
+/// reads as the empty string, as in Kubernetes. `kubectl rollout status` and
+/// `kubectl delete --wait` select one object with `metadata.name=NAME`.
+///
+/// ```
+/// use stepbox::cluster::selector::FieldSelector;
+///
+/// let sel = FieldSelector::parse("metadata.name=web,status.phase!=Failed")?;
+/// let pod = serde_json::json!({"metadata": {"name": "web"}, "status": {"phase": "Running"}});
+/// assert!(sel.matches_value(&pod));
+/// # Ok::<(), stepbox::cluster::selector::SelectorError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSelector {
+    /// The requirements, all of which must hold.
+    pub requirements: Vec<FieldRequirement>,
+}
+
+/// One requirement of a [`FieldSelector`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRequirement {
+    /// The dotted field path (`metadata.name`).
+    pub field: String,
+    /// True for `=`/`==`, false for `!=`.
+    pub equals: bool,
+    /// The value compared with.
+    pub value: String,
+}
+
+impl FieldSelector {
+    /// Parses a field selector; the empty string selects everything.
+    ///
+    /// # Errors
+    /// [`SelectorError::Syntax`] for a requirement without an operator or
+    /// with an empty or malformed field path.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut requirements = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let syntax = |reason: &str| SelectorError::Syntax {
+                selector: text.to_string(),
+                part: part.to_string(),
+                reason: reason.to_string(),
+            };
+            let (field, equals, value) = if let Some((f, v)) = part.split_once("!=") {
+                (f, false, v)
+            } else if let Some((f, v)) = part.split_once("==") {
+                (f, true, v)
+            } else if let Some((f, v)) = part.split_once('=') {
+                (f, true, v)
+            } else {
+                return Err(syntax("expected field=value, field==value or field!=value"));
+            };
+            let field = field.trim();
+            let valid_path = !field.is_empty()
+                && field.split('.').all(|s| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                });
+            if !valid_path {
+                return Err(syntax("the field must be a dotted path like metadata.name"));
+            }
+            requirements.push(FieldRequirement {
+                field: field.to_string(),
+                equals,
+                value: value.trim().to_string(),
+            });
+        }
+        Ok(Self { requirements })
+    }
+
+    /// True when no requirement is set.
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
+    /// True when the object satisfies every requirement.
+    pub fn matches_value(&self, object: &Value) -> bool {
+        self.requirements.iter().all(|r| {
+            let path: Vec<&str> = r.field.split('.').collect();
+            let have = match super::object::get_field(object, &path) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            (have == r.value) == r.equals
+        })
+    }
+}
+
+impl fmt::Display for FieldSelector {
+    /// The canonical string form (parseable again).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let op = if r.equals { "=" } else { "!=" };
+            write!(f, "{}{op}{}", r.field, r.value)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_and_matches() {
+        let sel = FieldSelector::parse("metadata.name==web, metadata.namespace!=kube-system").unwrap();
+        assert_eq!(sel.to_string(), "metadata.name=web,metadata.namespace!=kube-system");
+        let obj = json!({"metadata": {"name": "web", "namespace": "dev"}, "spec": {"replicas": 2}});
+        assert!(sel.matches_value(&obj));
+        assert!(!FieldSelector::parse("metadata.name=db").unwrap().matches_value(&obj));
+        assert!(FieldSelector::parse("spec.replicas=2").unwrap().matches_value(&obj));
+        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches_value(&obj));
+        assert!(FieldSelector::parse("").unwrap().is_empty());
+        for bad in ["metadata.name", "=x", "a..b=c", "a b=c"] {
+            assert!(FieldSelector::parse(bad).is_err(), "{bad}");
+        }
     }
 }
 
