@@ -257,3 +257,32 @@ fn a_certificate_from_another_ca_is_refused_clearly() {
     let error = run.report()["error"].as_str().unwrap().to_string();
     assert!(error.contains("certificate"), "{error}");
 }
+
+#[test]
+fn check_compares_policy_grants_with_the_credentials() {
+    let dc = DevClusterProcess::start(&[]);
+    let kc = dc.kubeconfig().to_str().unwrap().to_string();
+    let run = stepbox_tests::stepbox_run(["check", "--kubeconfig", &kc, "--output", "json"]);
+    // The dev cluster's credentials are its administrator's: everything the
+    // policy grants is held, and so are cluster-wide rights a namespaced
+    // worker must not have, which check reports with a non-zero exit.
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(report["serverVersion"].as_str().unwrap().starts_with('v'), "{report:#}");
+    assert_eq!(report["namespace"], "default");
+    assert_eq!(report["namespaceStatus"], "exists");
+    let rows = report["rows"].as_array().unwrap();
+    let granted: Vec<_> = rows.iter().filter(|r| r["policy"] == true).collect();
+    assert!(granted.len() > 20, "one row per granted resource and verb");
+    assert!(granted.iter().all(|r| r["verdict"] == "ok"), "{granted:?}");
+    let probes: Vec<_> = rows.iter().filter(|r| r["policy"] == false).collect();
+    assert!(!probes.is_empty() && probes.iter().all(|r| r["verdict"] == "too-broad"), "{probes:?}");
+    assert!(report["problems"].to_string().contains("cluster-wide"));
+
+    let text = stepbox_tests::stepbox_run(["check", "--kubeconfig", &kc]);
+    assert_eq!(text.code, 1);
+    assert!(text.stdout.contains("TOO BROAD") && text.stdout.contains("deployments.apps"), "{}", text.stdout);
+
+    let dead = stepbox_tests::stepbox_run(["check", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(dead.code, 2, "{}", dead.all_output());
+}

@@ -48,6 +48,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod discovery;
@@ -238,6 +239,10 @@ fn router(state: api::AppState) -> Router {
         .route("/openapi/v2", any(api::openapi_v2))
         .route("/openapi/v3", get(api::openapi_root))
         .route("/openapi/v3/{*path}", get(api::openapi_group_version))
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            axum::routing::post(access::self_subject_access_review),
+        )
         .route("/api/{*rest}", any(api::resource))
         .route("/apis/{*rest}", any(api::resource))
         .fallback(api::fallback)
