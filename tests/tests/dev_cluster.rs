@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, W
 use serde_json::json;
 use stepbox::cluster::MemoryCluster;
 use stepbox::devcluster::{Auth, DevCluster};
-use stepbox_tests::{DevClusterProcess, Invocation, dir_with, example_manifests, stepbox_run};
+use stepbox_tests::{DevClusterProcess, Invocation, dir_with, example_manifests, helm_bin, stepbox_run};
 
 /// Runs a command, failing the test if it takes longer than `limit` (a
 /// hanging `kubectl delete --wait` or `rollout status` must not hang CI).
@@ -421,4 +421,65 @@ fn seeds_and_startup_errors() {
     // SIGTERM: a clean stop, exit 0.
     #[cfg(unix)]
     assert_eq!(server.terminate(), Some(0));
+}
+
+const HELLO_TEMPLATE: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-config
+data:
+  message: {{ .Values.message | quote }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: hello}
+  template:
+    metadata:
+      labels: {app: hello}
+    spec:
+      containers:
+      - name: hello
+        image: nginx:1.27
+"#;
+
+#[test]
+fn helm_installs_upgrades_rolls_back_and_uninstalls_a_chart() {
+    let server = DevClusterProcess::start(&[]);
+    let chart = dir_with(&[
+        ("Chart.yaml", "apiVersion: v2\nname: hello\nversion: 0.1.0\n"),
+        ("values.yaml", "replicas: 1\nmessage: hi\n"),
+        ("templates/app.yaml", HELLO_TEMPLATE),
+    ]);
+    let helm = |args: &[&str]| {
+        let mut c = Command::new(helm_bin());
+        c.env_remove("KUBECONFIG")
+            .env("HELM_CACHE_HOME", server.dir().join("helm-cache"))
+            .env("HELM_CONFIG_HOME", server.dir().join("helm-config"))
+            .env("HELM_DATA_HOME", server.dir().join("helm-data"))
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig())
+            .args(args);
+        run_within(c, Duration::from_secs(90))
+    };
+    let chart_dir = chart.path().to_str().unwrap();
+    let run = helm(&["install", "demo", chart_dir, "--wait", "--timeout", "60s"]);
+    ok(&run, "helm install");
+    assert!(run.stdout.contains("STATUS: deployed"), "{}", run.stdout);
+    let run = helm(&["upgrade", "demo", chart_dir, "--set", "replicas=3", "--set", "message=hello"]);
+    ok(&run, "helm upgrade");
+    let run = server.kubectl_run(["get", "deployment", "demo", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(run.stdout, "3");
+    ok(&helm(&["rollback", "demo", "1"]), "helm rollback");
+    let run = server.kubectl_run(["get", "configmap", "demo-config", "-o", "jsonpath={.data.message}"]);
+    assert_eq!(run.stdout, "hi");
+    let run = helm(&["list"]);
+    assert!(run.stdout.contains("demo") && run.stdout.contains("deployed"), "{}", run.all_output());
+    ok(&helm(&["uninstall", "demo"]), "helm uninstall");
+    let run = server.kubectl_run(["get", "deploy,cm,secret", "-o", "name"]);
+    assert!(run.stdout.trim().is_empty(), "{}", run.all_output());
 }

@@ -670,8 +670,7 @@ impl ResourceRequest<'_> {
             resource_version: None,
         };
         if !self.body.is_empty() {
-            let body: Value = serde_json::from_slice(self.body)
-                .map_err(|e| ApiError::bad_request(format!("the DeleteOptions are not valid JSON: {e}")))?;
+            let body = parse_body(self.headers, self.body)?;
             if let Some(modes) = body.get("dryRun").and_then(Value::as_array) {
                 for m in modes {
                     match m.as_str() {

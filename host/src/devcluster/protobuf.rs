@@ -4,7 +4,8 @@
 //! client-go 1.33's generated clients encode built-in objects as protobuf
 //! (`application/vnd.kubernetes.protobuf`) and do not fall back to JSON, so
 //! kubectl's typed commands (`kubectl create namespace`, `create configmap`,
-//! `create secret`, `create serviceaccount`) send protobuf bodies. This
+//! `create secret`, `create serviceaccount`, and `DeleteOptions` of typed
+//! deletes, as helm's) send protobuf bodies. This
 //! module decodes those kinds into the JSON the rest of the server works
 //! with, from a small schema of their fields (field numbers as in
 //! `k8s.io/api`'s `generated.proto`). Other kinds answer
@@ -125,8 +126,21 @@ const SERVICE_ACCOUNT: &[Field] = &[
     f(4, "automountServiceAccountToken", Ty::Bool),
 ];
 
+const DELETE_OPTIONS: &[Field] = &[
+    f(1, "gracePeriodSeconds", Ty::Int),
+    f(
+        2,
+        "preconditions",
+        Ty::Msg(&[f(1, "uid", Ty::Str), f(2, "resourceVersion", Ty::Str)]),
+    ),
+    f(3, "orphanDependents", Ty::Bool),
+    f(4, "propagationPolicy", Ty::Str),
+    list(5, "dryRun", Ty::Str),
+];
+
 fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     match (api_version, kind) {
+        (_, "DeleteOptions") => Some(DELETE_OPTIONS),
         ("v1", "Namespace") => Some(NAMESPACE),
         ("v1", "ConfigMap") => Some(CONFIG_MAP),
         ("v1", "Secret") => Some(SECRET),
@@ -142,7 +156,7 @@ pub enum ProtobufError {
     #[error("malformed protobuf body: {0}")]
     Malformed(String),
     /// The kind is not one this server decodes.
-    #[error("the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret and ServiceAccount, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)")]
+    #[error("the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount and DeleteOptions, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)")]
     Unsupported {
         /// The object's apiVersion.
         api_version: String,
