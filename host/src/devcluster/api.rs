@@ -126,7 +126,12 @@ impl Format {
             };
             match as_ {
                 "" => return Self::Json,
-                "Table" => return Self::Table { api_version, include },
+                "Table" => {
+                    return Self::Table {
+                        api_version,
+                        include,
+                    };
+                }
                 "PartialObjectMetadata" | "PartialObjectMetadataList" => {
                     return Self::Metadata { api_version };
                 }
@@ -418,7 +423,9 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
 fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
     if res.is("", "Secret")
         && let Some(m) = obj.as_object_mut()
-        && m.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
+        && m.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
     {
         m.insert("type".into(), json!("Opaque"));
     }
@@ -438,14 +445,21 @@ impl ResourceRequest<'_> {
     }
 
     fn format(&self) -> Format {
-        let accept = self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-        Format::negotiate(accept, IncludeObject::parse(self.query.get("includeObject")))
+        let accept = self
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        Format::negotiate(
+            accept,
+            IncludeObject::parse(self.query.get("includeObject")),
+        )
     }
 
     fn write_options(&self) -> Result<WriteOptions, ApiError> {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
             field_manager: field_manager(self.query, self.headers),
+            force: self.query.flag("force"),
         })
     }
 
@@ -492,9 +506,13 @@ impl ResourceRequest<'_> {
         let obj = with_type(res, obj);
         match self.format() {
             Format::Json => json_response(code, &obj),
-            Format::Table { api_version, include } => {
-                json_response(code, &table::table(res, &[obj], None, include, api_version, true))
-            }
+            Format::Table {
+                api_version,
+                include,
+            } => json_response(
+                code,
+                &table::table(res, &[obj], None, include, api_version, true),
+            ),
             Format::Metadata { api_version } => {
                 json_response(code, &table::partial_metadata(&obj, api_version))
             }
@@ -519,7 +537,9 @@ impl ResourceRequest<'_> {
     fn list(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
         let labels = self.query.labels()?;
         let fields = self.query.fields()?;
-        let list = self.cluster().list_with(res, ns, labels.as_ref(), fields.as_ref());
+        let list = self
+            .cluster()
+            .list_with(res, ns, labels.as_ref(), fields.as_ref());
         let rv = list.resource_version;
         let items: Vec<Value> = list.items.into_iter().map(|o| with_type(res, o)).collect();
         let body = match self.format() {
@@ -529,9 +549,10 @@ impl ResourceRequest<'_> {
                 "metadata": {"resourceVersion": rv.to_string()},
                 "items": items,
             }),
-            Format::Table { api_version, include } => {
-                table::table(res, &items, Some(rv), include, api_version, true)
-            }
+            Format::Table {
+                api_version,
+                include,
+            } => table::table(res, &items, Some(rv), include, api_version, true),
             Format::Metadata { api_version } => json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": api_version,
@@ -564,10 +585,17 @@ impl ResourceRequest<'_> {
             timeout,
             format: self.format(),
         };
-        Ok(watch::respond(self.cluster(), req, self.state.0.shutdown.clone()))
+        Ok(watch::respond(
+            self.cluster(),
+            req,
+            self.state.0.shutdown.clone(),
+        ))
     }
 
-    fn cluster_error<'a>(res: &'a ResourceInfo, name: &'a str) -> impl Fn(ClusterError) -> ApiError + 'a {
+    fn cluster_error<'a>(
+        res: &'a ResourceInfo,
+        name: &'a str,
+    ) -> impl Fn(ClusterError) -> ApiError + 'a {
         move |e| ApiError::from_cluster(&e, res, name)
     }
 
@@ -585,7 +613,12 @@ impl ResourceRequest<'_> {
         Ok(self.object_response(res, StatusCode::CREATED, created))
     }
 
-    fn check_body_namespace(&self, res: &ResourceInfo, ns: &str, obj: &Value) -> Result<(), ApiError> {
+    fn check_body_namespace(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
         if let Some(o) = object::namespace(obj)
             && res.namespaced
             && o != ns
@@ -626,8 +659,7 @@ impl ResourceRequest<'_> {
         let patch_type = PatchType::from_content_type(content_type)
             .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
         let opts = self.write_options()?;
-        let force = self.query.flag("force");
-        if force && patch_type != PatchType::Apply {
+        if opts.force && patch_type != PatchType::Apply {
             return Err(ApiError::bad_request(
                 "force is only allowed for apply patches (application/apply-patch+yaml)",
             ));
@@ -653,7 +685,7 @@ impl ResourceRequest<'_> {
         }
         let change = self
             .cluster()
-            .patch(res, ns, name, patch_type, &body, &opts, force)
+            .patch(res, ns, name, patch_type, &body, &opts)
             .map_err(Self::cluster_error(res, name))?;
         let code = if change.before.is_none() {
             StatusCode::CREATED
@@ -707,7 +739,9 @@ impl ResourceRequest<'_> {
         let opts = self.delete_options()?;
         let labels = self.query.labels()?;
         let fields = self.query.fields()?;
-        let list = self.cluster().list_with(res, ns, labels.as_ref(), fields.as_ref());
+        let list = self
+            .cluster()
+            .list_with(res, ns, labels.as_ref(), fields.as_ref());
         let mut deleted = Vec::new();
         for obj in list.items {
             let name = object::name(&obj).unwrap_or_default().to_string();
@@ -748,7 +782,9 @@ impl ResourceRequest<'_> {
             return Ok(json_response(StatusCode::OK, &scale));
         } else if *m == Method::PUT {
             let body = parse_body(self.headers, self.body)?;
-            if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            if let Some(rv) = body
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
                 && !rv.is_empty()
                 && Some(rv) != object::resource_version(&obj)
             {
@@ -796,7 +832,6 @@ impl ResourceRequest<'_> {
                 PatchType::Merge,
                 &json!({"spec": {"replicas": replicas}}),
                 &opts,
-                false,
             )
             .map_err(Self::cluster_error(res, name))?;
         Ok(json_response(StatusCode::OK, &scale_of(res, &change.after)))
@@ -841,7 +876,14 @@ fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
 mod tests {
     use super::*;
 
-    fn target(ns: Option<&str>, plural: &str, name: Option<&str>, sub: Option<&str>, group: &str, version: &str) -> Route {
+    fn target(
+        ns: Option<&str>,
+        plural: &str,
+        name: Option<&str>,
+        sub: Option<&str>,
+        group: &str,
+        version: &str,
+    ) -> Route {
         Route::Resource(Target {
             group: group.into(),
             version: version.into(),
@@ -854,21 +896,53 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(parse_path("/api/v1"), Some(Route::ResourceList("".into(), "v1".into())));
+        assert_eq!(
+            parse_path("/api/v1"),
+            Some(Route::ResourceList("".into(), "v1".into()))
+        );
         assert_eq!(parse_path("/apis/apps"), Some(Route::Group("apps".into())));
-        assert_eq!(parse_path("/apis/apps/v1"), Some(Route::ResourceList("apps".into(), "v1".into())));
-        assert_eq!(parse_path("/api/v1/namespaces"), Some(target(None, "namespaces", None, None, "", "v1")));
-        assert_eq!(parse_path("/api/v1/namespaces/dev"), Some(target(None, "namespaces", Some("dev"), None, "", "v1")));
+        assert_eq!(
+            parse_path("/apis/apps/v1"),
+            Some(Route::ResourceList("apps".into(), "v1".into()))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces"),
+            Some(target(None, "namespaces", None, None, "", "v1"))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces/dev"),
+            Some(target(None, "namespaces", Some("dev"), None, "", "v1"))
+        );
         assert_eq!(
             parse_path("/api/v1/namespaces/dev/status"),
-            Some(target(None, "namespaces", Some("dev"), Some("status"), "", "v1"))
+            Some(target(
+                None,
+                "namespaces",
+                Some("dev"),
+                Some("status"),
+                "",
+                "v1"
+            ))
         );
-        assert_eq!(parse_path("/api/v1/namespaces/dev/pods"), Some(target(Some("dev"), "pods", None, None, "", "v1")));
+        assert_eq!(
+            parse_path("/api/v1/namespaces/dev/pods"),
+            Some(target(Some("dev"), "pods", None, None, "", "v1"))
+        );
         assert_eq!(
             parse_path("/apis/apps/v1/namespaces/dev/deployments/web/scale"),
-            Some(target(Some("dev"), "deployments", Some("web"), Some("scale"), "apps", "v1"))
+            Some(target(
+                Some("dev"),
+                "deployments",
+                Some("web"),
+                Some("scale"),
+                "apps",
+                "v1"
+            ))
         );
-        assert_eq!(parse_path("/apis/apps/v1/deployments"), Some(target(None, "deployments", None, None, "apps", "v1")));
+        assert_eq!(
+            parse_path("/apis/apps/v1/deployments"),
+            Some(target(None, "deployments", None, None, "apps", "v1"))
+        );
         assert_eq!(parse_path("/api/v1/namespaces/a/b/c/d/e"), None);
         assert_eq!(parse_path("/api//v1"), None);
         assert_eq!(parse_path("/other"), None);
@@ -879,24 +953,49 @@ mod tests {
         let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(
             Format::negotiate(Some(kubectl_get), IncludeObject::Metadata),
-            Format::Table { api_version: "meta.k8s.io/v1", include: IncludeObject::Metadata }
+            Format::Table {
+                api_version: "meta.k8s.io/v1",
+                include: IncludeObject::Metadata
+            }
         );
-        assert_eq!(Format::negotiate(Some("application/json"), IncludeObject::Metadata), Format::Json);
-        assert_eq!(Format::negotiate(None, IncludeObject::Metadata), Format::Json);
         assert_eq!(
-            Format::negotiate(Some("application/vnd.kubernetes.protobuf, application/json"), IncludeObject::Metadata),
+            Format::negotiate(Some("application/json"), IncludeObject::Metadata),
             Format::Json
         );
         assert_eq!(
-            Format::negotiate(Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"), IncludeObject::Metadata),
-            Format::Metadata { api_version: "meta.k8s.io/v1" }
+            Format::negotiate(None, IncludeObject::Metadata),
+            Format::Json
         );
-        assert_eq!(Format::negotiate(Some("application/json;as=Other;g=x;v=y"), IncludeObject::Metadata), Format::Json);
+        assert_eq!(
+            Format::negotiate(
+                Some("application/vnd.kubernetes.protobuf, application/json"),
+                IncludeObject::Metadata
+            ),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(
+                Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+                IncludeObject::Metadata
+            ),
+            Format::Metadata {
+                api_version: "meta.k8s.io/v1"
+            }
+        );
+        assert_eq!(
+            Format::negotiate(
+                Some("application/json;as=Other;g=x;v=y"),
+                IncludeObject::Metadata
+            ),
+            Format::Json
+        );
     }
 
     #[test]
     fn queries() {
-        let q = Query::parse(Some("dryRun=All&labelSelector=app%3Dweb&watch=1&fieldManager=kubectl"));
+        let q = Query::parse(Some(
+            "dryRun=All&labelSelector=app%3Dweb&watch=1&fieldManager=kubectl",
+        ));
         assert!(q.dry_run().unwrap());
         assert!(q.flag("watch"));
         assert_eq!(q.labels().unwrap().unwrap().to_string(), "app=web");
@@ -905,7 +1004,13 @@ mod tests {
         let h = HeaderMap::new();
         assert_eq!(field_manager(&q, &h).as_deref(), Some("kubectl"));
         let mut h = HeaderMap::new();
-        h.insert(header::USER_AGENT, "kubectl/v1.33.9 (linux/amd64)".parse().unwrap());
-        assert_eq!(field_manager(&Query::default(), &h).as_deref(), Some("kubectl"));
+        h.insert(
+            header::USER_AGENT,
+            "kubectl/v1.33.9 (linux/amd64)".parse().unwrap(),
+        );
+        assert_eq!(
+            field_manager(&Query::default(), &h).as_deref(),
+            Some("kubectl")
+        );
     }
 }

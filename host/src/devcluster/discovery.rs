@@ -32,8 +32,8 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::cluster::resources::{self, ResourceInfo};
 use crate::cluster::MemoryCluster;
+use crate::cluster::resources::{self, ResourceInfo};
 
 /// The Kubernetes version the server claims (kubectl warns about clients
 /// more than one minor version away).
@@ -92,8 +92,17 @@ pub fn served(cluster: &MemoryCluster) -> Vec<ServedResource> {
 
 /// The resources one CRD serves, storage version first.
 fn crd_resources(crd: &Value) -> Vec<ServedResource> {
-    let s = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-    let (group, kind, plural) = (s("/spec/group"), s("/spec/names/kind"), s("/spec/names/plural"));
+    let s = |p: &str| {
+        crd.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (group, kind, plural) = (
+        s("/spec/group"),
+        s("/spec/names/kind"),
+        s("/spec/names/plural"),
+    );
     if group.is_empty() || kind.is_empty() || plural.is_empty() || group == CRD_GROUP {
         return Vec::new();
     }
@@ -103,7 +112,12 @@ fn crd_resources(crd: &Value) -> Vec<ServedResource> {
     let strings = |p: &str| -> Vec<String> {
         crd.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let namespaced = s("/spec/scope") != "Cluster";
@@ -130,7 +144,12 @@ fn crd_resources(crd: &Value) -> Vec<ServedResource> {
 }
 
 /// The served resource at `(group, version, plural)`.
-pub fn find(cluster: &MemoryCluster, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
+pub fn find(
+    cluster: &MemoryCluster,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<ResourceInfo> {
     if let Some(r) = resources::by_plural_version(group, version, plural) {
         return Some(r);
     }
@@ -311,14 +330,30 @@ pub fn openapi_group_version(served: &[ServedResource], path: &str) -> Option<Va
         };
         let (url, mut params): (String, Vec<Value>) = if s.info.namespaced {
             (
-                format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", s.info.plural),
-                vec![json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}})],
+                format!(
+                    "{prefix}/namespaces/{{namespace}}/{}/{{name}}",
+                    s.info.plural
+                ),
+                vec![
+                    json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}),
+                ],
             )
         } else {
             (format!("{prefix}/{}/{{name}}", s.info.plural), Vec::new())
         };
-        params.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
-        params.extend(["dryRun", "fieldManager", "fieldValidation", "force", "pretty"].map(query));
+        params.push(
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+        );
+        params.extend(
+            [
+                "dryRun",
+                "fieldManager",
+                "fieldValidation",
+                "force",
+                "pretty",
+            ]
+            .map(query),
+        );
         let gvk = json!({"group": group, "version": version, "kind": s.info.kind});
         // kubectl looks for `fieldValidation` among the parameters of the
         // PATCH operation itself, not the path's.
@@ -388,7 +423,10 @@ mod tests {
         assert_eq!(group(&s, "apps").unwrap()["kind"], "APIGroup");
         assert!(group(&s, "nope.example.com").is_none());
         assert!(resource_list(&s, "apps", "v9").is_none());
-        assert_eq!(find(&c, "apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(
+            find(&c, "apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
         assert!(find(&c, "apps", "v2", "deployments").is_none());
     }
 
@@ -412,9 +450,15 @@ spec:
         let s = served(&c);
         let g = group(&s, "example.com").unwrap();
         assert_eq!(g["preferredVersion"]["version"], "v1");
-        assert_eq!(find(&c, "example.com", "v1beta1", "widgets").unwrap().kind, "Widget");
+        assert_eq!(
+            find(&c, "example.com", "v1beta1", "widgets").unwrap().kind,
+            "Widget"
+        );
         let doc = openapi_group_version(&s, "apis/example.com/v1").unwrap();
-        assert!(doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"].is_object());
+        assert!(
+            doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
+                .is_object()
+        );
     }
 
     #[test]
@@ -422,15 +466,30 @@ spec:
         let c = MemoryCluster::new();
         let s = served(&c);
         let root = openapi_root(&s);
-        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"]
-            .as_str()
-            .unwrap()
-            .starts_with("/openapi/v3/apis/apps/v1?hash="));
+        assert!(
+            root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1?hash=")
+        );
         let doc = openapi_group_version(&s, "api/v1").unwrap();
         let ns = &doc["paths"]["/api/v1/namespaces/{name}"];
-        assert_eq!(ns["patch"]["x-kubernetes-group-version-kind"]["kind"], "Namespace");
-        assert!(ns["patch"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
-        assert!(ns["patch"]["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
+        assert_eq!(
+            ns["patch"]["x-kubernetes-group-version-kind"]["kind"],
+            "Namespace"
+        );
+        assert!(
+            ns["patch"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
+        assert!(
+            ns["patch"]["requestBody"]["content"]
+                .get("application/strategic-merge-patch+json")
+                .is_none()
+        );
         assert!(openapi_group_version(&s, "apis/apps").is_none());
     }
 }

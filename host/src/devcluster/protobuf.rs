@@ -156,7 +156,9 @@ pub enum ProtobufError {
     #[error("malformed protobuf body: {0}")]
     Malformed(String),
     /// The kind is not one this server decodes.
-    #[error("the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount and DeleteOptions, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)")]
+    #[error(
+        "the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount and DeleteOptions, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)"
+    )]
     Unsupported {
         /// The object's apiVersion.
         api_version: String,
@@ -189,7 +191,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ProtobufError> {
         let mut out = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| malformed("truncated varint"))?;
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| malformed("truncated varint"))?;
             self.pos += 1;
             out |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
@@ -216,7 +221,8 @@ impl<'a> Reader<'a> {
                 Wire::Fixed
             }
             2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| malformed("length overflow"))?;
+                let len =
+                    usize::try_from(self.varint()?).map_err(|_| malformed("length overflow"))?;
                 let end = self.pos.checked_add(len).filter(|e| *e <= self.buf.len());
                 let end = end.ok_or_else(|| malformed("truncated length-delimited field"))?;
                 let bytes = &self.buf[self.pos..end];
@@ -291,7 +297,12 @@ fn message(bytes: &[u8], fields: &[Field]) -> Result<Value, ProtobufError> {
                 }
                 continue;
             }
-            _ => return Err(malformed(&format!("field {} has the wrong wire type", field.name))),
+            _ => {
+                return Err(malformed(&format!(
+                    "field {} has the wrong wire type",
+                    field.name
+                )));
+            }
         };
         if field.repeated {
             let list = out
@@ -319,7 +330,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         .strip_prefix(MAGIC)
         .ok_or_else(|| malformed("missing the k8s\\0 prefix"))?;
     let mut r = Reader::new(rest);
-    let (mut api_version, mut kind, mut raw): (String, String, &[u8]) = (String::new(), String::new(), &[]);
+    let (mut api_version, mut kind, mut raw): (String, String, &[u8]) =
+        (String::new(), String::new(), &[]);
     while let Some((num, w)) = r.next()? {
         match (num, w) {
             (1, Wire::Bytes(b)) => {

@@ -75,8 +75,15 @@ struct WatchState {
 
 impl WatchState {
     fn matches(&self, obj: &Value) -> bool {
-        self.req.labels.as_ref().is_none_or(|s| s.matches_value(obj))
-            && self.req.fields.as_ref().is_none_or(|s| s.matches_value(obj))
+        self.req
+            .labels
+            .as_ref()
+            .is_none_or(|s| s.matches_value(obj))
+            && self
+                .req
+                .fields
+                .as_ref()
+                .is_none_or(|s| s.matches_value(obj))
     }
 
     fn encode(&mut self, event_type: &str, mut obj: Value) -> Bytes {
@@ -87,10 +94,20 @@ impl WatchState {
         }
         let object = match self.req.format {
             Format::Json => obj,
-            Format::Table { api_version, include } => {
+            Format::Table {
+                api_version,
+                include,
+            } => {
                 let with_columns = !self.sent_columns;
                 self.sent_columns = true;
-                table::table(&self.req.res, &[obj], None, include, api_version, with_columns)
+                table::table(
+                    &self.req.res,
+                    &[obj],
+                    None,
+                    include,
+                    api_version,
+                    with_columns,
+                )
             }
             Format::Metadata { api_version } => table::partial_metadata(&obj, api_version),
         };
@@ -105,7 +122,11 @@ fn line(v: &Value) -> Bytes {
 }
 
 /// Starts a watch: the streaming `200` response.
-pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: CancellationToken) -> Response {
+pub fn respond(
+    cluster: &MemoryCluster,
+    req: WatchRequest,
+    shutdown: CancellationToken,
+) -> Response {
     let mut revisions = cluster.subscribe();
     revisions.borrow_and_update();
     let mut state = WatchState {
@@ -161,7 +182,8 @@ pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: Cancellatio
             match st.cluster.events_since(st.last) {
                 Err(expired) => {
                     let status = ApiError::new(410, "Expired", expired.to_string()).to_status();
-                    st.pending.push_back(line(&json!({"type": "ERROR", "object": status})));
+                    st.pending
+                        .push_back(line(&json!({"type": "ERROR", "object": status})));
                     st.done = true;
                     continue;
                 }
@@ -191,7 +213,13 @@ pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: Cancellatio
     });
     let mut r = Response::new(Body::from_stream(stream));
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
