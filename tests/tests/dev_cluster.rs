@@ -538,6 +538,22 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
         .unwrap();
         assert_eq!(seen, ["ADDED 1", "MODIFIED 2", "MODIFIED 2", "DELETED"]);
 
+        // Discovery, aggregated and legacy.
+        for discovery in [
+            kube::Discovery::new(client.clone()).run_aggregated().await.unwrap(),
+            kube::Discovery::new(client.clone()).run().await.unwrap(),
+        ] {
+            assert!(discovery.has_group("apps"));
+            let apps = discovery.get("apps").unwrap();
+            let (deploy, caps) = apps
+                .recommended_resources()
+                .into_iter()
+                .find(|(r, _)| r.kind == "Deployment")
+                .expect("Deployment discovered");
+            assert_eq!(deploy.plural, "deployments");
+            assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        }
+
         let namespaces: Api<Namespace> = Api::all(client);
         let names: Vec<String> = namespaces
             .list(&ListParams::default())

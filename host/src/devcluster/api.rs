@@ -221,7 +221,10 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /api`.
-pub async fn core_versions(State(state): State<AppState>) -> Response {
+pub async fn core_versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = aggregated(&state, &headers, true) {
+        return r;
+    }
     json_response(
         StatusCode::OK,
         &discovery::core_versions(&state.0.server_address),
@@ -229,11 +232,29 @@ pub async fn core_versions(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /apis`.
-pub async fn group_list(State(state): State<AppState>) -> Response {
+pub async fn group_list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = aggregated(&state, &headers, false) {
+        return r;
+    }
     json_response(
         StatusCode::OK,
         &discovery::group_list(&discovery::served(state.cluster())),
     )
+}
+
+/// Aggregated discovery, when the request prefers it.
+fn aggregated(state: &AppState, headers: &HeaderMap, core: bool) -> Option<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if !discovery::wants_aggregated(accept) {
+        return None;
+    }
+    let body = discovery::aggregated(&discovery::served(state.cluster()), core);
+    let mut r = json_response(StatusCode::OK, &body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(discovery::AGGREGATED_MEDIA_TYPE),
+    );
+    Some(r)
 }
 
 /// `GET /openapi/v2`: not served (kubectl copes, see [`discovery`]).
@@ -765,11 +786,7 @@ impl ResourceRequest<'_> {
 
     /// `.../{name}/scale` for kinds with `spec.replicas`.
     fn scale(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
-        let scalable = matches!(
-            (res.group.as_str(), res.kind.as_str()),
-            ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") | ("", "ReplicationController")
-        );
-        if !scalable {
+        if !discovery::scalable(res) {
             return Err(ApiError::not_found_path(self.path));
         }
         let obj = self
