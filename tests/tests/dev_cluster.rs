@@ -398,6 +398,14 @@ fn namespaces_are_objects() {
         "{}",
         run.stdout
     );
+    // The system namespaces stay.
+    let run = server.kubectl_run(["delete", "namespace", "default"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("this namespace may not be deleted"),
+        "{}",
+        run.stderr
+    );
     // Deleting a namespace deletes what is in it.
     let run = run_within(
         server.kubectl_with(["delete", "namespace", "team-a"]),
@@ -489,6 +497,11 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
         let start = cms.list(&ListParams::default()).await.unwrap();
         let rv = start.metadata.resource_version.clone().unwrap();
         let events = cms.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+        let selected = cms
+            .watch(&WatchParams::default().labels("app=w").timeout(30), &rv)
+            .await
+            .unwrap()
+            .boxed();
 
         let apply = PatchParams::apply("kube-test");
         let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "labels": {"app": "w"}}, "data": {"v": v}});
@@ -517,7 +530,14 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
             Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "{s:?}"),
             other => panic!("expected a conflict, got {other:?}"),
         }
-        cms.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"m": "1"}}))).await.unwrap();
+        // Dropping the label: a DELETED for watchers of app=w.
+        cms.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"m": "1"}, "metadata": {"labels": null}})),
+        )
+        .await
+        .unwrap();
         cms.delete("w", &DeleteParams::default()).await.unwrap();
         assert!(cms.get_opt("w").await.unwrap().is_none());
 
@@ -537,6 +557,22 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
         .expect("four watch events in time")
         .unwrap();
         assert_eq!(seen, ["ADDED 1", "MODIFIED 2", "MODIFIED 2", "DELETED"]);
+        let seen: Vec<&str> = tokio::time::timeout(
+            Duration::from_secs(20),
+            selected
+                .map_ok(|e| match e {
+                    WatchEvent::Added(_) => "ADDED",
+                    WatchEvent::Modified(_) => "MODIFIED",
+                    WatchEvent::Deleted(_) => "DELETED",
+                    _ => "OTHER",
+                })
+                .take(3)
+                .try_collect(),
+        )
+        .await
+        .expect("three selected events in time")
+        .unwrap();
+        assert_eq!(seen, ["ADDED", "MODIFIED", "DELETED"]);
 
         // Discovery, aggregated and legacy.
         for discovery in [

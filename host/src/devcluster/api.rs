@@ -748,6 +748,14 @@ impl ResourceRequest<'_> {
     }
 
     fn delete(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
+        if res.is("", "Namespace") && super::SYSTEM_NAMESPACES.contains(&name) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
+            )
+            .about(res, name));
+        }
         let opts = self.delete_options()?;
         let gone = self
             .cluster()

@@ -14,10 +14,13 @@
 //! - `sendInitialEvents=true`: like no resourceVersion, then a `BOOKMARK`
 //!   annotated `k8s.io/initial-events-end` (the watch-list protocol).
 //!
-//! Events are filtered by namespace and by the label and field selectors
-//! the object has in that event.
+//! Events are filtered by namespace and by the label and field selectors,
+//! as in Kubernetes: an object that starts matching a selector arrives as
+//! `ADDED`, one that stops matching as `DELETED`. (For a watch from a
+//! resourceVersion, "matching before" is judged by the objects as they are
+//! when the watch starts.)
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -71,6 +74,16 @@ struct WatchState {
     deadline: tokio::time::Instant,
     shutdown: CancellationToken,
     sent_columns: bool,
+    /// With selectors: the objects (namespace, name) the client was told
+    /// match.
+    matching: Option<HashSet<(String, String)>>,
+}
+
+fn ident(obj: &Value) -> (String, String) {
+    (
+        crate::cluster::object::namespace(obj).unwrap_or_default().to_string(),
+        crate::cluster::object::name(obj).unwrap_or_default().to_string(),
+    )
 }
 
 impl WatchState {
@@ -84,6 +97,33 @@ impl WatchState {
                 .fields
                 .as_ref()
                 .is_none_or(|s| s.matches_value(obj))
+    }
+
+    /// The event type the client sees for a stored event, if any.
+    fn translate(&mut self, event_type: &'static str, obj: &Value) -> Option<&'static str> {
+        let now = self.matches(obj);
+        let Some(matching) = self.matching.as_mut() else {
+            return now.then_some(event_type);
+        };
+        let key = ident(obj);
+        let was = matching.contains(&key);
+        match (event_type, was, now) {
+            ("DELETED", true, _) | ("DELETED", false, true) => {
+                matching.remove(&key);
+                Some("DELETED")
+            }
+            ("DELETED", false, false) => None,
+            (_, true, true) => Some(event_type),
+            (_, false, true) => {
+                matching.insert(key);
+                Some("ADDED")
+            }
+            (_, true, false) => {
+                matching.remove(&key);
+                Some("DELETED")
+            }
+            (_, false, false) => None,
+        }
     }
 
     fn encode(&mut self, event_type: &str, mut obj: Value) -> Bytes {
@@ -138,10 +178,24 @@ pub fn respond(
         done: false,
         shutdown,
         sent_columns: false,
+        matching: None,
         req,
     };
+    let selective = state.req.labels.as_ref().is_some_and(|l| !l.is_empty())
+        || state.req.fields.as_ref().is_some_and(|f| !f.is_empty());
     match state.req.resource_version {
-        Some(rv) if !state.req.send_initial_events => state.last = rv,
+        Some(rv) if !state.req.send_initial_events => {
+            state.last = rv;
+            if selective {
+                let now = cluster.list_with(
+                    &state.req.res,
+                    &state.req.namespace,
+                    state.req.labels.as_ref(),
+                    state.req.fields.as_ref(),
+                );
+                state.matching = Some(now.items.iter().map(ident).collect());
+            }
+        }
         _ => {
             let list = cluster.list_with(
                 &state.req.res,
@@ -150,6 +204,9 @@ pub fn respond(
                 state.req.fields.as_ref(),
             );
             state.last = list.resource_version;
+            if selective {
+                state.matching = Some(list.items.iter().map(ident).collect());
+            }
             for obj in list.items {
                 let b = state.encode("ADDED", obj);
                 state.pending.push_back(b);
@@ -190,8 +247,11 @@ pub fn respond(
                 Ok(events) => {
                     for ev in events {
                         st.last = ev.revision;
-                        if ev.is_about(&st.req.res, &st.req.namespace) && st.matches(&ev.object) {
-                            let b = st.encode(ev.event_type.as_str(), ev.object);
+                        if !ev.is_about(&st.req.res, &st.req.namespace) {
+                            continue;
+                        }
+                        if let Some(t) = st.translate(ev.event_type.as_str(), &ev.object) {
+                            let b = st.encode(t, ev.object);
                             st.pending.push_back(b);
                         }
                     }
