@@ -49,6 +49,7 @@
 
 mod bindings;
 pub mod caps;
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod devcluster;

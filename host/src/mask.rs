@@ -121,6 +121,47 @@ impl SecretMasker {
         Cow::Owned(out)
     }
 
+    /// Where to cut `text` at or before byte `at` so that no occurrence of a
+    /// secret (or its encodings) straddles the cut, and not inside a UTF-8
+    /// character: text split into pieces there can still be masked piece by
+    /// piece. Returns `at` (or `text.len()`, if shorter) when nothing
+    /// straddles it; only a secret longer than `at` starting at byte 0 cannot
+    /// be kept whole, and is then cut at `at`.
+    ///
+    /// ```
+    /// let masker = stepbox::mask::SecretMasker::new(["hunter2"]);
+    /// let text = b"xxxxhunter2yyyy";
+    /// assert_eq!(masker.safe_cut(text, 6), 4);
+    /// assert_eq!(masker.safe_cut(text, 12), 12);
+    /// ```
+    pub fn safe_cut(&self, text: &[u8], at: usize) -> usize {
+        let at = at.min(text.len());
+        let mut cut = at;
+        while cut > 0 && cut < text.len() && (text[cut] & 0b1100_0000) == 0b1000_0000 {
+            cut -= 1;
+        }
+        loop {
+            let mut moved = false;
+            for p in self.patterns.iter().map(String::as_bytes) {
+                // Any occurrence inside this window starts before the cut and
+                // ends after it.
+                let lo = cut.saturating_sub(p.len() - 1);
+                let hi = (cut + p.len() - 1).min(text.len());
+                if hi - lo < p.len() {
+                    continue;
+                }
+                if let Some(pos) = text[lo..hi].windows(p.len()).position(|w| w == p) {
+                    cut = lo + pos;
+                    moved = true;
+                }
+            }
+            if !moved || cut == 0 {
+                break;
+            }
+        }
+        if cut == 0 { at } else { cut }
+    }
+
     /// Masks every string in a JSON tree in place, map keys included. (When
     /// two keys mask to the same text, later ones get a `#2`, `#3`, ...
     /// suffix so no entry is lost.)
@@ -260,6 +301,29 @@ mod tests {
                 "n": 5
             })
         );
+    }
+
+    #[test]
+    fn safe_cut_never_splits_a_secret() {
+        let m = SecretMasker::new(["hunter2"]);
+        let text = b"aaaahunter2bbbbhunter2";
+        for at in 0..=text.len() {
+            let cut = m.safe_cut(text, at);
+            let (a, b) = text.split_at(cut);
+            let masked = format!(
+                "{}{}",
+                m.mask(std::str::from_utf8(a).unwrap()),
+                m.mask(std::str::from_utf8(b).unwrap())
+            );
+            assert!(!masked.contains("hunter2"), "cut at {at} -> {cut}: {masked}");
+        }
+        assert_eq!(m.safe_cut(text, 100), text.len());
+        // Not inside a character.
+        let m = SecretMasker::default();
+        assert_eq!(m.safe_cut("aé".as_bytes(), 2), 1);
+        // A secret longer than the cut, at the start, cannot be kept whole.
+        let m = SecretMasker::new(["abcdefgh"]);
+        assert_eq!(m.safe_cut(b"abcdefgh", 3), 3);
     }
 
     #[test]

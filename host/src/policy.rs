@@ -16,6 +16,8 @@
 //!   timeout: 10m          # humantime ("90s", "1h 30m") or seconds
 //!   logBytes: 1Mi
 //!   outputBytes: 256Ki
+//!   workspaceBytes: 1Gi   # bytes the run may add to /workspace
+//!   workspaceFiles: 100000 # files and directories the run may add to /workspace
 //! ```
 //!
 //! [`Policy::check`] decides one call. In order:
@@ -28,6 +30,21 @@
 //!    restricts a rule to those names, and such a rule never grants a request
 //!    without a name (`list`, `watch`) nor `create` (as in RBAC, a create
 //!    cannot be restricted by name).
+//!
+//!
+//! [`Policy::check_object`] then looks inside what a step writes, for the
+//! objects that grant permissions of their own, so a policy that lets a step
+//! manage RBAC objects does not let it escalate:
+//!
+//! - a `Role` may not use `*` (in apiGroups, resources or verbs), may not
+//!   list `nonResourceURLs`, and may grant only what the policy itself
+//!   grants;
+//! - a `RoleBinding` may only bind a `Role` (not a `ClusterRole`), and its
+//!   subjects may not reach beyond the run's namespace (a ServiceAccount of
+//!   another namespace, or a `system:` group or user spanning namespaces);
+//! - a `Secret` of type `kubernetes.io/service-account-token` is refused:
+//!   Kubernetes would fill it with a token of a service account, a credential
+//!   with that account's permissions.
 //!
 //! ```
 //! use stepbox::cluster::resources;
@@ -138,6 +155,53 @@ impl fmt::Display for Verb {
     }
 }
 
+/// The API group of Roles and RoleBindings.
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The Secret type Kubernetes fills with a service account token.
+const SERVICE_ACCOUNT_TOKEN: &str = "kubernetes.io/service-account-token";
+
+/// The RoleBinding part of [`Policy::check_object`]: binds a Role, to
+/// subjects of the run's namespace.
+fn check_role_binding(name: &str, object: &serde_json::Value, ns: &str) -> Decision {
+    let text = |v: &serde_json::Value, field: &str| v.get(field).and_then(serde_json::Value::as_str).unwrap_or("").to_string();
+    let role_ref = object.get("roleRef").unwrap_or(&serde_json::Value::Null);
+    let (ref_kind, ref_name) = (text(role_ref, "kind"), text(role_ref, "name"));
+    if ref_kind != "Role" {
+        let what = if ref_kind.is_empty() { "no Role".to_string() } else { format!("{ref_kind} {ref_name:?}") };
+        return Decision::Deny(format!(
+            "RoleBinding {name:?} binds {what}: steps may only bind Roles of namespace {ns:?} (a ClusterRole's \
+             rules are not checked against the step policy)"
+        ));
+    }
+    let subjects = match object.get("subjects") {
+        None | Some(serde_json::Value::Null) => return Decision::Allow,
+        Some(serde_json::Value::Array(s)) => s,
+        Some(_) => return Decision::Deny(format!("RoleBinding {name:?}: subjects must be a list")),
+    };
+    for (i, subject) in subjects.iter().enumerate() {
+        let (kind, subject_name, subject_ns) = (text(subject, "kind"), text(subject, "name"), text(subject, "namespace"));
+        let outside = match kind.as_str() {
+            "ServiceAccount" => !subject_ns.is_empty() && subject_ns != ns,
+            // Kubernetes names service accounts as users and groups too:
+            // only those of the run's namespace stay inside it.
+            _ => {
+                subject_name.starts_with("system:")
+                    && !subject_name.starts_with(&format!("system:serviceaccount:{ns}:"))
+                    && subject_name != format!("system:serviceaccounts:{ns}")
+            }
+        };
+        if outside {
+            let where_ = if subject_ns.is_empty() { String::new() } else { format!(" in namespace {subject_ns:?}") };
+            return Decision::Deny(format!(
+                "RoleBinding {name:?} subjects[{i}] is {kind} {subject_name:?}{where_}, which reaches beyond namespace \
+                 {ns:?}: steps may only bind subjects of the run's namespace"
+            ));
+        }
+    }
+    Decision::Allow
+}
+
 /// Verbs a rule may list: ours, `*`, and RBAC verbs steps never use (kept so
 /// Role rules can be copied verbatim).
 const KNOWN_VERBS: &[&str] = &[
@@ -211,6 +275,12 @@ pub struct Limits {
     pub log_bytes: u64,
     /// Bytes of outputs (names plus values) the run may set. Default 256 KiB.
     pub output_bytes: u64,
+    /// Bytes the run may add to `/workspace` (file sizes, counted over what
+    /// was there when the run started). Default 1 GiB.
+    pub workspace_bytes: u64,
+    /// Files, directories and symlinks the run may add to `/workspace`.
+    /// Default 100,000.
+    pub workspace_files: u64,
 }
 
 impl Limits {
@@ -222,6 +292,10 @@ impl Limits {
     pub const DEFAULT_LOG_BYTES: u64 = 1024 * 1024;
     /// Default output limit: 256 KiB.
     pub const DEFAULT_OUTPUT_BYTES: u64 = 256 * 1024;
+    /// Default workspace size limit: 1 GiB.
+    pub const DEFAULT_WORKSPACE_BYTES: u64 = 1024 * 1024 * 1024;
+    /// Default workspace file count limit: 100,000.
+    pub const DEFAULT_WORKSPACE_FILES: u64 = 100_000;
 }
 
 impl Default for Limits {
@@ -231,6 +305,8 @@ impl Default for Limits {
             timeout: Self::DEFAULT_TIMEOUT,
             log_bytes: Self::DEFAULT_LOG_BYTES,
             output_bytes: Self::DEFAULT_OUTPUT_BYTES,
+            workspace_bytes: Self::DEFAULT_WORKSPACE_BYTES,
+            workspace_files: Self::DEFAULT_WORKSPACE_FILES,
         }
     }
 }
@@ -328,6 +404,8 @@ struct LimitsFile {
     timeout: Option<Scalar>,
     log_bytes: Option<Scalar>,
     output_bytes: Option<Scalar>,
+    workspace_bytes: Option<Scalar>,
+    workspace_files: Option<Scalar>,
 }
 
 /// A size or duration as written: a number or a string.
@@ -419,6 +497,8 @@ limits:
   timeout: 10m
   logBytes: 1Mi
   outputBytes: 256Ki
+  workspaceBytes: 1Gi
+  workspaceFiles: 100000
 "#;
 
 impl Default for Policy {
@@ -653,6 +733,18 @@ impl Policy {
                 Limits::DEFAULT_OUTPUT_BYTES,
                 true,
             )?,
+            workspace_bytes: size_field(
+                "limits.workspaceBytes",
+                l.workspace_bytes,
+                Limits::DEFAULT_WORKSPACE_BYTES,
+                true,
+            )?,
+            workspace_files: size_field(
+                "limits.workspaceFiles",
+                l.workspace_files,
+                Limits::DEFAULT_WORKSPACE_FILES,
+                true,
+            )?,
         };
         Ok(Self {
             namespace: file.namespace,
@@ -749,6 +841,111 @@ impl Policy {
         Decision::Deny(reason)
     }
 
+    /// Checks what an object a step writes would grant, once [`Policy::check`]
+    /// allowed the write itself (see the [module docs](self)): Roles,
+    /// RoleBindings and service account token Secrets. Other objects are
+    /// allowed. A RoleBinding's referenced Role is checked by the caller,
+    /// which can read it, with [`Policy::check_role_rules`].
+    pub fn check_object(&self, res: &ResourceInfo, object: &serde_json::Value, run_namespace: &str) -> Decision {
+        let name = object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or("");
+        match (res.group.as_str(), res.kind.as_str()) {
+            (RBAC_GROUP, "Role") => {
+                let rules = object.get("rules").unwrap_or(&serde_json::Value::Null);
+                self.check_role_rules(&format!("Role {name:?}"), rules)
+            }
+            (RBAC_GROUP, "RoleBinding") => check_role_binding(name, object, run_namespace),
+            ("", "Secret") => {
+                let kind = object.get("type").and_then(serde_json::Value::as_str).unwrap_or("");
+                if kind == SERVICE_ACCOUNT_TOKEN {
+                    let account = object
+                        .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("");
+                    return Decision::Deny(format!(
+                        "Secret {name:?} is of type {SERVICE_ACCOUNT_TOKEN}: Kubernetes would fill it with a token of \
+                         ServiceAccount {account:?}, a credential with that account's permissions; steps may not mint \
+                         service account tokens"
+                    ));
+                }
+                Decision::Allow
+            }
+            _ => Decision::Allow,
+        }
+    }
+
+    /// Checks the `rules` of a Role (`what` names it in the message): no
+    /// wildcards, no `nonResourceURLs`, and nothing the policy does not
+    /// grant itself.
+    pub fn check_role_rules(&self, what: &str, rules: &serde_json::Value) -> Decision {
+        let rules = match rules {
+            serde_json::Value::Null => return Decision::Allow,
+            serde_json::Value::Array(r) => r,
+            _ => return Decision::Deny(format!("{what}: rules must be a list")),
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            let list = |field: &str| -> std::result::Result<Vec<String>, Decision> {
+                match rule.get(field) {
+                    None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| Decision::Deny(format!("{what} rules[{i}].{field} must be a list of strings"))),
+                    Some(_) => Err(Decision::Deny(format!("{what} rules[{i}].{field} must be a list of strings"))),
+                }
+            };
+            let fields = (list("apiGroups"), list("resources"), list("verbs"), list("resourceNames"), list("nonResourceURLs"));
+            let (groups, resources, verbs, names, urls) = match fields {
+                (Ok(g), Ok(r), Ok(v), Ok(n), Ok(u)) => (g, r, v, n, u),
+                (Err(d), ..) | (_, Err(d), ..) | (_, _, Err(d), ..) | (_, _, _, Err(d), _) | (.., Err(d)) => return d,
+            };
+            if !urls.is_empty() {
+                return Decision::Deny(format!(
+                    "{what} rules[{i}] lists nonResourceURLs, which only ClusterRoles can grant; steps may not grant them"
+                ));
+            }
+            for (field, values) in [("apiGroups", &groups), ("resources", &resources), ("verbs", &verbs)] {
+                if values.iter().any(|v| v == "*" || v.starts_with("*/")) {
+                    return Decision::Deny(format!(
+                        "{what} rules[{i}] grants \"*\" in {field}: a wildcard grants more than any step policy can \
+                         check; list what the Role needs"
+                    ));
+                }
+            }
+            for group in &groups {
+                for resource in &resources {
+                    for verb in &verbs {
+                        if !self.grants_exactly(group, resource, verb, &names) {
+                            let gr = if group.is_empty() { resource.clone() } else { format!("{resource}.{group}") };
+                            let names_note = if names.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (resourceNames {})", names.join(", "))
+                            };
+                            return Decision::Deny(format!(
+                                "{what} rules[{i}] grants {verb:?} on {gr}{names_note}, which the step policy does not \
+                                 grant: a step may only create Roles within its own permissions"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Decision::Allow
+    }
+
+    /// True when some rule grants `verb` on `group`/`resource` for every one
+    /// of `names` (any name, when `names` is empty).
+    fn grants_exactly(&self, group: &str, resource: &str, verb: &str, names: &[String]) -> bool {
+        self.rules.iter().any(|r| {
+            r.grants_group(group)
+                && r.grants_resource(resource)
+                && r.verbs.iter().any(|v| v == "*" || v == verb)
+                && (r.resource_names.is_empty()
+                    || (!names.is_empty() && names.iter().all(|n| r.resource_names.contains(n))))
+        })
+    }
+
     /// Every (group, resource) the rules grant, merged across rules and
     /// sorted, with `*` verbs expanded.
     pub fn grants(&self) -> Vec<Grant> {
@@ -827,6 +1024,8 @@ mod tests {
         assert_eq!(Limits::default().timeout, Duration::from_secs(600));
         assert_eq!(Limits::default().log_bytes, 1 << 20);
         assert_eq!(Limits::default().output_bytes, 256 << 10);
+        assert_eq!(Limits::default().workspace_bytes, 1 << 30);
+        assert_eq!(Limits::default().workspace_files, 100_000);
     }
 
     #[test]
@@ -1027,6 +1226,14 @@ rules:
         assert_eq!(p.limits.timeout, Duration::from_secs(5400));
         assert_eq!(p.limits.log_bytes, 2_000_000);
         assert_eq!(p.limits.output_bytes, 100);
+        assert_eq!(p.limits.workspace_bytes, Limits::DEFAULT_WORKSPACE_BYTES);
+        let p = Policy::from_yaml(
+            "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules: []\n\
+             limits: {workspaceBytes: 8Mi, workspaceFiles: 200}\n",
+        )
+        .unwrap();
+        assert_eq!(p.limits.workspace_bytes, 8 << 20);
+        assert_eq!(p.limits.workspace_files, 200);
         let p = Policy::from_yaml("apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules: []\nlimits: {timeout: 30}\n").unwrap();
         assert_eq!(p.limits.timeout, Duration::from_secs(30));
         assert_eq!(p.limits.memory_bytes, Limits::DEFAULT_MEMORY_BYTES);
@@ -1162,6 +1369,67 @@ rules:
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].verbs.len(), 7);
         assert_eq!(g[1].to_string(), "secrets: get [names: a, b]");
+    }
+
+    #[test]
+    fn rbac_objects_cannot_grant_more_than_the_policy() {
+        let p = Policy::from_yaml(
+            "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n\
+             - {apiGroups: [''], resources: [configmaps], verbs: [get, list]}\n\
+             - {apiGroups: [rbac.authorization.k8s.io], resources: [roles, rolebindings], verbs: ['*']}\n",
+        )
+        .unwrap();
+        let role = lookup("rbac.authorization.k8s.io/v1", "Role");
+        let check = |rules: serde_json::Value| {
+            p.check_object(&role, &serde_json::json!({"metadata": {"name": "r"}, "rules": rules}), "dev")
+        };
+        assert!(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}])).is_allowed());
+        assert!(check(serde_json::Value::Null).is_allowed());
+        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}])));
+        assert!(why.contains("Role \"r\" rules[0] grants \"*\" in verbs"), "{why}");
+        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}])));
+        assert!(why.contains("in resources"), "{why}");
+        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])));
+        assert!(why.contains("grants \"get\" on secrets, which the step policy does not grant"), "{why}");
+        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}])));
+        assert!(why.contains("\"delete\" on configmaps"), "{why}");
+        let why = deny(check(serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])));
+        assert!(why.contains("nonResourceURLs"), "{why}");
+        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": [1]}])));
+        assert!(why.contains("must be a list of strings"), "{why}");
+
+        let binding = lookup("rbac.authorization.k8s.io/v1", "RoleBinding");
+        let bind = |role_ref: serde_json::Value, subjects: serde_json::Value| {
+            p.check_object(
+                &binding,
+                &serde_json::json!({"metadata": {"name": "b"}, "roleRef": role_ref, "subjects": subjects}),
+                "dev",
+            )
+        };
+        let role_ref = serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
+        let sa = |ns: &str| serde_json::json!([{"kind": "ServiceAccount", "name": "app", "namespace": ns}]);
+        assert!(bind(role_ref.clone(), sa("dev")).is_allowed());
+        assert!(bind(role_ref.clone(), serde_json::json!([{"kind": "ServiceAccount", "name": "app"}])).is_allowed());
+        assert!(bind(role_ref.clone(), serde_json::json!([{"kind": "User", "name": "alice"}])).is_allowed());
+        assert!(
+            bind(role_ref.clone(), serde_json::json!([{"kind": "Group", "name": "system:serviceaccounts:dev"}])).is_allowed()
+        );
+        let why = deny(bind(role_ref.clone(), sa("kube-system")));
+        assert!(why.contains("subjects[0] is ServiceAccount \"app\" in namespace \"kube-system\""), "{why}");
+        let why = deny(bind(role_ref.clone(), serde_json::json!([{"kind": "Group", "name": "system:authenticated"}])));
+        assert!(why.contains("Group \"system:authenticated\""), "{why}");
+        let why = deny(bind(
+            serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}),
+            sa("dev"),
+        ));
+        assert!(why.contains("binds ClusterRole \"admin\""), "{why}");
+
+        let secret = lookup("v1", "Secret");
+        let token = serde_json::json!({"metadata": {"name": "t", "annotations": {"kubernetes.io/service-account.name": "deployer"}},
+                                       "type": "kubernetes.io/service-account-token"});
+        let why = deny(p.check_object(&secret, &token, "dev"));
+        assert!(why.contains("ServiceAccount \"deployer\""), "{why}");
+        assert!(p.check_object(&secret, &serde_json::json!({"metadata": {"name": "s"}, "type": "Opaque"}), "dev").is_allowed());
     }
 
     #[test]

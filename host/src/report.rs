@@ -5,18 +5,37 @@
 //! through the run's [`SecretMasker`] first, so nothing read back from a
 //! recorder (and so nothing in a [`RunReport`]) can hold a secret value.
 //!
-//! The recorder also enforces the byte limits of the run (log and outputs):
-//! when one is used up it records which, and the runtime ends the run with
-//! [`Status::LimitExceeded`] at the guest's next host call or epoch tick.
+//! The recorder also enforces the byte limits of the run (log, outputs, and
+//! [`MAX_RECORD_BYTES`] of audit and plan): when one is used up it records
+//! which, and the runtime ends the run with [`Status::LimitExceeded`] at the
+//! guest's next host call or epoch tick, or at once if the guest is waiting
+//! in the host ([`RunRecorder::limit_tripped`]). Limits found outside the
+//! recorder (time, memory, workspace) are recorded with
+//! [`RunRecorder::limit_exceeded`] the same way.
+//!
+//! The error of a report is cut to [`MAX_ERROR_BYTES`] (after masking), so a
+//! step cannot make its report huge by failing with a huge message.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::mask::SecretMasker;
 use crate::plan::PlanEntry;
+
+/// Most bytes of audit lines and plan entries (diffs included) one run may
+/// record. Each capability call leaves an audit line and each write a plan
+/// entry with the object's diff, all kept in host memory until the run ends:
+/// this bounds that memory (and, since every write is in the plan, how much a
+/// run can write to the embedded namespace). Real steps record kilobytes.
+pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Longest error message a report keeps (64 KiB); longer ones are cut and
+/// say so.
+pub const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,7 +45,8 @@ pub enum Status {
     Succeeded,
     /// `run` returned `err`, or the guest trapped (a bug in the step).
     Failed,
-    /// A limit of the run (time, memory, log or output bytes) ended it.
+    /// A limit of the run (time, memory, log, output or workspace bytes, ...)
+    /// ended it.
     LimitExceeded,
     /// The run never started: unreadable or malformed component, wrong world,
     /// bad options.
@@ -72,6 +92,36 @@ pub enum LimitKind {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Bytes added to `/workspace`.
+    WorkspaceBytes {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Files, directories and symlinks added to `/workspace`.
+    WorkspaceFiles {
+        /// The limit.
+        limit: u64,
+    },
+    /// Directories nested deeper than the host measures.
+    WorkspaceDepth {
+        /// The deepest nesting allowed.
+        limit: u64,
+    },
+    /// Elements of the guest's tables (all tables together).
+    TableElements {
+        /// The limit.
+        limit: u64,
+    },
+    /// Handles (open files, streams, ...) the guest holds in the host at once.
+    Handles {
+        /// The limit.
+        limit: u64,
+    },
+    /// Bytes of audit lines and plan entries ([`MAX_RECORD_BYTES`]).
+    RecordBytes {
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for LimitKind {
@@ -96,6 +146,32 @@ impl std::fmt::Display for LimitKind {
             LimitKind::OutputBytes { limit } => write!(
                 f,
                 "output limit exceeded: the step's outputs exceed {} (raise limits.outputBytes in the policy)",
+                format_bytes(*limit)
+            ),
+            LimitKind::WorkspaceBytes { limit } => write!(
+                f,
+                "workspace limit exceeded: the step wrote more than {} to /workspace (raise limits.workspaceBytes in the policy)",
+                format_bytes(*limit)
+            ),
+            LimitKind::WorkspaceFiles { limit } => write!(
+                f,
+                "workspace limit exceeded: the step created more than {limit} files and directories in /workspace (raise limits.workspaceFiles in the policy)"
+            ),
+            LimitKind::WorkspaceDepth { limit } => write!(
+                f,
+                "workspace limit exceeded: the step nested directories in /workspace more than {limit} levels deep"
+            ),
+            LimitKind::TableElements { limit } => write!(
+                f,
+                "table limit exceeded: the step grew its tables past {limit} elements"
+            ),
+            LimitKind::Handles { limit } => write!(
+                f,
+                "handle limit exceeded: the step held more than {limit} open handles (files, streams, ...) at once"
+            ),
+            LimitKind::RecordBytes { limit } => write!(
+                f,
+                "record limit exceeded: the step's capability calls filled more than {} of audit and plan (too many calls or changes)",
                 format_bytes(*limit)
             ),
         }
@@ -241,7 +317,33 @@ struct Inner {
     output_bytes: u64,
     artifacts: Vec<Artifact>,
     progress: Option<(u8, String)>,
+    record_bytes: u64,
     limit_hit: Option<LimitKind>,
+}
+
+impl Inner {
+    /// Records the first limit that ends the run; later ones are ignored.
+    fn hit(&mut self, limit: LimitKind, tripped: &Notify) -> LimitKind {
+        match &self.limit_hit {
+            Some(first) => first.clone(),
+            None => {
+                self.limit_hit = Some(limit.clone());
+                tripped.notify_one();
+                limit
+            }
+        }
+    }
+
+    /// Counts `bytes` of audit or plan; false (and the limit recorded) once
+    /// the run has recorded more than [`MAX_RECORD_BYTES`].
+    fn record(&mut self, bytes: usize, tripped: &Notify) -> bool {
+        self.record_bytes = self.record_bytes.saturating_add(bytes as u64);
+        if self.record_bytes > MAX_RECORD_BYTES {
+            self.hit(LimitKind::RecordBytes { limit: MAX_RECORD_BYTES }, tripped);
+            return false;
+        }
+        true
+    }
 }
 
 /// Collects everything one run produces; cheap to clone (shared).
@@ -253,6 +355,7 @@ pub struct RunRecorder {
     log_limit: u64,
     output_limit: u64,
     sink: Option<LogSink>,
+    tripped: Arc<Notify>,
 }
 
 impl std::fmt::Debug for RunRecorder {
@@ -276,6 +379,7 @@ impl RunRecorder {
             log_limit,
             output_limit,
             sink,
+            tripped: Arc::default(),
         }
     }
 
@@ -310,8 +414,7 @@ impl RunRecorder {
             }
             inner.log_bytes += message.len() as u64;
             if inner.log_bytes > self.log_limit {
-                let limit = LimitKind::LogBytes { limit: self.log_limit };
-                inner.limit_hit = Some(limit.clone());
+                let limit = inner.hit(LimitKind::LogBytes { limit: self.log_limit }, &self.tripped);
                 return Err(LimitReached(limit));
             }
             let entry = LogEntry { at_ms: self.now_ms(), level, source, message };
@@ -346,8 +449,7 @@ impl RunRecorder {
             .unwrap_or(0);
         let new_total = inner.output_bytes - old + (name.len() + value.len()) as u64;
         if new_total > self.output_limit {
-            let limit = LimitKind::OutputBytes { limit: self.output_limit };
-            inner.limit_hit = Some(limit.clone());
+            let limit = inner.hit(LimitKind::OutputBytes { limit: self.output_limit }, &self.tripped);
             return Err(LimitReached(limit));
         }
         inner.output_bytes = new_total;
@@ -356,8 +458,14 @@ impl RunRecorder {
         Ok(())
     }
 
-    /// Appends an audit line (target and reason masked).
+    /// Appends an audit line (target and reason masked). Past
+    /// [`MAX_RECORD_BYTES`] of audit and plan the line is dropped and the
+    /// limit recorded, which ends the run.
     pub fn audit(&self, call: &str, target: &str, decision: Decision, reason: &str) {
+        let size = call.len() + target.len() + reason.len();
+        if !self.lock().record(size, &self.tripped) {
+            return;
+        }
         let record = AuditRecord {
             at_ms: self.now_ms(),
             call: call.to_string(),
@@ -369,8 +477,22 @@ impl RunRecorder {
         self.lock().audit.push(record);
     }
 
-    /// Appends a plan entry (values masked).
+    /// Appends a plan entry (values masked). Counted with the audit against
+    /// [`MAX_RECORD_BYTES`], like [`RunRecorder::audit`].
     pub fn plan(&self, mut entry: PlanEntry) {
+        let size = entry.name.len()
+            + entry.diff.as_ref().map_or(0, String::len)
+            + entry
+                .changes
+                .iter()
+                .map(|c| {
+                    let value = |v: &Option<serde_json::Value>| v.as_ref().map_or(0, |v| v.to_string().len());
+                    c.path.len() + value(&c.before) + value(&c.after)
+                })
+                .sum::<usize>();
+        if !self.lock().record(size, &self.tripped) {
+            return;
+        }
         for change in &mut entry.changes {
             change.path = self.mask(&change.path);
             if let Some(v) = change.before.as_mut() {
@@ -392,13 +514,25 @@ impl RunRecorder {
         self.lock().artifacts.push(artifact);
     }
 
-    /// Records that a limit ended the run (time or memory), unless another
-    /// limit was recorded first.
+    /// Removes and returns the artifacts recorded so far (to check them
+    /// again; see [`RunCtx::reverify_artifacts`](crate::caps::run::RunCtx::reverify_artifacts)).
+    pub fn take_artifacts(&self) -> Vec<Artifact> {
+        std::mem::take(&mut self.lock().artifacts)
+    }
+
+    /// Records that a limit ended the run (time, memory, workspace, ...),
+    /// unless another limit was recorded first.
     pub fn limit_exceeded(&self, limit: LimitKind) {
-        let mut inner = self.lock();
-        if inner.limit_hit.is_none() {
-            inner.limit_hit = Some(limit);
+        self.lock().hit(limit, &self.tripped);
+    }
+
+    /// Completes once a limit has been recorded (at once if one was already):
+    /// the runtime uses it to end a run that is waiting in a host call.
+    pub async fn limit_tripped(&self) {
+        if self.limit_hit().is_some() {
+            return;
         }
+        self.tripped.notified().await;
     }
 
     /// The limit that ended the run, if any.
@@ -436,9 +570,30 @@ impl RunRecorder {
             audit: inner.audit.clone(),
             artifacts: inner.artifacts.clone(),
             limit: inner.limit_hit.clone(),
-            error: error.map(|e| self.mask(&e)),
+            error: error.map(|e| truncate_error(self.mask(&e))),
         }
     }
+}
+
+/// Cuts an error message to [`MAX_ERROR_BYTES`] (at a character boundary),
+/// saying how much was cut. Run on masked text, so the cut cannot expose
+/// part of a secret.
+fn truncate_error(mut error: String) -> String {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error;
+    }
+    let total = error.len();
+    let mut cut = MAX_ERROR_BYTES;
+    while !error.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    error.truncate(cut);
+    error.push_str(&format!(
+        "... [error truncated: {} of {} shown]",
+        format_bytes(cut as u64),
+        format_bytes(total as u64)
+    ));
+    error
 }
 
 /// Facts about a run that go into its report.

@@ -66,7 +66,9 @@ fn one_bad_document_means_nothing_is_applied() {
 fn a_policy_file_can_grant_roles() {
     let policy = dir_with(&[(
         "policy.yaml",
-        "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n  - apiGroups: [\"rbac.authorization.k8s.io\"]\n    resources: [\"roles\"]\n    verbs: [\"get\", \"create\", \"patch\"]\n",
+        "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n  - apiGroups: [\"rbac.authorization.k8s.io\"]\n    resources: [\"roles\"]\n    verbs: [\"get\", \"create\", \"patch\"]\n\
+         \x20 # A Role may only grant what the policy grants itself (see tests/tests/hostile/kube.rs).\n\
+         \x20 - apiGroups: [\"\"]\n    resources: [\"configmaps\"]\n    verbs: [\"get\", \"list\"]\n",
     )]);
     let path = policy.path().join("policy.yaml");
     let report = probe("kind-not-allowed", &["--policy", path.to_str().unwrap()]);

@@ -69,6 +69,66 @@ enum Command {
     Policy,
     /// Serve the embedded namespace as a Kubernetes API on localhost (kubectl, helm, kube-rs).
     DevCluster(dev_cluster::DevClusterArgs),
+    /// Check a live cluster as a deployment target: server version, the
+    /// namespace, and what the policy grants vs. what the credentials may do.
+    Check(CheckArgs),
+}
+
+/// Where a run's objects live: the embedded namespace (default) or a cluster.
+#[derive(Debug, Args, Clone)]
+struct ClusterArgs {
+    /// Run against the cluster of this kubeconfig instead of the embedded namespace.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Run against this kubeconfig context ($KUBECONFIG or ~/.kube/config unless --kubeconfig).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Run against the cluster this pod is in, with its service account.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    in_cluster: bool,
+    /// Where the service account's token, ca.crt and namespace files are (with --in-cluster).
+    #[arg(long, value_name = "DIR", default_value = crate::cluster::live::SERVICE_ACCOUNT_DIR)]
+    service_account_dir: PathBuf,
+    /// Use the embedded namespace (the default; refuses cluster flags).
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context", "in_cluster"])]
+    offline: bool,
+}
+
+impl ClusterArgs {
+    /// `None` = offline: a local run never touches a cluster by surprise.
+    fn live(&self) -> Option<crate::cluster::live::LiveConfig> {
+        use crate::cluster::live::LiveConfig;
+        if self.in_cluster {
+            Some(LiveConfig::InCluster { dir: self.service_account_dir.clone() })
+        } else if self.kubeconfig.is_some() || self.context.is_some() {
+            Some(LiveConfig::Kubeconfig { path: self.kubeconfig.clone(), context: self.context.clone() })
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DryRun {
+    /// Writes are real (against a cluster).
+    None,
+    /// Every write is sent with dryRun=All; the plan comes from the server's answers.
+    Server,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The namespace to check [default: the policy's, else the context's / pod's].
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// The policy to compare with [default: built in].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +214,11 @@ struct RunArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    /// `server`: send every write with dryRun=All (needs a cluster).
+    #[arg(long, value_enum, default_value_t = DryRun::None)]
+    dry_run: DryRun,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -191,8 +256,10 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    // kube-client logs every failed request at ERROR; the step (and the
+    // report) already get that error with a hint, so keep it for -v.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,kube_client=off",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -215,6 +282,7 @@ async fn dispatch(command: Command) -> Result<u8> {
             Ok(0)
         }
         Command::DevCluster(args) => dev_cluster::dev_cluster(args).await,
+        Command::Check(args) => check(args).await,
     }
 }
 
@@ -269,10 +337,31 @@ async fn run(args: RunArgs) -> Result<u8> {
     if let Some(m) = args.memory {
         limits.memory_bytes = m;
     }
+    let live = args.cluster.live();
+    if live.is_none() && args.dry_run == DryRun::Server {
+        return fail(
+            "--dry-run=server needs a cluster: pass --kubeconfig, --context or --in-cluster \
+             (without them the run uses the embedded namespace and is a dry run already)"
+                .into(),
+        );
+    }
+    if live.is_some() && args.seed.is_some() {
+        return fail("--seed preloads the embedded namespace; it cannot be used against a cluster".into());
+    }
+    // Resolve the cluster config once: it also supplies the context's (or
+    // pod's) namespace, the last in the precedence order.
+    let live_config = match &live {
+        Some(config) => match config.load().await {
+            Ok(c) => Some(c),
+            Err(e) => return fail(e.to_string()),
+        },
+        None => None,
+    };
     let namespace = args
         .namespace
         .clone()
         .or_else(|| policy.namespace.clone())
+        .or_else(|| live_config.as_ref().map(|c| c.default_namespace.clone()))
         .unwrap_or_else(|| "default".to_string());
     if let Err(e) = crate::cluster::names::dns1123_label(&namespace) {
         return fail(format!("namespace {namespace:?} is not a valid namespace name: {e}"));
@@ -281,17 +370,26 @@ async fn run(args: RunArgs) -> Result<u8> {
         Ok(s) => s,
         Err(e) => return fail(format!("{e:#}")),
     };
-
-    let cluster = MemoryCluster::new();
-    if let Some(seed) = &args.seed {
-        let text = match std::fs::read_to_string(seed) {
-            Ok(t) => t,
-            Err(e) => return fail(format!("--seed {}: {e}", seed.display())),
-        };
-        if let Err(e) = cluster.seed_yaml(&text, &namespace) {
-            return fail(format!("--seed {}: {e}", seed.display()));
+    let server_dry_run = args.dry_run == DryRun::Server;
+    let backend: Arc<dyn crate::cluster::ClusterBackend> = match live_config {
+        Some(config) => match crate::cluster::live::LiveCluster::from_config(config, server_dry_run) {
+            Ok(c) => Arc::new(c),
+            Err(e) => return fail(e.to_string()),
+        },
+        None => {
+            let cluster = MemoryCluster::new();
+            if let Some(seed) = &args.seed {
+                let text = match std::fs::read_to_string(seed) {
+                    Ok(t) => t,
+                    Err(e) => return fail(format!("--seed {}: {e}", seed.display())),
+                };
+                if let Err(e) = cluster.seed_yaml(&text, &namespace) {
+                    return fail(format!("--seed {}: {e}", seed.display()));
+                }
+            }
+            Arc::new(cluster)
         }
-    }
+    };
 
     let runtime = args.cache.runtime()?;
     let wasm = if args.step.is_dir() {
@@ -322,13 +420,37 @@ async fn run(args: RunArgs) -> Result<u8> {
         workspace: args.workspace.clone(),
         policy: Arc::new(policy),
         limits,
-        backend: Arc::new(cluster),
-        dry_run: true,
+        backend,
+        dry_run: live.is_none() || server_dry_run,
         log_sink: sink,
     };
     let report = runtime.run(&step, opts).await;
     emit(&report, json, true);
     Ok(report.status.exit_code() as u8)
+}
+
+async fn check(args: CheckArgs) -> Result<u8> {
+    let policy = match &args.policy {
+        Some(p) => Policy::load(p).with_context(|| format!("policy {}", p.display()))?,
+        None => Policy::default(),
+    };
+    let live = args
+        .cluster
+        .live()
+        .unwrap_or(crate::cluster::live::LiveConfig::Kubeconfig { path: None, context: None });
+    let config = live.load().await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| policy.namespace.clone())
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let cluster = crate::cluster::live::LiveCluster::from_config(config, false)?;
+    let report = crate::check::check(&cluster, &policy, &namespace).await;
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => print!("{}", render::check_text(&report)),
+    }
+    Ok(if report.ok { 0 } else { 1 })
 }
 
 fn emit(report: &RunReport, json: bool, started: bool) {

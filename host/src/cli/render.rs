@@ -166,3 +166,45 @@ pub fn inspect_json(path: &Path, info: &ComponentInfo) -> serde_json::Value {
         "exports": info.exports,
     })
 }
+
+/// `stepbox check` as a table.
+pub fn check_text(r: &crate::check::CheckReport) -> String {
+    use crate::check::Verdict;
+    let mut out = String::new();
+    let _ = writeln!(out, "server:     {} ({})", r.server, r.server_version.as_deref().unwrap_or("did not answer"));
+    let _ = writeln!(out, "namespace:  {} ({})", r.namespace, r.namespace_status);
+    if !r.rows.is_empty() {
+        let _ = writeln!(out, "\n{:<44} {:<8} {:<12} {:<8} {:<8} RESULT", "RESOURCE", "VERB", "NAMESPACE", "POLICY", "CLUSTER");
+        for row in &r.rows {
+            let resource = if row.group.is_empty() { row.resource.clone() } else { format!("{}.{}", row.resource, row.group) };
+            let ns = if row.namespace.is_empty() { "(cluster)" } else { &row.namespace };
+            let cluster = match row.cluster {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "?",
+            };
+            let verdict = match row.verdict {
+                Verdict::Ok => "ok",
+                Verdict::Missing => "MISSING",
+                Verdict::TooBroad => "TOO BROAD",
+                Verdict::NotHeld => "ok (not held)",
+                Verdict::Unknown => "unknown",
+            };
+            let _ = writeln!(
+                out,
+                "{resource:<44} {:<8} {ns:<12} {:<8} {cluster:<8} {verdict}",
+                row.verb,
+                if row.policy { "grants" } else { "-" }
+            );
+        }
+    }
+    if r.ok {
+        let _ = writeln!(out, "\nok: the credentials hold what the policy grants, and no cluster-wide rights");
+    } else {
+        let _ = writeln!(out);
+        for p in &r.problems {
+            let _ = writeln!(out, "problem: {p}");
+        }
+    }
+    out
+}

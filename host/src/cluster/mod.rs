@@ -43,6 +43,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod live;
 pub mod memory;
 pub mod names;
 pub mod object;
@@ -155,6 +156,14 @@ pub struct Change {
 pub trait ClusterBackend: Send + Sync {
     /// "memory" / "live" etc, for reports.
     fn name(&self) -> &str;
+
+    /// True when writes are only simulated (server-side dry-run): nothing
+    /// is persisted, so waiting for an applied object to roll out would
+    /// never finish. The embedded namespace is not dry-run in this sense:
+    /// its writes are real, within it.
+    fn dry_run(&self) -> bool {
+        false
+    }
 
     /// Resolves a kind (discovery). `Err(Invalid)` for an unknown apiVersion
     /// format; unknown kinds of a well-formed apiVersion resolve by the

@@ -28,6 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Step, StepPre, types::RunContext};
 use crate::caps::fs::RunFs;
+use crate::caps::fs::quota::{WorkspaceQuota, WorkspaceWatch};
 use crate::caps::kube::{HasKube, KubeCtx, KubeView};
 use crate::caps::run::{HasRun, RunCtx, RunView};
 use crate::caps::{HasTypes, LimitTrap, TypesView};
@@ -46,8 +47,23 @@ pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
 /// yielding CPU-bound guests to other runs.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Most table elements a guest may grow a table to.
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Most table elements a guest may hold, all its tables together.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Most core instances one run may create (a Rust step has a handful).
+pub const MAX_INSTANCES: usize = 1_000;
+
+/// Most tables one run may create.
+pub const MAX_TABLES: usize = 1_000;
+
+/// Most linear memories one run may create. (The memory limit holds for all
+/// of them together; this bounds the address space they reserve.)
+pub const MAX_MEMORIES: usize = 16;
+
+/// Most handles (open files, directories, streams, pollables, ...) a run may
+/// hold in the host at once. Many are host file descriptors, which the whole
+/// host process shares.
+pub const MAX_HANDLES: usize = 4_096;
 
 /// Why a component could not be loaded as a step. Each message says what
 /// is wrong and what to do.
@@ -179,25 +195,58 @@ impl WasiView for StepState {
     }
 }
 
-/// Enforces the memory limit (and a table cap) of one run, recording which
-/// limit was hit so the report can name it.
+/// Enforces the memory limit and the table, instance and memory caps of one
+/// run, recording which limit was hit so the report can name it.
+///
+/// Memory and table elements are summed over every memory and table of the
+/// run: a component with many memories gets one budget, not one each.
 struct RunLimiter {
     memory_limit: u64,
+    memory_used: u64,
+    table_elements: u64,
     recorder: RunRecorder,
 }
 
+impl RunLimiter {
+    fn new(memory_limit: u64, recorder: RunRecorder) -> Self {
+        Self { memory_limit, memory_used: 0, table_elements: 0, recorder }
+    }
+
+    fn exceeded(&self, limit: LimitKind) -> wasmtime::Error {
+        self.recorder.limit_exceeded(limit.clone());
+        wasmtime::Error::new(LimitTrap(limit))
+    }
+}
+
 impl ResourceLimiter for RunLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
-            let limit = LimitKind::Memory { limit: self.memory_limit, requested: desired as u64 };
-            self.recorder.limit_exceeded(limit.clone());
-            return Err(wasmtime::Error::new(LimitTrap(limit)));
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used.saturating_sub(current as u64).saturating_add(desired as u64);
+        if total > self.memory_limit {
+            return Err(self.exceeded(LimitKind::Memory { limit: self.memory_limit, requested: total }));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_elements.saturating_sub(current as u64).saturating_add(desired as u64);
+        if total > MAX_TABLE_ELEMENTS as u64 {
+            return Err(self.exceeded(LimitKind::TableElements { limit: MAX_TABLE_ELEMENTS as u64 }));
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -352,23 +401,38 @@ impl Runtime {
             Ok(fs) => fs,
             Err(e) => return recorder.finish(Status::Invalid, Some(e.to_string()), meta),
         };
+        let workspace = fs.workspace().to_path_buf();
+        let quota = {
+            let root = workspace.clone();
+            match tokio::task::spawn_blocking(move || WorkspaceQuota::new(&root, &limits)).await {
+                Ok(Ok(q)) => q,
+                Ok(Err(e)) => {
+                    let msg = format!("--workspace {}: {e}; stepbox cannot enforce the workspace limits", workspace.display());
+                    return recorder.finish(Status::Invalid, Some(msg), meta);
+                }
+                Err(e) => return recorder.finish(Status::Invalid, Some(format!("measuring the workspace: {e}")), meta),
+            }
+        };
         let (wasi, streams) = fs.wasi_ctx(&recorder);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
+        let run_ctx = RunCtx {
+            inputs: opts.inputs.clone(),
+            secrets: opts.secrets.clone(),
+            workspace: workspace.clone(),
+            recorder: recorder.clone(),
+        };
         let state = StepState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             kube: KubeCtx {
                 namespace: opts.namespace.clone(),
                 policy: opts.policy.clone(),
                 backend: opts.backend.clone(),
                 recorder: recorder.clone(),
             },
-            run: RunCtx {
-                inputs: opts.inputs.clone(),
-                secrets: opts.secrets.clone(),
-                workspace: fs.workspace().to_path_buf(),
-                recorder: recorder.clone(),
-            },
-            limiter: RunLimiter { memory_limit: limits.memory_bytes, recorder: recorder.clone() },
+            run: run_ctx.clone(),
+            limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -392,31 +456,59 @@ impl Runtime {
 
         let ctx = RunContext { namespace: opts.namespace.clone(), step_name: name, run_id, dry_run: opts.dry_run };
         let call = async {
-            let instance: Step = step.pre.instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, &ctx).await
+            let instance: Step = match step.pre.instantiate_async(&mut store).await {
+                Ok(i) => i,
+                Err(e) => return Outcome::NotStarted(e),
+            };
+            Outcome::Returned(instance.call_run(&mut store, &ctx).await)
         };
-        let outcome = tokio::time::timeout(limits.timeout, call).await;
+        let workspace_watch = WorkspaceWatch::start(workspace.clone(), quota, recorder.clone());
+        // The run ends when the guest returns, at the time limit, or as soon
+        // as any limit is recorded (even while the guest waits in the host).
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(limits.timeout, call) => outcome.unwrap_or(Outcome::TimedOut),
+            () = recorder.limit_tripped() => Outcome::Tripped,
+        };
+        drop(workspace_watch);
+        drop(store);
         for s in &streams {
             s.flush_partial();
         }
+        // A last measurement: a step that writes fast and returns at once is
+        // held to its quota too.
+        let root = workspace.clone();
+        if let Ok(Some(limit)) = tokio::task::spawn_blocking(move || quota.check(&root)).await {
+            recorder.limit_exceeded(limit);
+        }
 
-        let (status, error) = match outcome {
-            Err(_elapsed) => {
-                recorder.limit_exceeded(LimitKind::Time { limit: limits.timeout });
-                let limit = recorder.limit_hit().unwrap_or(LimitKind::Time { limit: limits.timeout });
+        let (status, error) = match (outcome, recorder.limit_hit()) {
+            (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
+            (Outcome::TimedOut | Outcome::Tripped, None) => {
+                let limit = LimitKind::Time { limit: limits.timeout };
+                recorder.limit_exceeded(limit.clone());
                 (Status::LimitExceeded, Some(limit.to_string()))
             }
-            Ok(result) => match (result, recorder.limit_hit()) {
-                (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
-                (Ok(Ok(())), None) => (Status::Succeeded, None),
-                (Ok(Err(msg)), None) => (Status::Failed, Some(msg)),
-                (Err(trap), None) => match trap.downcast_ref::<LimitTrap>() {
-                    Some(LimitTrap(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
-                    None => (Status::Failed, Some(describe_trap(&trap))),
-                },
-            },
+            (Outcome::NotStarted(e), None) => (Status::Failed, Some(format!("the step could not be started: {e:#}"))),
+            (Outcome::Returned(Ok(Ok(()))), None) => (Status::Succeeded, None),
+            (Outcome::Returned(Ok(Err(msg))), None) => (Status::Failed, Some(msg)),
+            (Outcome::Returned(Err(trap)), None) => {
+                if let Some(LimitTrap(limit)) = trap.downcast_ref::<LimitTrap>() {
+                    (Status::LimitExceeded, Some(limit.to_string()))
+                } else if is_table_full(&trap) {
+                    let limit = LimitKind::Handles { limit: MAX_HANDLES as u64 };
+                    recorder.limit_exceeded(limit.clone());
+                    (Status::LimitExceeded, Some(limit.to_string()))
+                } else {
+                    (Status::Failed, Some(describe_trap(&trap)))
+                }
+            }
         };
-        drop(store);
+        // Artifacts are checked again now that the guest cannot change them:
+        // one swapped for a symlink after it was published is dropped.
+        let (status, error) = match (run_ctx.reverify_artifacts(), status) {
+            (Err(problem), Status::Succeeded) => (Status::Failed, Some(problem)),
+            (_, status) => (status, error),
+        };
         let report = recorder.finish(status, error, meta);
         if !report.artifacts.is_empty() {
             fs.keep_workspace();
@@ -425,21 +517,47 @@ impl Runtime {
     }
 }
 
-/// A trap is a bug in the step (or a host fault): say so, with wasmtime's
-/// description and backtrace.
+/// How the guest's part of a run ended.
+enum Outcome {
+    /// Instantiation failed (a limit on instances, tables or memories, or a
+    /// start function that trapped).
+    NotStarted(wasmtime::Error),
+    /// `run` returned (or trapped).
+    Returned(wasmtime::Result<Result<(), String>>),
+    /// The time limit passed.
+    TimedOut,
+    /// A limit was recorded while the guest was running or waiting.
+    Tripped,
+}
+
+/// True when the guest trapped because its handle table was full.
+fn is_table_full(e: &wasmtime::Error) -> bool {
+    matches!(
+        e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    )
+}
+
+/// A trap is a bug in the step (or a host fault): say which, with the
+/// cause first and wasmtime's backtrace of the guest after it.
 fn describe_trap(e: &wasmtime::Error) -> String {
-    let text = format!("{e:?}");
-    let first = format!("{e}");
+    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|b| format!("\n{b}")).unwrap_or_default();
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         let hint = match trap {
             wasmtime::Trap::StackOverflow => " (the step used more stack than allowed: unbounded recursion?)",
             wasmtime::Trap::UnreachableCodeReached => " (the step panicked or hit `unreachable`)",
+            wasmtime::Trap::MemoryOutOfBounds => {
+                " (a bug in the step, or a stack overflow in linear memory: deep recursion or large local variables?)"
+            }
             _ => "",
         };
-        return format!("the step trapped: {trap}{hint}\n{text}");
+        return format!("the step trapped: {trap}{hint}{backtrace}");
     }
-    if first.contains("wasm trap") || text.contains("wasm backtrace") {
-        return format!("the step trapped: {text}");
+    if !backtrace.is_empty() {
+        // An error raised while the guest was running: a host call it made
+        // could not be completed, typically because its arguments do not
+        // follow the canonical ABI (bad pointer, enum value, UTF-8).
+        return format!("the step trapped in a host call: {}{backtrace}", e.root_cause());
     }
-    format!("the step failed in the host: {text}")
+    format!("the step failed in the host: {e:?}")
 }

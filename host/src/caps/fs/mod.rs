@@ -11,6 +11,11 @@
 //! Nothing else of the host is visible: no environment variables, no
 //! arguments, no stdin, and no sockets (TCP, UDP and name lookup are all
 //! denied). Clocks and random numbers are the host's, as WASI defines them.
+//!
+//! What a run may add to `/workspace` is limited by [`quota`]
+//! (`limits.workspaceBytes`, `limits.workspaceFiles`).
+
+pub mod quota;
 
 use std::path::{Path, PathBuf};
 

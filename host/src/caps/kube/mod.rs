@@ -8,6 +8,11 @@
 //! any.
 //!
 //! The namespace is never the step's to choose: it is [`KubeCtx::namespace`].
+//!
+//! Objects that grant permissions (Roles, RoleBindings, service account
+//! token Secrets) are also checked for what they grant
+//! ([`Policy::check_object`]), on apply and on patch (the patched result), so
+//! a step allowed to manage RBAC objects cannot grant more than its policy.
 
 mod host;
 
@@ -197,7 +202,11 @@ impl KubeCtx {
                 object_namespace: object_ns.as_deref(),
                 name: Some(&name),
             };
-            match self.policy.check(&req) {
+            let decision = match self.policy.check(&req) {
+                PolicyDecision::Allow => self.check_grants(&res, &doc, &checked).await,
+                deny => deny,
+            };
+            match decision {
                 PolicyDecision::Allow => checked.push((res, doc, name)),
                 PolicyDecision::Deny(reason) => {
                     self.recorder.audit("kube.apply", &target(&res, &name), Decision::Denied, &reason);
@@ -261,6 +270,13 @@ impl KubeCtx {
             return Err(self.invalid("kube.patch", &res, name, "a patch cannot rename an object"));
         }
         self.check("kube.patch", Verb::Patch, &res, patch_ns, Some(name))?;
+        if let Ok(Some(mut patched)) = self.backend.get(&res, &self.namespace, name).await {
+            crate::cluster::ssa::merge_patch(&mut patched, &patch);
+            if let PolicyDecision::Deny(reason) = self.check_grants(&res, &patched, &[]).await {
+                self.recorder.audit("kube.patch", &target(&res, name), Decision::Denied, &reason);
+                return Err(crate::caps::masked(StepError::Forbidden(reason).into(), &self.recorder));
+            }
+        }
         let result = match self.backend.merge_patch(&res, &self.namespace, name, &patch).await {
             Ok(change) => {
                 let action = plan::classify(change.before.as_ref(), &change.after);
@@ -291,6 +307,11 @@ impl KubeCtx {
     pub async fn wait(&self, api_version: &str, kind: &str, name: &str, what: &WaitFor, timeout: Duration) -> CapResult<()> {
         let res = self.resource("kube.wait", api_version, kind, name).await?;
         self.check("kube.wait", Verb::Get, &res, None, Some(name))?;
+        if self.backend.dry_run() {
+            // Server-side dry-run persists nothing: there is nothing to wait for.
+            self.recorder.audit("kube.wait", &target(&res, name), Decision::Allowed, "dry run: not waited");
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let result = loop {
             let state = match self.backend.get(&res, &self.namespace, name).await {
@@ -314,6 +335,34 @@ impl KubeCtx {
             tokio::time::sleep(WAIT_POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
         };
         self.audited("kube.wait", &target(&res, name), result)
+    }
+
+    /// What `object` would grant ([`Policy::check_object`]); for a
+    /// RoleBinding also the Role it binds, taken from the documents of the
+    /// same apply (`same_apply`) or read from the namespace. (A Role that
+    /// does not exist yet is checked when it is created.)
+    async fn check_grants(&self, res: &ResourceInfo, object: &Value, same_apply: &[(ResourceInfo, Value, String)]) -> PolicyDecision {
+        let decision = self.policy.check_object(res, object, &self.namespace);
+        if decision != PolicyDecision::Allow || res.group != "rbac.authorization.k8s.io" || res.kind != "RoleBinding" {
+            return decision;
+        }
+        let role_name = str_at(object, &["roleRef", "name"]);
+        let what = format!("Role {role_name:?} (bound by RoleBinding {:?})", str_at(object, &["metadata", "name"]));
+        let in_apply = same_apply
+            .iter()
+            .find(|(r, _, n)| r.group == res.group && r.kind == "Role" && n == role_name)
+            .map(|(_, doc, _)| doc.clone());
+        let role = match in_apply {
+            Some(doc) => Some(doc),
+            None => match self.backend.resource("rbac.authorization.k8s.io/v1", "Role").await {
+                Ok(role_res) => self.backend.get(&role_res, &self.namespace, role_name).await.ok().flatten(),
+                Err(_) => None,
+            },
+        };
+        match role {
+            Some(role) => self.policy.check_role_rules(&what, role.get("rules").unwrap_or(&Value::Null)),
+            None => PolicyDecision::Allow,
+        }
     }
 
     fn invalid(&self, call: &str, res: &ResourceInfo, name: &str, msg: &str) -> CapError {

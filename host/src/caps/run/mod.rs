@@ -94,31 +94,73 @@ impl RunCtx {
             return Err(StepError::Invalid("an artifact needs a name".into()));
         }
         let rel = workspace_relative(guest_path)?;
-        // cap-std refuses any path (or symlink) that leaves the workspace.
-        let dir = cap_std::fs::Dir::open_ambient_dir(&self.workspace, cap_std::ambient_authority())
-            .map_err(|e| StepError::Unavailable(format!("workspace: {e}")))?;
-        let mut file = dir.open(&rel).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StepError::NotFound(format!("artifact file {guest_path} does not exist")),
-            std::io::ErrorKind::PermissionDenied => {
-                StepError::Forbidden(format!("artifact path {guest_path} leaves the workspace"))
-            }
-            _ => StepError::Invalid(format!("artifact file {guest_path}: {e}")),
-        })?;
-        let meta = file.metadata().map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
-        if !meta.is_file() {
-            return Err(StepError::Invalid(format!("artifact {guest_path} is not a regular file")));
-        }
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut file, &mut hasher).map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
-        self.recorder.artifact(Artifact {
-            name: name.to_string(),
-            path: guest_path.to_string(),
-            host_path: self.workspace.join(&rel),
-            size: meta.len(),
-            sha256: hex::encode(hasher.finalize()),
-        });
+        let artifact = describe_artifact(&self.workspace, &rel, name, guest_path)?;
+        self.recorder.artifact(artifact);
         Ok(())
     }
+
+    /// Checks every published artifact again once the guest has stopped (so
+    /// it cannot change them any more), refreshing size and sha256. An
+    /// artifact that is no longer a regular file inside the workspace (say,
+    /// swapped for a symlink pointing out of it after it was published) is
+    /// dropped from the report, and the problem returned.
+    ///
+    /// # Errors
+    /// A message naming each dropped artifact and why.
+    pub fn reverify_artifacts(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for artifact in self.recorder.take_artifacts() {
+            let checked = workspace_relative(&artifact.path)
+                .and_then(|rel| describe_artifact(&self.workspace, &rel, &artifact.name, &artifact.path));
+            match checked {
+                Ok(fresh) => self.recorder.artifact(fresh),
+                Err(e) => problems.push(format!(
+                    "artifact {} ({}) changed after it was published and is left out of the report: {}",
+                    artifact.name,
+                    artifact.path,
+                    e.message()
+                )),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+}
+
+/// Describes the file at `rel` in `workspace` as an artifact. It must be a
+/// regular file reached without leaving the workspace (cap-std refuses any
+/// path or symlink that leaves it), and not itself a symlink: the report
+/// hands its host path to whoever collects artifacts, who must not be led
+/// anywhere else.
+fn describe_artifact(workspace: &Path, rel: &Path, name: &str, guest_path: &str) -> Result<Artifact, StepError> {
+    let dir = cap_std::fs::Dir::open_ambient_dir(workspace, cap_std::ambient_authority())
+        .map_err(|e| StepError::Unavailable(format!("workspace: {e}")))?;
+    let open_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => StepError::NotFound(format!("artifact file {guest_path} does not exist")),
+        std::io::ErrorKind::PermissionDenied => {
+            StepError::Forbidden(format!("artifact path {guest_path} leaves the workspace"))
+        }
+        _ => StepError::Invalid(format!("artifact file {guest_path}: {e}")),
+    };
+    let link = dir.symlink_metadata(rel).map_err(open_err)?;
+    if link.is_symlink() {
+        return Err(StepError::Forbidden(format!(
+            "artifact {guest_path} is a symlink; publish the file itself"
+        )));
+    }
+    let mut file = dir.open(rel).map_err(open_err)?;
+    let meta = file.metadata().map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
+    if !meta.is_file() {
+        return Err(StepError::Invalid(format!("artifact {guest_path} is not a regular file")));
+    }
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
+    Ok(Artifact {
+        name: name.to_string(),
+        path: guest_path.to_string(),
+        host_path: workspace.join(rel),
+        size: meta.len(),
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
 /// `/workspace/a/b` (or `a/b`) → `a/b`; anything outside is forbidden.

@@ -10,7 +10,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use crate::report::{Level, LogSource, RunRecorder};
 
-/// Longest line kept whole; longer lines are split.
+/// Longest line kept whole; longer lines are split (never inside a secret,
+/// so each piece is still masked).
 const MAX_LINE: usize = 16 * 1024;
 
 /// A WASI stdout/stderr that turns what the guest writes into log lines.
@@ -48,7 +49,7 @@ impl LogStream {
         loop {
             let cut = match pending.iter().position(|&b| b == b'\n') {
                 Some(i) => i,
-                None if pending.len() >= MAX_LINE => MAX_LINE,
+                None if pending.len() >= MAX_LINE => self.recorder.masker().safe_cut(&pending, MAX_LINE),
                 None => break,
             };
             let line: Vec<u8> = pending.drain(..cut).collect();
