@@ -14,7 +14,8 @@ use serde_json::json;
 use stepbox::cluster::MemoryCluster;
 use stepbox::devcluster::{Auth, DevCluster};
 use stepbox_tests::{
-    DevClusterProcess, Invocation, dir_with, example_manifests, helm_bin, stepbox_run,
+    DevClusterProcess, Invocation, dir_with, example_manifests, helm_bin, plan_of, run_json, step,
+    stepbox_run,
 };
 
 /// Runs a command, failing the test if it takes longer than `limit` (a
@@ -781,4 +782,61 @@ fn helm_installs_upgrades_rolls_back_and_uninstalls_a_chart() {
     ok(&helm(&["uninstall", "demo"]), "helm uninstall");
     let run = server.kubectl_run(["get", "deploy,cm,secret", "-o", "name"]);
     assert!(run.stdout.trim().is_empty(), "{}", run.all_output());
+}
+
+/// The definition of done: kubectl applies a directory of ordinary
+/// manifests, `kubectl get` lists them, and a stepbox step run against the
+/// same server (the live backend) sees them and changes them.
+#[test]
+fn a_step_run_against_the_server_sees_and_changes_what_kubectl_applied() {
+    let server = DevClusterProcess::start(&[]);
+    let manifests = example_manifests("nginx:1.27");
+    ok(
+        &server.kubectl_run(["apply", "-f", manifests.path().to_str().unwrap()]),
+        "kubectl apply",
+    );
+    let run = server.kubectl_run(["get", "deploy,svc,cm,job", "-o", "name"]);
+    assert_eq!(run.stdout.lines().count(), 5, "{}", run.all_output());
+
+    let package = stepbox_tests::repo_root().join("steps/deploy-manifests/example");
+    let run = run_json(
+        &step("deploy-manifests"),
+        &[
+            "--kubeconfig",
+            server.kubeconfig().to_str().unwrap(),
+            "--package",
+            package.to_str().unwrap(),
+            "--input",
+            "image=nginx:1.28",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["backend"], "live", "{report}");
+    let plan = plan_of(&report);
+    let action = |kind: &str, name: &str| {
+        plan.iter()
+            .find(|(_, _, k, n)| k == kind && n == name)
+            .map(|(a, _, _, _)| a.clone())
+            .unwrap_or_default()
+    };
+    // It saw what kubectl applied ...
+    assert_eq!(action("ConfigMap", "web-config"), "unchanged", "{plan:?}");
+    assert_eq!(action("Service", "web"), "unchanged", "{plan:?}");
+    // ... and changed it.
+    assert_eq!(action("Deployment", "web"), "configured", "{plan:?}");
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "web",
+        "worker",
+        "-o",
+        "jsonpath={.items[*].spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(run.stdout, "nginx:1.28 nginx:1.28", "{}", run.all_output());
+    let run = run_within(
+        server.kubectl_with(["rollout", "status", "deployment/web", "--timeout=30s"]),
+        Duration::from_secs(60),
+    );
+    ok(&run, "rollout status after the step");
 }
