@@ -8,7 +8,7 @@
 //!
 //! ## Shape
 //! - [`runtime`]: the engine, compile cache, limits, one `Store` per run.
-//! - [`caps`]: one module per capability (`kube`, `run`, `fs`), each call
+//! - [`caps`]: one module per capability (`kube`, `helm`, `run`, `fs`), each call
 //!   going policy check → backend → audit.
 //! - [`policy`]: what a run may do (RBAC-shaped rules) and its limits.
 //! - [`cluster`]: where objects live: the embedded [`cluster::memory::MemoryCluster`].
@@ -40,6 +40,7 @@
 //!         backend: Arc::new(MemoryCluster::new()),
 //!         dry_run: true,
 //!         log_sink: None,
+//!         helm: None,
 //!     })
 //!     .await;
 //! println!("{}", serde_json::to_string_pretty(&report)?);

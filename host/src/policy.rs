@@ -749,6 +749,32 @@ impl Policy {
         Decision::Deny(reason)
     }
 
+    /// Whether the policy lets a run install CustomResourceDefinitions
+    /// (e.g. from a helm chart's `crds/` folder) with `verb`.
+    ///
+    /// CRDs are cluster-scoped, so [`Policy::check`] always refuses them.
+    /// This is the one exception, and it is never granted by wildcards: a
+    /// rule must name group `apiextensions.k8s.io` and resource
+    /// `customresourcedefinitions` literally (its verbs may be `*`):
+    ///
+    /// ```
+    /// use stepbox::policy::{Policy, Verb};
+    ///
+    /// let yaml = "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n\
+    ///   - apiGroups: [apiextensions.k8s.io]\n    resources: [customresourcedefinitions]\n    verbs: [get, create, patch]\n";
+    /// assert!(Policy::from_yaml(yaml)?.allows_crds(Verb::Create));
+    /// assert!(!Policy::default().allows_crds(Verb::Create));
+    /// # Ok::<(), stepbox::policy::PolicyError>(())
+    /// ```
+    pub fn allows_crds(&self, verb: Verb) -> bool {
+        self.rules.iter().any(|r| {
+            r.api_groups.iter().any(|g| g == "apiextensions.k8s.io")
+                && r.resources.iter().any(|res| res == "customresourcedefinitions")
+                && r.grants_verb(verb)
+                && r.resource_names.is_empty()
+        })
+    }
+
     /// Every (group, resource) the rules grant, merged across rules and
     /// sorted, with `*` verbs expanded.
     pub fn grants(&self) -> Vec<Grant> {

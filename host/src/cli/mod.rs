@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::caps::helm::HelmConfig;
 use crate::cluster::memory::MemoryCluster;
 use crate::policy::Policy;
 use crate::report::{LogEntry, RunMeta, RunReport, Status};
@@ -151,6 +152,9 @@ struct RunArgs {
     /// Step name in the report [default: the file name].
     #[arg(long)]
     name: Option<String>,
+    /// The helm binary for the step's helm calls (v3.8+) [default: $STEPBOX_HELM, else `helm` on PATH].
+    #[arg(long, value_name = "PATH")]
+    helm: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -322,6 +326,7 @@ async fn run(args: RunArgs) -> Result<u8> {
         workspace: args.workspace.clone(),
         policy: Arc::new(policy),
         limits,
+        helm: Some(HelmConfig::embedded(HelmConfig::binary_from_env(args.helm.clone()), cluster.clone())),
         backend: Arc::new(cluster),
         dry_run: true,
         log_sink: sink,
