@@ -34,6 +34,18 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // Flags meant for the test build must not leak into nested builds.
     c.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+    // Nor the package variables cargo sets for the running test: build
+    // scripts (ring's) rerun when they change, which would rebuild half the
+    // dependency tree on every test run and again on the next plain build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(key.as_str(), "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
+        {
+            c.env_remove(key);
+        }
+    }
     c
 }
 

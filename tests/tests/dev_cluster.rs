@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use serde_json::json;
 use stepbox::cluster::MemoryCluster;
 use stepbox::devcluster::{Auth, DevCluster};
-use stepbox_tests::{DevClusterProcess, Invocation, dir_with, example_manifests, stepbox_run};
+use stepbox_tests::{
+    DevClusterProcess, Invocation, dir_with, example_manifests, helm_bin, stepbox_run,
+};
 
 /// Runs a command, failing the test if it takes longer than `limit` (a
 /// hanging `kubectl delete --wait` or `rollout status` must not hang CI).
@@ -31,7 +35,10 @@ fn run_within(mut cmd: Command, limit: Duration) -> Invocation {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?}:\n{}", std::fs::read_to_string(&err).unwrap_or_default());
+            panic!(
+                "{cmd:?} did not finish within {limit:?}:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -48,18 +55,20 @@ fn ok(run: &Invocation, what: &str) {
 
 async fn kube_client(kubeconfig: &Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig");
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig");
     kube::Client::try_from(config).expect("client")
 }
 
 fn kube_client_from_yaml(yaml: &str) -> impl Future<Output = kube::Client> {
     let kc = kube::config::Kubeconfig::from_yaml(yaml).expect("parse kubeconfig");
     async move {
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig");
         kube::Client::try_from(config).expect("client")
     }
 }
@@ -86,60 +95,117 @@ fn kubectl_applies_lists_diffs_rolls_out_and_deletes_a_directory_of_manifests() 
 
     let run = server.kubectl_run(["get", "deploy,svc,cm,job"]);
     ok(&run, "kubectl get");
-    for name in ["deployment.apps/web", "deployment.apps/worker", "service/web", "configmap/web-config", "job.batch/migrate"] {
-        assert!(run.stdout.contains(name), "{name} not listed:\n{}", run.stdout);
+    for name in [
+        "deployment.apps/web",
+        "deployment.apps/worker",
+        "service/web",
+        "configmap/web-config",
+        "job.batch/migrate",
+    ] {
+        assert!(
+            run.stdout.contains(name),
+            "{name} not listed:\n{}",
+            run.stdout
+        );
     }
     assert!(run.stdout.contains("2/2"), "web is ready:\n{}", run.stdout);
-    assert!(run.stdout.contains("Complete"), "the job completed:\n{}", run.stdout);
+    assert!(
+        run.stdout.contains("Complete"),
+        "the job completed:\n{}",
+        run.stdout
+    );
 
     // The object as stored: kubectl's last-applied annotation.
     let run = server.kubectl_run(["get", "deployment", "web", "-o", "json"]);
     ok(&run, "kubectl get -o json");
     let web: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert!(web["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
-    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+    assert!(
+        web["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
 
     let run = server.kubectl_run(["apply", "-f", dir]);
     ok(&run, "second kubectl apply");
     assert_eq!(run.stdout.matches("unchanged").count(), 5, "{}", run.stdout);
 
     // diff: nothing after an apply of the same files; a diff after a change.
-    let run = run_within(server.kubectl_with(["diff", "-f", dir]), Duration::from_secs(60));
+    let run = run_within(
+        server.kubectl_with(["diff", "-f", dir]),
+        Duration::from_secs(60),
+    );
     assert_eq!(run.code, 0, "no diff expected:\n{}", run.all_output());
     let web_file = manifests.path().join("10-web.yaml");
     let text = std::fs::read_to_string(&web_file).unwrap();
     std::fs::write(&web_file, text.replace("replicas: 2", "replicas: 3")).unwrap();
-    let run = run_within(server.kubectl_with(["diff", "-f", dir]), Duration::from_secs(60));
+    let run = run_within(
+        server.kubectl_with(["diff", "-f", dir]),
+        Duration::from_secs(60),
+    );
     assert_eq!(run.code, 1, "a diff expected:\n{}", run.all_output());
-    assert!(run.stdout.contains("-  replicas: 2") && run.stdout.contains("+  replicas: 3"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("-  replicas: 2") && run.stdout.contains("+  replicas: 3"),
+        "{}",
+        run.stdout
+    );
     // diff is a dry run: nothing changed.
-    let run = server.kubectl_run(["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]);
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(run.stdout, "2");
 
     // A change, then rollout status finishes.
     let run = server.kubectl_run(["apply", "-f", dir]);
     ok(&run, "apply of the change");
-    assert!(run.stdout.contains("deployment.apps/web configured"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("deployment.apps/web configured"),
+        "{}",
+        run.stdout
+    );
     let run = run_within(
         server.kubectl_with(["rollout", "status", "deployment/web", "--timeout=30s"]),
         Duration::from_secs(60),
     );
     ok(&run, "kubectl rollout status");
-    assert!(run.stdout.contains("successfully rolled out"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("successfully rolled out"),
+        "{}",
+        run.stdout
+    );
 
     // Scale goes through the scale subresource.
     let run = server.kubectl_run(["scale", "deployment/web", "--replicas=5"]);
     ok(&run, "kubectl scale");
-    let run = server.kubectl_run(["get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}"]);
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ]);
     assert_eq!(run.stdout, "5");
 
     // delete -f waits until every object is gone, and finishes.
-    let run = run_within(server.kubectl_with(["delete", "-f", dir]), Duration::from_secs(60));
+    let run = run_within(
+        server.kubectl_with(["delete", "-f", dir]),
+        Duration::from_secs(60),
+    );
     ok(&run, "kubectl delete -f");
     assert_eq!(run.stdout.matches("deleted").count(), 5, "{}", run.stdout);
     let run = server.kubectl_run(["get", "deploy,svc,cm,job"]);
     ok(&run, "kubectl get after delete");
-    assert!(run.stderr.contains("No resources found"), "{}", run.all_output());
+    assert!(
+        run.stderr.contains("No resources found"),
+        "{}",
+        run.all_output()
+    );
 }
 
 #[test]
@@ -150,12 +216,27 @@ fn kubectl_server_side_apply_owns_fields_and_reports_conflicts() {
 
     let run = server.kubectl_run(["apply", "--server-side", "-f", dir]);
     ok(&run, "kubectl apply --server-side");
-    assert_eq!(run.stdout.matches("serverside-applied").count(), 5, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("serverside-applied").count(),
+        5,
+        "{}",
+        run.stdout
+    );
     // The kubeconfig's context points at --namespace.
     let run = server.kubectl_run(["get", "deployments", "-n", "shop", "-o", "name"]);
-    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), ["deployment.apps/web", "deployment.apps/worker"]);
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        ["deployment.apps/web", "deployment.apps/worker"]
+    );
 
-    let run = server.kubectl_run(["get", "deployment", "web", "-o", "json", "--show-managed-fields"]);
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     let web: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(web["metadata"]["managedFields"][0]["manager"], "kubectl");
     assert_eq!(web["metadata"]["managedFields"][0]["operation"], "Apply");
@@ -165,21 +246,56 @@ fn kubectl_server_side_apply_owns_fields_and_reports_conflicts() {
     let text = std::fs::read_to_string(&web_file).unwrap();
     std::fs::write(&web_file, text.replace("replicas: 2", "replicas: 4")).unwrap();
     let file = web_file.to_str().unwrap();
-    let run = server.kubectl_run(["apply", "--server-side", "--field-manager=other", "-f", file]);
+    let run = server.kubectl_run([
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        file,
+    ]);
     assert_eq!(run.code, 1, "{}", run.all_output());
     assert!(
-        run.stderr.contains("Apply failed with 1 conflict: conflict with \"kubectl\"") && run.stderr.contains(".spec.replicas"),
+        run.stderr
+            .contains("Apply failed with 1 conflict: conflict with \"kubectl\"")
+            && run.stderr.contains(".spec.replicas"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("--force-conflicts"), "kubectl saw a Conflict status:\n{}", run.stderr);
-    let run = server.kubectl_run(["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", file]);
+    assert!(
+        run.stderr.contains("--force-conflicts"),
+        "kubectl saw a Conflict status:\n{}",
+        run.stderr
+    );
+    let run = server.kubectl_run([
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        file,
+    ]);
     ok(&run, "forced apply");
-    let run = server.kubectl_run(["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]);
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(run.stdout, "4");
 
     // Diff against server-side apply, and client-side apply after it.
-    let run = run_within(server.kubectl_with(["diff", "--server-side", "--field-manager=other", "--force-conflicts", "-f", file]), Duration::from_secs(60));
+    let run = run_within(
+        server.kubectl_with([
+            "diff",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            file,
+        ]),
+        Duration::from_secs(60),
+    );
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
 
@@ -188,7 +304,10 @@ fn kubectl_migrates_from_client_side_to_server_side_apply() {
     let server = DevClusterProcess::start(&[]);
     let manifests = example_manifests("nginx:1.27");
     let dir = manifests.path().to_str().unwrap();
-    ok(&server.kubectl_run(["apply", "-f", dir]), "client-side apply");
+    ok(
+        &server.kubectl_run(["apply", "-f", dir]),
+        "client-side apply",
+    );
     let web_file = manifests.path().join("10-web.yaml");
     let text = std::fs::read_to_string(&web_file).unwrap();
     std::fs::write(&web_file, text.replace("replicas: 2", "replicas: 3")).unwrap();
@@ -196,7 +315,14 @@ fn kubectl_migrates_from_client_side_to_server_side_apply() {
     // conflict while the object is what was last applied.
     let run = server.kubectl_run(["apply", "--server-side", "-f", dir]);
     ok(&run, "server-side apply after client-side apply");
-    let run = server.kubectl_run(["get", "deployment", "web", "-o", "json", "--show-managed-fields"]);
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     let web: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(web["spec"]["replicas"], 3);
     let managers: Vec<&str> = web["metadata"]["managedFields"]
@@ -205,8 +331,14 @@ fn kubectl_migrates_from_client_side_to_server_side_apply() {
         .iter()
         .map(|e| e["manager"].as_str().unwrap())
         .collect();
-    assert!(managers.contains(&"kubectl") && !managers.contains(&"kubectl-client-side-apply"), "{managers:?}");
-    let run = run_within(server.kubectl_with(["diff", "--server-side", "-f", dir]), Duration::from_secs(60));
+    assert!(
+        managers.contains(&"kubectl") && !managers.contains(&"kubectl-client-side-apply"),
+        "{managers:?}"
+    );
+    let run = run_within(
+        server.kubectl_with(["diff", "--server-side", "-f", dir]),
+        Duration::from_secs(60),
+    );
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
 
@@ -216,22 +348,69 @@ fn namespaces_are_objects() {
     let run = server.kubectl_run(["get", "ns"]);
     ok(&run, "kubectl get ns");
     for ns in ["default", "demo", "kube-public", "kube-system"] {
-        assert!(run.stdout.lines().any(|l| l.starts_with(ns) && l.contains("Active")), "{ns}:\n{}", run.stdout);
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(ns) && l.contains("Active")),
+            "{ns}:\n{}",
+            run.stdout
+        );
     }
     // Writing into a namespace that does not exist fails as in Kubernetes.
-    let manifests = dir_with(&[("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: team-a}\ndata: {a: b}\n")]);
+    let manifests = dir_with(&[(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: team-a}\ndata: {a: b}\n",
+    )]);
     let file = manifests.path().join("cm.yaml");
     let run = server.kubectl_run(["apply".as_ref(), "-f".as_ref(), file.as_os_str()]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("namespaces \"team-a\" not found"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("namespaces \"team-a\" not found"),
+        "{}",
+        run.stderr
+    );
     // kubectl create namespace (a protobuf body from kubectl's typed client).
-    ok(&server.kubectl_run(["create", "namespace", "team-a"]), "kubectl create namespace");
-    ok(&server.kubectl_run(["apply".as_ref(), "-f".as_ref(), file.as_os_str()]), "apply into the new namespace");
-    ok(&server.kubectl_run(["-n", "team-a", "create", "secret", "generic", "s", "--from-literal=pw=hunter2"]), "create secret");
+    ok(
+        &server.kubectl_run(["create", "namespace", "team-a"]),
+        "kubectl create namespace",
+    );
+    ok(
+        &server.kubectl_run(["apply".as_ref(), "-f".as_ref(), file.as_os_str()]),
+        "apply into the new namespace",
+    );
+    ok(
+        &server.kubectl_run([
+            "-n",
+            "team-a",
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=pw=hunter2",
+        ]),
+        "create secret",
+    );
     let run = server.kubectl_run(["get", "cm,secret", "-n", "team-a"]);
-    assert!(run.stdout.contains("configmap/c") && run.stdout.contains("secret/s") && run.stdout.contains("Opaque"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("configmap/c")
+            && run.stdout.contains("secret/s")
+            && run.stdout.contains("Opaque"),
+        "{}",
+        run.stdout
+    );
+    // The system namespaces stay.
+    let run = server.kubectl_run(["delete", "namespace", "default"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("this namespace may not be deleted"),
+        "{}",
+        run.stderr
+    );
     // Deleting a namespace deletes what is in it.
-    let run = run_within(server.kubectl_with(["delete", "namespace", "team-a"]), Duration::from_secs(60));
+    let run = run_within(
+        server.kubectl_with(["delete", "namespace", "team-a"]),
+        Duration::from_secs(60),
+    );
     ok(&run, "kubectl delete namespace");
     let run = server.kubectl_run(["get", "cm", "-A", "-o", "name"]);
     assert!(!run.stdout.contains("configmap/c"), "{}", run.stdout);
@@ -245,19 +424,34 @@ fn a_wrong_token_is_unauthorized() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(server.kubeconfig()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(server.kubeconfig())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let run = server.kubectl_run(["get", "ns", "--token", "wrong-token"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("You must be logged in to the server"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("You must be logged in to the server"),
+        "{}",
+        run.stderr
+    );
     ok(&server.kubectl_run(["get", "ns"]), "the right token");
     // The status itself: 401 Unauthorized.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = kube_client_from_yaml(&text.replace("right-token", "wrong-token")).await;
-        match Api::<Namespace>::all(client).list(&ListParams::default()).await {
-            Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (401, "Unauthorized"), "{s:?}"),
+        match Api::<Namespace>::all(client)
+            .list(&ListParams::default())
+            .await
+        {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!((s.code, s.reason.as_str()), (401, "Unauthorized"), "{s:?}")
+            }
             other => panic!("expected 401, got {other:?}"),
         }
     });
@@ -270,9 +464,18 @@ fn server_dry_run_changes_nothing() {
     let dir = manifests.path().to_str().unwrap();
     let run = server.kubectl_run(["apply", "--dry-run=server", "-f", dir]);
     ok(&run, "apply --dry-run=server");
-    assert!(run.stdout.contains("deployment.apps/web created (server dry run)"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("deployment.apps/web created (server dry run)"),
+        "{}",
+        run.stdout
+    );
     let run = server.kubectl_run(["get", "deploy,svc,cm,job"]);
-    assert!(run.stderr.contains("No resources found"), "{}", run.all_output());
+    assert!(
+        run.stderr.contains("No resources found"),
+        "{}",
+        run.all_output()
+    );
     ok(&server.kubectl_run(["apply", "-f", dir]), "apply");
     let run = server.kubectl_run(["delete", "--dry-run=server", "-f", dir]);
     ok(&run, "delete --dry-run=server");
@@ -283,13 +486,22 @@ fn server_dry_run_changes_nothing() {
 #[test]
 fn kube_rs_gets_lists_patches_deletes_and_watches() {
     let server = DevClusterProcess::start(&[]);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = kube_client(server.kubeconfig()).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
         let start = cms.list(&ListParams::default()).await.unwrap();
         let rv = start.metadata.resource_version.clone().unwrap();
         let events = cms.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+        let selected = cms
+            .watch(&WatchParams::default().labels("app=w").timeout(30), &rv)
+            .await
+            .unwrap()
+            .boxed();
 
         let apply = PatchParams::apply("kube-test");
         let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "labels": {"app": "w"}}, "data": {"v": v}});
@@ -318,7 +530,14 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
             Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "{s:?}"),
             other => panic!("expected a conflict, got {other:?}"),
         }
-        cms.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"m": "1"}}))).await.unwrap();
+        // Dropping the label: a DELETED for watchers of app=w.
+        cms.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"m": "1"}, "metadata": {"labels": null}})),
+        )
+        .await
+        .unwrap();
         cms.delete("w", &DeleteParams::default()).await.unwrap();
         assert!(cms.get_opt("w").await.unwrap().is_none());
 
@@ -338,6 +557,38 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
         .expect("four watch events in time")
         .unwrap();
         assert_eq!(seen, ["ADDED 1", "MODIFIED 2", "MODIFIED 2", "DELETED"]);
+        let seen: Vec<&str> = tokio::time::timeout(
+            Duration::from_secs(20),
+            selected
+                .map_ok(|e| match e {
+                    WatchEvent::Added(_) => "ADDED",
+                    WatchEvent::Modified(_) => "MODIFIED",
+                    WatchEvent::Deleted(_) => "DELETED",
+                    _ => "OTHER",
+                })
+                .take(3)
+                .try_collect(),
+        )
+        .await
+        .expect("three selected events in time")
+        .unwrap();
+        assert_eq!(seen, ["ADDED", "MODIFIED", "DELETED"]);
+
+        // Discovery, aggregated and legacy.
+        for discovery in [
+            kube::Discovery::new(client.clone()).run_aggregated().await.unwrap(),
+            kube::Discovery::new(client.clone()).run().await.unwrap(),
+        ] {
+            assert!(discovery.has_group("apps"));
+            let apps = discovery.get("apps").unwrap();
+            let (deploy, caps) = apps
+                .recommended_resources()
+                .into_iter()
+                .find(|(r, _)| r.kind == "Deployment")
+                .expect("Deployment discovered");
+            assert_eq!(deploy.plural, "deployments");
+            assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        }
 
         let namespaces: Api<Namespace> = Api::all(client);
         let names: Vec<String> = namespaces
@@ -354,7 +605,11 @@ fn kube_rs_gets_lists_patches_deletes_and_watches() {
 
 #[test]
 fn in_process_server_with_client_certificates_and_expired_watches() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let cluster = MemoryCluster::new();
         cluster.set_event_capacity(2);
@@ -390,11 +645,23 @@ fn seeds_and_startup_errors() {
         ("bad.yaml", "kind: [\n"),
     ]);
     let good = seed.path().join("seed.yaml");
-    let server = DevClusterProcess::start(&["--seed", good.to_str().unwrap(), "--namespace", "work"]);
-    assert!(server.stderr().contains("serving the embedded namespace at https://127.0.0.1:"), "{}", server.stderr());
+    let server =
+        DevClusterProcess::start(&["--seed", good.to_str().unwrap(), "--namespace", "work"]);
+    assert!(
+        server
+            .stderr()
+            .contains("serving the embedded namespace at https://127.0.0.1:"),
+        "{}",
+        server.stderr()
+    );
     let run = server.kubectl_run(["get", "cm", "-A", "-o", "name"]);
     // By namespace, then name: legacy/seeded, work/here.
-    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), ["configmap/seeded", "configmap/here"], "{}", run.all_output());
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        ["configmap/seeded", "configmap/here"],
+        "{}",
+        run.all_output()
+    );
     let run = server.kubectl_run(["get", "ns", "-o", "name"]);
     for ns in ["namespace/legacy", "namespace/work"] {
         assert!(run.stdout.contains(ns), "{}", run.stdout);
@@ -410,7 +677,12 @@ fn seeds_and_startup_errors() {
         .to_string();
     let run = stepbox_run(["dev-cluster", "--port", &port]);
     assert_eq!(run.code, 2, "{}", run.all_output());
-    assert!(run.stderr.contains(&format!("port {port} is already in use")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("port {port} is already in use")),
+        "{}",
+        run.stderr
+    );
 
     // A bad seed: exit 2 with the file named.
     let bad = seed.path().join("bad.yaml");
@@ -421,4 +693,92 @@ fn seeds_and_startup_errors() {
     // SIGTERM: a clean stop, exit 0.
     #[cfg(unix)]
     assert_eq!(server.terminate(), Some(0));
+}
+
+const HELLO_TEMPLATE: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-config
+data:
+  message: {{ .Values.message | quote }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: hello}
+  template:
+    metadata:
+      labels: {app: hello}
+    spec:
+      containers:
+      - name: hello
+        image: nginx:1.27
+"#;
+
+#[test]
+fn helm_installs_upgrades_rolls_back_and_uninstalls_a_chart() {
+    let server = DevClusterProcess::start(&[]);
+    let chart = dir_with(&[
+        (
+            "Chart.yaml",
+            "apiVersion: v2\nname: hello\nversion: 0.1.0\n",
+        ),
+        ("values.yaml", "replicas: 1\nmessage: hi\n"),
+        ("templates/app.yaml", HELLO_TEMPLATE),
+    ]);
+    let helm = |args: &[&str]| {
+        let mut c = Command::new(helm_bin());
+        c.env_remove("KUBECONFIG")
+            .env("HELM_CACHE_HOME", server.dir().join("helm-cache"))
+            .env("HELM_CONFIG_HOME", server.dir().join("helm-config"))
+            .env("HELM_DATA_HOME", server.dir().join("helm-data"))
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig())
+            .args(args);
+        run_within(c, Duration::from_secs(90))
+    };
+    let chart_dir = chart.path().to_str().unwrap();
+    let run = helm(&["install", "demo", chart_dir, "--wait", "--timeout", "60s"]);
+    ok(&run, "helm install");
+    assert!(run.stdout.contains("STATUS: deployed"), "{}", run.stdout);
+    let run = helm(&[
+        "upgrade",
+        "demo",
+        chart_dir,
+        "--set",
+        "replicas=3",
+        "--set",
+        "message=hello",
+    ]);
+    ok(&run, "helm upgrade");
+    let run = server.kubectl_run([
+        "get",
+        "deployment",
+        "demo",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(run.stdout, "3");
+    ok(&helm(&["rollback", "demo", "1"]), "helm rollback");
+    let run = server.kubectl_run([
+        "get",
+        "configmap",
+        "demo-config",
+        "-o",
+        "jsonpath={.data.message}",
+    ]);
+    assert_eq!(run.stdout, "hi");
+    let run = helm(&["list"]);
+    assert!(
+        run.stdout.contains("demo") && run.stdout.contains("deployed"),
+        "{}",
+        run.all_output()
+    );
+    ok(&helm(&["uninstall", "demo"]), "helm uninstall");
+    let run = server.kubectl_run(["get", "deploy,cm,secret", "-o", "name"]);
+    assert!(run.stdout.trim().is_empty(), "{}", run.all_output());
 }

@@ -39,7 +39,10 @@ fn invalid(msg: String) -> Result<u8> {
 /// Runs the server in the foreground; exit code 0 after a clean stop.
 pub async fn dev_cluster(args: DevClusterArgs) -> Result<u8> {
     if let Err(e) = crate::cluster::names::dns1123_label(&args.namespace) {
-        return invalid(format!("--namespace {:?} is not a valid namespace name: {e}", args.namespace));
+        return invalid(format!(
+            "--namespace {:?} is not a valid namespace name: {e}",
+            args.namespace
+        ));
     }
     let cluster = MemoryCluster::new();
     if let Some(seed) = &args.seed {
@@ -51,13 +54,17 @@ pub async fn dev_cluster(args: DevClusterArgs) -> Result<u8> {
             return invalid(format!("--seed {}: {e}", seed.display()));
         }
     }
-    let mut builder = DevCluster::new(cluster).port(args.port).namespace(&args.namespace);
+    let mut builder = DevCluster::new(cluster)
+        .port(args.port)
+        .namespace(&args.namespace);
     if let Some(t) = &args.token {
         builder = builder.token(t);
     }
     let server = match builder.start().await {
         Ok(s) => s,
-        Err(e) if e.is_port_in_use() => return invalid(format!("port {} is already in use", args.port)),
+        Err(e) if e.is_port_in_use() => {
+            return invalid(format!("port {} is already in use", args.port));
+        }
         Err(e) => return invalid(e.to_string()),
     };
     eprintln!("serving the embedded namespace at {}", server.url());

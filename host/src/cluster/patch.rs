@@ -164,7 +164,10 @@ pub fn list_strategy(res: &ResourceInfo, path: &[&str]) -> ListStrategy {
             ["imagePullSecrets" | "schedulingGates" | "resourceClaims"] => MergeByKey("name"),
             ["hostAliases"] => MergeByKey("ip"),
             ["topologySpreadConstraints"] => MergeByKey("topologyKey"),
-            ["containers" | "initContainers" | "ephemeralContainers", field] => match *field {
+            [
+                "containers" | "initContainers" | "ephemeralContainers",
+                field,
+            ] => match *field {
                 "ports" => MergeByKey("containerPort"),
                 "env" => MergeByKey("name"),
                 "volumeMounts" => MergeByKey("mountPath"),
@@ -319,16 +322,18 @@ impl Ctx<'_> {
             return Ok(());
         }
         match (orig.get_mut(k), pv) {
-            (Some(Value::Object(o)), Value::Object(p)) => match p.get(DIRECTIVE).and_then(Value::as_str) {
-                Some("replace") => {
-                    orig.insert(k.to_string(), clean(&Value::Object(without_directive(p))));
+            (Some(Value::Object(o)), Value::Object(p)) => {
+                match p.get(DIRECTIVE).and_then(Value::as_str) {
+                    Some("replace") => {
+                        orig.insert(k.to_string(), clean(&Value::Object(without_directive(p))));
+                    }
+                    Some("delete") => {
+                        orig.shift_remove(k);
+                    }
+                    Some(other) => return Err(bad_directive(other)),
+                    None => self.merge_map(o, p, path)?,
                 }
-                Some("delete") => {
-                    orig.shift_remove(k);
-                }
-                Some(other) => return Err(bad_directive(other)),
-                None => self.merge_map(o, p, path)?,
-            },
+            }
             (Some(Value::Array(o)), Value::Array(p)) => {
                 let strategy = self.strategy(path);
                 let merged = self.merge_list(std::mem::take(o), p, order, &strategy, path)?;
@@ -441,13 +446,15 @@ fn reorder(
         let id = identity(item, strategy)?;
         list.iter().position(|o| identity(o, strategy) == Some(id))
     };
-    let (mut patched, server_only): (Vec<Value>, Vec<Value>) = merged
-        .into_iter()
-        .partition(|i| pos_in(order, i).is_some());
+    let (mut patched, server_only): (Vec<Value>, Vec<Value>) =
+        merged.into_iter().partition(|i| pos_in(order, i).is_some());
     patched.sort_by_key(|i| pos_in(order, i));
     // Merge the two sorted runs by server position where both are known.
     let mut out = Vec::with_capacity(patched.len() + server_only.len());
-    let (mut l, mut r) = (server_only.into_iter().peekable(), patched.into_iter().peekable());
+    let (mut l, mut r) = (
+        server_only.into_iter().peekable(),
+        patched.into_iter().peekable(),
+    );
     loop {
         match (l.peek(), r.peek()) {
             (Some(a), Some(b)) => {
@@ -495,7 +502,10 @@ mod tests {
             Some(PatchType::StrategicMerge)
         );
         assert_eq!(PatchType::from_content_type("application/json"), None);
-        assert_eq!(PatchType::Json.content_type(), "application/json-patch+json");
+        assert_eq!(
+            PatchType::Json.content_type(),
+            "application/json-patch+json"
+        );
     }
 
     #[test]
@@ -511,8 +521,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"b": "2"}));
-        let err = json_patch(&v, &json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "4"}]))
-            .unwrap_err();
+        let err = json_patch(
+            &v,
+            &json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "4"}]),
+        )
+        .unwrap_err();
         assert!(matches!(err, ClusterError::Invalid(_)), "{err}");
         assert!(json_patch(&v, &json!({"op": "add"})).is_err());
     }
@@ -530,10 +543,18 @@ mod tests {
         let out = strategic_merge(&live, &patch, &deploy()).unwrap();
         let cs = containers(&out);
         assert_eq!(cs[0]["image"], "a:2");
-        assert_eq!(cs[0]["ports"], json!([{"containerPort": 81}, {"containerPort": 80, "name": "http"}]));
+        assert_eq!(
+            cs[0]["ports"],
+            json!([{"containerPort": 81}, {"containerPort": 80, "name": "http"}])
+        );
         // As in Kubernetes: patched items in patch order, the server-only
         // "b" after them (its server neighbour "a" comes first).
-        let names: Vec<&str> = cs.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = cs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["a", "c", "b"]);
     }
 
@@ -551,13 +572,18 @@ mod tests {
             "containers": [{"$patch": "delete", "name": "b"}],
         }}}});
         let out = strategic_merge(&live, &patch, &deploy()).unwrap();
-        assert_eq!(containers(&out), &json!([{"name": "c", "image": "c:1"}, {"name": "a", "image": "a:1"}]));
+        assert_eq!(
+            containers(&out),
+            &json!([{"name": "c", "image": "c:1"}, {"name": "a", "image": "a:1"}])
+        );
     }
 
     #[test]
     fn env_by_name_and_null_deletes() {
-        let live = pod_spec(json!([{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
-                                     "args": ["x", "y"]}]));
+        let live = pod_spec(
+            json!([{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
+                                     "args": ["x", "y"]}]),
+        );
         let patch = json!({"spec": {"template": {"spec": {
             "$setElementOrder/containers": [{"name": "a"}],
             "containers": [{"name": "a", "args": ["z"],
@@ -567,7 +593,10 @@ mod tests {
         let out = strategic_merge(&live, &patch, &deploy()).unwrap();
         let c = &containers(&out)[0];
         assert_eq!(c["args"], json!(["z"]));
-        assert_eq!(c["env"], json!([{"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]));
+        assert_eq!(
+            c["env"],
+            json!([{"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}])
+        );
     }
 
     #[test]
@@ -578,11 +607,20 @@ mod tests {
         let out = strategic_merge(&live, &patch, &deploy()).unwrap();
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
         assert_eq!(out["spec"]["selector"], json!({"c": "d"}));
-        let out = strategic_merge(&live, &json!({"spec": {"$patch": "delete"}}), &deploy()).unwrap();
+        let out =
+            strategic_merge(&live, &json!({"spec": {"$patch": "delete"}}), &deploy()).unwrap();
         assert_eq!(out, json!({}));
-        let out = strategic_merge(&live, &json!({"$patch": "replace", "spec": {}}), &deploy()).unwrap();
+        let out =
+            strategic_merge(&live, &json!({"$patch": "replace", "spec": {}}), &deploy()).unwrap();
         assert_eq!(out, json!({"spec": {}}));
-        assert!(strategic_merge(&live, &json!({"spec": {"strategy": {"$patch": "bogus"}}}), &deploy()).is_err());
+        assert!(
+            strategic_merge(
+                &live,
+                &json!({"spec": {"strategy": {"$patch": "bogus"}}}),
+                &deploy()
+            )
+            .is_err()
+        );
         assert!(strategic_merge(&live, &json!([]), &deploy()).is_err());
     }
 
@@ -610,8 +648,16 @@ mod tests {
     fn service_ports_by_port_and_custom_resources_atomic() {
         let svc = lookup("v1", "Service");
         let live = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]}});
-        let out = strategic_merge(&live, &json!({"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}), &svc).unwrap();
-        assert_eq!(out["spec"]["ports"], json!([{"port": 80, "targetPort": 9090}, {"port": 443}]));
+        let out = strategic_merge(
+            &live,
+            &json!({"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}),
+            &svc,
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 9090}, {"port": 443}])
+        );
         let cr = lookup("example.com/v1", "Widget");
         let live = pod_spec(json!([{"name": "a"}, {"name": "b"}]));
         let out = strategic_merge(&live, &pod_spec(json!([{"name": "c"}])), &cr).unwrap();
@@ -626,19 +672,44 @@ mod tests {
             "volumes": [{"name": "v", "$retainKeys": ["name", "emptyDir"], "emptyDir": {}}],
         }}}});
         let out = strategic_merge(&live, &patch, &deploy()).unwrap();
-        assert_eq!(out["spec"]["template"]["spec"]["volumes"], json!([{"name": "v", "emptyDir": {}}]));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["volumes"],
+            json!([{"name": "v", "emptyDir": {}}])
+        );
     }
 
     #[test]
     fn strategies() {
         let d = deploy();
-        assert_eq!(list_strategy(&d, &["spec", "template", "spec", "containers", "volumeMounts"]), ListStrategy::MergeByKey("mountPath"));
-        assert_eq!(list_strategy(&d, &["spec", "template", "spec", "tolerations"]), ListStrategy::Atomic);
+        assert_eq!(
+            list_strategy(
+                &d,
+                &["spec", "template", "spec", "containers", "volumeMounts"]
+            ),
+            ListStrategy::MergeByKey("mountPath")
+        );
+        assert_eq!(
+            list_strategy(&d, &["spec", "template", "spec", "tolerations"]),
+            ListStrategy::Atomic
+        );
         let cj = lookup("batch/v1", "CronJob");
         assert_eq!(
-            list_strategy(&cj, &["spec", "jobTemplate", "spec", "template", "spec", "containers"]),
+            list_strategy(
+                &cj,
+                &[
+                    "spec",
+                    "jobTemplate",
+                    "spec",
+                    "template",
+                    "spec",
+                    "containers"
+                ]
+            ),
             ListStrategy::MergeByKey("name")
         );
-        assert_eq!(list_strategy(&lookup("v1", "Pod"), &["spec", "containers", "ports"]), ListStrategy::MergeByKey("containerPort"));
+        assert_eq!(
+            list_strategy(&lookup("v1", "Pod"), &["spec", "containers", "ports"]),
+            ListStrategy::MergeByKey("containerPort")
+        );
     }
 }

@@ -126,7 +126,12 @@ impl Format {
             };
             match as_ {
                 "" => return Self::Json,
-                "Table" => return Self::Table { api_version, include },
+                "Table" => {
+                    return Self::Table {
+                        api_version,
+                        include,
+                    };
+                }
                 "PartialObjectMetadata" | "PartialObjectMetadataList" => {
                     return Self::Metadata { api_version };
                 }
@@ -216,7 +221,10 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /api`.
-pub async fn core_versions(State(state): State<AppState>) -> Response {
+pub async fn core_versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = aggregated(&state, &headers, true) {
+        return r;
+    }
     json_response(
         StatusCode::OK,
         &discovery::core_versions(&state.0.server_address),
@@ -224,11 +232,29 @@ pub async fn core_versions(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /apis`.
-pub async fn group_list(State(state): State<AppState>) -> Response {
+pub async fn group_list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = aggregated(&state, &headers, false) {
+        return r;
+    }
     json_response(
         StatusCode::OK,
         &discovery::group_list(&discovery::served(state.cluster())),
     )
+}
+
+/// Aggregated discovery, when the request prefers it.
+fn aggregated(state: &AppState, headers: &HeaderMap, core: bool) -> Option<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if !discovery::wants_aggregated(accept) {
+        return None;
+    }
+    let body = discovery::aggregated(&discovery::served(state.cluster()), core);
+    let mut r = json_response(StatusCode::OK, &body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(discovery::AGGREGATED_MEDIA_TYPE),
+    );
+    Some(r)
 }
 
 /// `GET /openapi/v2`: not served (kubectl copes, see [`discovery`]).
@@ -418,7 +444,9 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
 fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
     if res.is("", "Secret")
         && let Some(m) = obj.as_object_mut()
-        && m.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
+        && m.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
     {
         m.insert("type".into(), json!("Opaque"));
     }
@@ -438,14 +466,21 @@ impl ResourceRequest<'_> {
     }
 
     fn format(&self) -> Format {
-        let accept = self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-        Format::negotiate(accept, IncludeObject::parse(self.query.get("includeObject")))
+        let accept = self
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        Format::negotiate(
+            accept,
+            IncludeObject::parse(self.query.get("includeObject")),
+        )
     }
 
     fn write_options(&self) -> Result<WriteOptions, ApiError> {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
             field_manager: field_manager(self.query, self.headers),
+            force: self.query.flag("force"),
         })
     }
 
@@ -492,9 +527,13 @@ impl ResourceRequest<'_> {
         let obj = with_type(res, obj);
         match self.format() {
             Format::Json => json_response(code, &obj),
-            Format::Table { api_version, include } => {
-                json_response(code, &table::table(res, &[obj], None, include, api_version, true))
-            }
+            Format::Table {
+                api_version,
+                include,
+            } => json_response(
+                code,
+                &table::table(res, &[obj], None, include, api_version, true),
+            ),
             Format::Metadata { api_version } => {
                 json_response(code, &table::partial_metadata(&obj, api_version))
             }
@@ -519,7 +558,9 @@ impl ResourceRequest<'_> {
     fn list(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
         let labels = self.query.labels()?;
         let fields = self.query.fields()?;
-        let list = self.cluster().list_with(res, ns, labels.as_ref(), fields.as_ref());
+        let list = self
+            .cluster()
+            .list_with(res, ns, labels.as_ref(), fields.as_ref());
         let rv = list.resource_version;
         let items: Vec<Value> = list.items.into_iter().map(|o| with_type(res, o)).collect();
         let body = match self.format() {
@@ -529,9 +570,10 @@ impl ResourceRequest<'_> {
                 "metadata": {"resourceVersion": rv.to_string()},
                 "items": items,
             }),
-            Format::Table { api_version, include } => {
-                table::table(res, &items, Some(rv), include, api_version, true)
-            }
+            Format::Table {
+                api_version,
+                include,
+            } => table::table(res, &items, Some(rv), include, api_version, true),
             Format::Metadata { api_version } => json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": api_version,
@@ -564,10 +606,17 @@ impl ResourceRequest<'_> {
             timeout,
             format: self.format(),
         };
-        Ok(watch::respond(self.cluster(), req, self.state.0.shutdown.clone()))
+        Ok(watch::respond(
+            self.cluster(),
+            req,
+            self.state.0.shutdown.clone(),
+        ))
     }
 
-    fn cluster_error<'a>(res: &'a ResourceInfo, name: &'a str) -> impl Fn(ClusterError) -> ApiError + 'a {
+    fn cluster_error<'a>(
+        res: &'a ResourceInfo,
+        name: &'a str,
+    ) -> impl Fn(ClusterError) -> ApiError + 'a {
         move |e| ApiError::from_cluster(&e, res, name)
     }
 
@@ -585,7 +634,12 @@ impl ResourceRequest<'_> {
         Ok(self.object_response(res, StatusCode::CREATED, created))
     }
 
-    fn check_body_namespace(&self, res: &ResourceInfo, ns: &str, obj: &Value) -> Result<(), ApiError> {
+    fn check_body_namespace(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
         if let Some(o) = object::namespace(obj)
             && res.namespaced
             && o != ns
@@ -626,8 +680,7 @@ impl ResourceRequest<'_> {
         let patch_type = PatchType::from_content_type(content_type)
             .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
         let opts = self.write_options()?;
-        let force = self.query.flag("force");
-        if force && patch_type != PatchType::Apply {
+        if opts.force && patch_type != PatchType::Apply {
             return Err(ApiError::bad_request(
                 "force is only allowed for apply patches (application/apply-patch+yaml)",
             ));
@@ -653,7 +706,7 @@ impl ResourceRequest<'_> {
         }
         let change = self
             .cluster()
-            .patch(res, ns, name, patch_type, &body, &opts, force)
+            .patch(res, ns, name, patch_type, &body, &opts)
             .map_err(Self::cluster_error(res, name))?;
         let code = if change.before.is_none() {
             StatusCode::CREATED
@@ -670,8 +723,7 @@ impl ResourceRequest<'_> {
             resource_version: None,
         };
         if !self.body.is_empty() {
-            let body: Value = serde_json::from_slice(self.body)
-                .map_err(|e| ApiError::bad_request(format!("the DeleteOptions are not valid JSON: {e}")))?;
+            let body = parse_body(self.headers, self.body)?;
             if let Some(modes) = body.get("dryRun").and_then(Value::as_array) {
                 for m in modes {
                     match m.as_str() {
@@ -696,6 +748,14 @@ impl ResourceRequest<'_> {
     }
 
     fn delete(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
+        if res.is("", "Namespace") && super::SYSTEM_NAMESPACES.contains(&name) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
+            )
+            .about(res, name));
+        }
         let opts = self.delete_options()?;
         let gone = self
             .cluster()
@@ -708,7 +768,9 @@ impl ResourceRequest<'_> {
         let opts = self.delete_options()?;
         let labels = self.query.labels()?;
         let fields = self.query.fields()?;
-        let list = self.cluster().list_with(res, ns, labels.as_ref(), fields.as_ref());
+        let list = self
+            .cluster()
+            .list_with(res, ns, labels.as_ref(), fields.as_ref());
         let mut deleted = Vec::new();
         for obj in list.items {
             let name = object::name(&obj).unwrap_or_default().to_string();
@@ -732,11 +794,7 @@ impl ResourceRequest<'_> {
 
     /// `.../{name}/scale` for kinds with `spec.replicas`.
     fn scale(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
-        let scalable = matches!(
-            (res.group.as_str(), res.kind.as_str()),
-            ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") | ("", "ReplicationController")
-        );
-        if !scalable {
+        if !discovery::scalable(res) {
             return Err(ApiError::not_found_path(self.path));
         }
         let obj = self
@@ -749,7 +807,9 @@ impl ResourceRequest<'_> {
             return Ok(json_response(StatusCode::OK, &scale));
         } else if *m == Method::PUT {
             let body = parse_body(self.headers, self.body)?;
-            if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            if let Some(rv) = body
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
                 && !rv.is_empty()
                 && Some(rv) != object::resource_version(&obj)
             {
@@ -797,7 +857,6 @@ impl ResourceRequest<'_> {
                 PatchType::Merge,
                 &json!({"spec": {"replicas": replicas}}),
                 &opts,
-                false,
             )
             .map_err(Self::cluster_error(res, name))?;
         Ok(json_response(StatusCode::OK, &scale_of(res, &change.after)))
@@ -842,7 +901,14 @@ fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
 mod tests {
     use super::*;
 
-    fn target(ns: Option<&str>, plural: &str, name: Option<&str>, sub: Option<&str>, group: &str, version: &str) -> Route {
+    fn target(
+        ns: Option<&str>,
+        plural: &str,
+        name: Option<&str>,
+        sub: Option<&str>,
+        group: &str,
+        version: &str,
+    ) -> Route {
         Route::Resource(Target {
             group: group.into(),
             version: version.into(),
@@ -855,21 +921,53 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(parse_path("/api/v1"), Some(Route::ResourceList("".into(), "v1".into())));
+        assert_eq!(
+            parse_path("/api/v1"),
+            Some(Route::ResourceList("".into(), "v1".into()))
+        );
         assert_eq!(parse_path("/apis/apps"), Some(Route::Group("apps".into())));
-        assert_eq!(parse_path("/apis/apps/v1"), Some(Route::ResourceList("apps".into(), "v1".into())));
-        assert_eq!(parse_path("/api/v1/namespaces"), Some(target(None, "namespaces", None, None, "", "v1")));
-        assert_eq!(parse_path("/api/v1/namespaces/dev"), Some(target(None, "namespaces", Some("dev"), None, "", "v1")));
+        assert_eq!(
+            parse_path("/apis/apps/v1"),
+            Some(Route::ResourceList("apps".into(), "v1".into()))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces"),
+            Some(target(None, "namespaces", None, None, "", "v1"))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces/dev"),
+            Some(target(None, "namespaces", Some("dev"), None, "", "v1"))
+        );
         assert_eq!(
             parse_path("/api/v1/namespaces/dev/status"),
-            Some(target(None, "namespaces", Some("dev"), Some("status"), "", "v1"))
+            Some(target(
+                None,
+                "namespaces",
+                Some("dev"),
+                Some("status"),
+                "",
+                "v1"
+            ))
         );
-        assert_eq!(parse_path("/api/v1/namespaces/dev/pods"), Some(target(Some("dev"), "pods", None, None, "", "v1")));
+        assert_eq!(
+            parse_path("/api/v1/namespaces/dev/pods"),
+            Some(target(Some("dev"), "pods", None, None, "", "v1"))
+        );
         assert_eq!(
             parse_path("/apis/apps/v1/namespaces/dev/deployments/web/scale"),
-            Some(target(Some("dev"), "deployments", Some("web"), Some("scale"), "apps", "v1"))
+            Some(target(
+                Some("dev"),
+                "deployments",
+                Some("web"),
+                Some("scale"),
+                "apps",
+                "v1"
+            ))
         );
-        assert_eq!(parse_path("/apis/apps/v1/deployments"), Some(target(None, "deployments", None, None, "apps", "v1")));
+        assert_eq!(
+            parse_path("/apis/apps/v1/deployments"),
+            Some(target(None, "deployments", None, None, "apps", "v1"))
+        );
         assert_eq!(parse_path("/api/v1/namespaces/a/b/c/d/e"), None);
         assert_eq!(parse_path("/api//v1"), None);
         assert_eq!(parse_path("/other"), None);
@@ -880,24 +978,49 @@ mod tests {
         let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(
             Format::negotiate(Some(kubectl_get), IncludeObject::Metadata),
-            Format::Table { api_version: "meta.k8s.io/v1", include: IncludeObject::Metadata }
+            Format::Table {
+                api_version: "meta.k8s.io/v1",
+                include: IncludeObject::Metadata
+            }
         );
-        assert_eq!(Format::negotiate(Some("application/json"), IncludeObject::Metadata), Format::Json);
-        assert_eq!(Format::negotiate(None, IncludeObject::Metadata), Format::Json);
         assert_eq!(
-            Format::negotiate(Some("application/vnd.kubernetes.protobuf, application/json"), IncludeObject::Metadata),
+            Format::negotiate(Some("application/json"), IncludeObject::Metadata),
             Format::Json
         );
         assert_eq!(
-            Format::negotiate(Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"), IncludeObject::Metadata),
-            Format::Metadata { api_version: "meta.k8s.io/v1" }
+            Format::negotiate(None, IncludeObject::Metadata),
+            Format::Json
         );
-        assert_eq!(Format::negotiate(Some("application/json;as=Other;g=x;v=y"), IncludeObject::Metadata), Format::Json);
+        assert_eq!(
+            Format::negotiate(
+                Some("application/vnd.kubernetes.protobuf, application/json"),
+                IncludeObject::Metadata
+            ),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(
+                Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+                IncludeObject::Metadata
+            ),
+            Format::Metadata {
+                api_version: "meta.k8s.io/v1"
+            }
+        );
+        assert_eq!(
+            Format::negotiate(
+                Some("application/json;as=Other;g=x;v=y"),
+                IncludeObject::Metadata
+            ),
+            Format::Json
+        );
     }
 
     #[test]
     fn queries() {
-        let q = Query::parse(Some("dryRun=All&labelSelector=app%3Dweb&watch=1&fieldManager=kubectl"));
+        let q = Query::parse(Some(
+            "dryRun=All&labelSelector=app%3Dweb&watch=1&fieldManager=kubectl",
+        ));
         assert!(q.dry_run().unwrap());
         assert!(q.flag("watch"));
         assert_eq!(q.labels().unwrap().unwrap().to_string(), "app=web");
@@ -906,7 +1029,13 @@ mod tests {
         let h = HeaderMap::new();
         assert_eq!(field_manager(&q, &h).as_deref(), Some("kubectl"));
         let mut h = HeaderMap::new();
-        h.insert(header::USER_AGENT, "kubectl/v1.33.9 (linux/amd64)".parse().unwrap());
-        assert_eq!(field_manager(&Query::default(), &h).as_deref(), Some("kubectl"));
+        h.insert(
+            header::USER_AGENT,
+            "kubectl/v1.33.9 (linux/amd64)".parse().unwrap(),
+        );
+        assert_eq!(
+            field_manager(&Query::default(), &h).as_deref(),
+            Some("kubectl")
+        );
     }
 }

@@ -6,9 +6,11 @@
 //! served version of each stored `CustomResourceDefinition`, so a CRD
 //! applied through the server is usable right away.
 //!
-//! Discovery is the legacy (unaggregated) kind: kubectl asks for aggregated
-//! discovery first and falls back when the answer is plain
-//! `application/json`.
+//! Both kinds of discovery are served: aggregated discovery
+//! (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`, one request for
+//! `/api` and one for `/apis`, what kubectl and kube-rs'
+//! `Discovery::run_aggregated` ask for first), and the legacy documents
+//! for clients that ask for plain `application/json`.
 //!
 //! # OpenAPI
 //!
@@ -32,8 +34,8 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::cluster::resources::{self, ResourceInfo};
 use crate::cluster::MemoryCluster;
+use crate::cluster::resources::{self, ResourceInfo};
 
 /// The Kubernetes version the server claims (kubectl warns about clients
 /// more than one minor version away).
@@ -92,8 +94,17 @@ pub fn served(cluster: &MemoryCluster) -> Vec<ServedResource> {
 
 /// The resources one CRD serves, storage version first.
 fn crd_resources(crd: &Value) -> Vec<ServedResource> {
-    let s = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-    let (group, kind, plural) = (s("/spec/group"), s("/spec/names/kind"), s("/spec/names/plural"));
+    let s = |p: &str| {
+        crd.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (group, kind, plural) = (
+        s("/spec/group"),
+        s("/spec/names/kind"),
+        s("/spec/names/plural"),
+    );
     if group.is_empty() || kind.is_empty() || plural.is_empty() || group == CRD_GROUP {
         return Vec::new();
     }
@@ -103,7 +114,12 @@ fn crd_resources(crd: &Value) -> Vec<ServedResource> {
     let strings = |p: &str| -> Vec<String> {
         crd.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let namespaced = s("/spec/scope") != "Cluster";
@@ -130,7 +146,12 @@ fn crd_resources(crd: &Value) -> Vec<ServedResource> {
 }
 
 /// The served resource at `(group, version, plural)`.
-pub fn find(cluster: &MemoryCluster, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
+pub fn find(
+    cluster: &MemoryCluster,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<ResourceInfo> {
     if let Some(r) = resources::by_plural_version(group, version, plural) {
         return Some(r);
     }
@@ -246,6 +267,21 @@ pub fn resource_list(served: &[ServedResource], group: &str, version: &str) -> O
             r
         })
         .collect();
+    let mut items = items;
+    for s in served
+        .iter()
+        .filter(|s| s.info.group == group && s.info.version == version && scalable(&s.info))
+    {
+        items.push(json!({
+            "name": format!("{}/scale", s.info.plural),
+            "singularName": "",
+            "namespaced": s.info.namespaced,
+            "group": "autoscaling",
+            "version": "v1",
+            "kind": "Scale",
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
     if items.is_empty() {
         return None;
     }
@@ -255,6 +291,93 @@ pub fn resource_list(served: &[ServedResource], group: &str, version: &str) -> O
         "groupVersion": resources::join_api_version(group, version),
         "resources": items,
     }))
+}
+
+/// The kinds with a `scale` subresource.
+pub fn scalable(info: &ResourceInfo) -> bool {
+    matches!(
+        (info.group.as_str(), info.kind.as_str()),
+        ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") | ("", "ReplicationController")
+    )
+}
+
+/// The media type of aggregated discovery responses.
+pub const AGGREGATED_MEDIA_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`): of the core group for
+/// `/api` (`core` true), of every named group for `/apis`.
+pub fn aggregated(served: &[ServedResource], core: bool) -> Value {
+    let groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        groups(served)
+    };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|version| {
+                    let resources: Vec<Value> = served
+                        .iter()
+                        .filter(|s| s.info.group == *group && s.info.version == *version)
+                        .map(|s| {
+                            let mut r = json!({
+                                "resource": s.info.plural,
+                                "responseKind": {"group": group, "version": version, "kind": s.info.kind},
+                                "scope": if s.info.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": s.singular,
+                                "verbs": VERBS,
+                            });
+                            if !s.short_names.is_empty() {
+                                r["shortNames"] = json!(s.short_names);
+                            }
+                            if !s.categories.is_empty() {
+                                r["categories"] = json!(s.categories);
+                            }
+                            if scalable(&s.info) {
+                                r["subresources"] = json!([{
+                                    "subresource": "scale",
+                                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                                    "verbs": ["get", "patch", "update"],
+                                }]);
+                            }
+                            r
+                        })
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// True when an `Accept` header asks for aggregated discovery before plain
+/// JSON.
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    for range in accept.unwrap_or_default().split(',') {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        let has = |p: &str| params.contains(&p);
+        if has("as=APIGroupDiscoveryList") && has("g=apidiscovery.k8s.io") && has("v=v2") {
+            return true;
+        }
+        if params
+            .first()
+            .is_some_and(|m| matches!(*m, "application/json" | "*/*"))
+            && !params.iter().any(|p| p.starts_with("as="))
+        {
+            return false;
+        }
+    }
+    false
 }
 
 /// The OpenAPI v3 path of a group-version: `api/v1`, `apis/apps/v1`.
@@ -311,14 +434,30 @@ pub fn openapi_group_version(served: &[ServedResource], path: &str) -> Option<Va
         };
         let (url, mut params): (String, Vec<Value>) = if s.info.namespaced {
             (
-                format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", s.info.plural),
-                vec![json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}})],
+                format!(
+                    "{prefix}/namespaces/{{namespace}}/{}/{{name}}",
+                    s.info.plural
+                ),
+                vec![
+                    json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}),
+                ],
             )
         } else {
             (format!("{prefix}/{}/{{name}}", s.info.plural), Vec::new())
         };
-        params.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
-        params.extend(["dryRun", "fieldManager", "fieldValidation", "force", "pretty"].map(query));
+        params.push(
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+        );
+        params.extend(
+            [
+                "dryRun",
+                "fieldManager",
+                "fieldValidation",
+                "force",
+                "pretty",
+            ]
+            .map(query),
+        );
         let gvk = json!({"group": group, "version": version, "kind": s.info.kind});
         // kubectl looks for `fieldValidation` among the parameters of the
         // PATCH operation itself, not the path's.
@@ -388,8 +527,39 @@ mod tests {
         assert_eq!(group(&s, "apps").unwrap()["kind"], "APIGroup");
         assert!(group(&s, "nope.example.com").is_none());
         assert!(resource_list(&s, "apps", "v9").is_none());
-        assert_eq!(find(&c, "apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(
+            find(&c, "apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
         assert!(find(&c, "apps", "v2", "deployments").is_none());
+    }
+
+    #[test]
+    fn aggregated_discovery() {
+        let c = MemoryCluster::new();
+        let s = served(&c);
+        let core = aggregated(&s, true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+        let apis = aggregated(&s, false);
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(deploy["scope"], "Namespaced");
+        assert_eq!(deploy["subresources"][0]["subresource"], "scale");
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(Some(kubectl)));
+        assert!(!wants_aggregated(Some("application/json, */*")));
+        assert!(!wants_aggregated(None));
     }
 
     #[test]
@@ -412,9 +582,15 @@ spec:
         let s = served(&c);
         let g = group(&s, "example.com").unwrap();
         assert_eq!(g["preferredVersion"]["version"], "v1");
-        assert_eq!(find(&c, "example.com", "v1beta1", "widgets").unwrap().kind, "Widget");
+        assert_eq!(
+            find(&c, "example.com", "v1beta1", "widgets").unwrap().kind,
+            "Widget"
+        );
         let doc = openapi_group_version(&s, "apis/example.com/v1").unwrap();
-        assert!(doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"].is_object());
+        assert!(
+            doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
+                .is_object()
+        );
     }
 
     #[test]
@@ -422,15 +598,30 @@ spec:
         let c = MemoryCluster::new();
         let s = served(&c);
         let root = openapi_root(&s);
-        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"]
-            .as_str()
-            .unwrap()
-            .starts_with("/openapi/v3/apis/apps/v1?hash="));
+        assert!(
+            root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1?hash=")
+        );
         let doc = openapi_group_version(&s, "api/v1").unwrap();
         let ns = &doc["paths"]["/api/v1/namespaces/{name}"];
-        assert_eq!(ns["patch"]["x-kubernetes-group-version-kind"]["kind"], "Namespace");
-        assert!(ns["patch"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
-        assert!(ns["patch"]["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
+        assert_eq!(
+            ns["patch"]["x-kubernetes-group-version-kind"]["kind"],
+            "Namespace"
+        );
+        assert!(
+            ns["patch"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
+        assert!(
+            ns["patch"]["requestBody"]["content"]
+                .get("application/strategic-merge-patch+json")
+                .is_none()
+        );
         assert!(openapi_group_version(&s, "apis/apps").is_none());
     }
 }

@@ -175,7 +175,8 @@ impl DevCluster {
         };
         crate::cluster::names::dns1123_label(&self.namespace)
             .map_err(|r| ns_error(&self.namespace, r))?;
-        let mut namespaces: Vec<String> = SYSTEM_NAMESPACES.iter().map(|s| (*s).to_string()).collect();
+        let mut namespaces: Vec<String> =
+            SYSTEM_NAMESPACES.iter().map(|s| (*s).to_string()).collect();
         namespaces.push(self.namespace.clone());
         namespaces.extend(self.cluster.namespaces());
         for ns in &namespaces {
@@ -192,10 +193,12 @@ impl DevCluster {
                 port: self.port,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| DevClusterError::Bind {
-            port: self.port,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| DevClusterError::Bind {
+                port: self.port,
+                source,
+            })?;
         let token = self.token.unwrap_or_else(random_token);
         let shutdown = CancellationToken::new();
         let state = api::AppState::new(
@@ -274,25 +277,28 @@ async fn serve(
         let router = router.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "dev-cluster: TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "dev-cluster: TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let client_cert = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .is_some_and(|c| !c.is_empty());
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                if client_cert {
-                    req.extensions_mut().insert(auth::ClientCertificate);
-                }
-                router.clone().oneshot(req)
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    if client_cert {
+                        req.extensions_mut().insert(auth::ClientCertificate);
+                    }
+                    router.clone().oneshot(req)
+                },
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn).await {
@@ -301,7 +307,10 @@ async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::debug!("dev-cluster: connections still open after the grace period");
     }
 }
@@ -422,7 +431,10 @@ impl Drop for RunningDevCluster {
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     #[cfg(unix)]
     {
@@ -463,7 +475,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let cert = server.kubeconfig_yaml_with("x", Auth::ClientCert);
         assert!(cert.contains("client-key-data"));
@@ -477,7 +492,10 @@ mod tests {
         assert!(err.to_string().contains(&server.addr().port().to_string()));
         server.shutdown().await;
         assert!(matches!(
-            DevCluster::new(MemoryCluster::new()).namespace("Bad").start().await,
+            DevCluster::new(MemoryCluster::new())
+                .namespace("Bad")
+                .start()
+                .await,
             Err(DevClusterError::Namespace { .. })
         ));
     }

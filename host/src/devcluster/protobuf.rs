@@ -4,7 +4,8 @@
 //! client-go 1.33's generated clients encode built-in objects as protobuf
 //! (`application/vnd.kubernetes.protobuf`) and do not fall back to JSON, so
 //! kubectl's typed commands (`kubectl create namespace`, `create configmap`,
-//! `create secret`, `create serviceaccount`) send protobuf bodies. This
+//! `create secret`, `create serviceaccount`, and `DeleteOptions` of typed
+//! deletes, as helm's) send protobuf bodies. This
 //! module decodes those kinds into the JSON the rest of the server works
 //! with, from a small schema of their fields (field numbers as in
 //! `k8s.io/api`'s `generated.proto`). Other kinds answer
@@ -125,8 +126,21 @@ const SERVICE_ACCOUNT: &[Field] = &[
     f(4, "automountServiceAccountToken", Ty::Bool),
 ];
 
+const DELETE_OPTIONS: &[Field] = &[
+    f(1, "gracePeriodSeconds", Ty::Int),
+    f(
+        2,
+        "preconditions",
+        Ty::Msg(&[f(1, "uid", Ty::Str), f(2, "resourceVersion", Ty::Str)]),
+    ),
+    f(3, "orphanDependents", Ty::Bool),
+    f(4, "propagationPolicy", Ty::Str),
+    list(5, "dryRun", Ty::Str),
+];
+
 fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     match (api_version, kind) {
+        (_, "DeleteOptions") => Some(DELETE_OPTIONS),
         ("v1", "Namespace") => Some(NAMESPACE),
         ("v1", "ConfigMap") => Some(CONFIG_MAP),
         ("v1", "Secret") => Some(SECRET),
@@ -142,7 +156,9 @@ pub enum ProtobufError {
     #[error("malformed protobuf body: {0}")]
     Malformed(String),
     /// The kind is not one this server decodes.
-    #[error("the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret and ServiceAccount, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)")]
+    #[error(
+        "the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount and DeleteOptions, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)"
+    )]
     Unsupported {
         /// The object's apiVersion.
         api_version: String,
@@ -175,7 +191,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ProtobufError> {
         let mut out = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| malformed("truncated varint"))?;
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| malformed("truncated varint"))?;
             self.pos += 1;
             out |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
@@ -202,7 +221,8 @@ impl<'a> Reader<'a> {
                 Wire::Fixed
             }
             2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| malformed("length overflow"))?;
+                let len =
+                    usize::try_from(self.varint()?).map_err(|_| malformed("length overflow"))?;
                 let end = self.pos.checked_add(len).filter(|e| *e <= self.buf.len());
                 let end = end.ok_or_else(|| malformed("truncated length-delimited field"))?;
                 let bytes = &self.buf[self.pos..end];
@@ -277,7 +297,12 @@ fn message(bytes: &[u8], fields: &[Field]) -> Result<Value, ProtobufError> {
                 }
                 continue;
             }
-            _ => return Err(malformed(&format!("field {} has the wrong wire type", field.name))),
+            _ => {
+                return Err(malformed(&format!(
+                    "field {} has the wrong wire type",
+                    field.name
+                )));
+            }
         };
         if field.repeated {
             let list = out
@@ -305,7 +330,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         .strip_prefix(MAGIC)
         .ok_or_else(|| malformed("missing the k8s\\0 prefix"))?;
     let mut r = Reader::new(rest);
-    let (mut api_version, mut kind, mut raw): (String, String, &[u8]) = (String::new(), String::new(), &[]);
+    let (mut api_version, mut kind, mut raw): (String, String, &[u8]) =
+        (String::new(), String::new(), &[]);
     while let Some((num, w)) = r.next()? {
         match (num, w) {
             (1, Wire::Bytes(b)) => {

@@ -65,9 +65,12 @@ impl ApiError {
 
     /// 404 NotFound for a namespace that has no `Namespace` object.
     pub fn namespace_not_found(namespace: &str) -> Self {
-        Self::new(404, "NotFound", format!("namespaces {namespace:?} not found")).with_details(
-            json!({"name": namespace, "kind": "namespaces"}),
+        Self::new(
+            404,
+            "NotFound",
+            format!("namespaces {namespace:?} not found"),
         )
+        .with_details(json!({"name": namespace, "kind": "namespaces"}))
     }
 
     /// 405 MethodNotAllowed.
@@ -84,7 +87,9 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
+            ),
         )
     }
 
@@ -92,7 +97,11 @@ impl ApiError {
     /// none).
     pub fn from_cluster(err: &ClusterError, res: &ResourceInfo, name: &str) -> Self {
         let e = Self::new(err.http_status(), err.reason(), err.message());
-        let e = if name.is_empty() { e } else { e.about(res, name) };
+        let e = if name.is_empty() {
+            e
+        } else {
+            e.about(res, name)
+        };
         match err {
             ClusterError::Conflict(m) if m.starts_with("Apply failed") => {
                 let causes = conflict_causes(m);
@@ -111,7 +120,10 @@ impl ApiError {
         if !res.group.is_empty() {
             d.insert("group".into(), json!(res.group));
         }
-        d.insert("kind".into(), json!(res.plural.split('/').next().unwrap_or_default()));
+        d.insert(
+            "kind".into(),
+            json!(res.plural.split('/').next().unwrap_or_default()),
+        );
         self.with_details(Value::Object(d))
     }
 
@@ -210,7 +222,10 @@ mod tests {
         assert_eq!(s["message"], "deployments.apps \"web\" not found");
         assert_eq!(s["reason"], "NotFound");
         assert_eq!(s["code"], 404);
-        assert_eq!(s["details"], json!({"name": "web", "group": "apps", "kind": "deployments"}));
+        assert_eq!(
+            s["details"],
+            json!({"name": "web", "group": "apps", "kind": "deployments"})
+        );
         let s = ApiError::unauthorized().to_status();
         assert_eq!(s["code"], 401);
         assert!(s.get("details").is_none());

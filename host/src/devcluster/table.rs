@@ -40,7 +40,12 @@ struct Column {
     description: &'static str,
 }
 
-const fn col(name: &'static str, kind: &'static str, priority: u8, description: &'static str) -> Column {
+const fn col(
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    description: &'static str,
+) -> Column {
     Column {
         name,
         kind,
@@ -49,7 +54,12 @@ const fn col(name: &'static str, kind: &'static str, priority: u8, description: 
     }
 }
 
-const NAME: Column = col("Name", "string", 0, "Name must be unique within a namespace.");
+const NAME: Column = col(
+    "Name",
+    "string",
+    0,
+    "Name must be unique within a namespace.",
+);
 const AGE: Column = col("Age", "string", 0, "The time since the object was created.");
 
 fn columns(res: &ResourceInfo) -> Vec<Column> {
@@ -134,15 +144,27 @@ pub fn human_duration(secs: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+        if s % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", s % 60)
+        }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else {
@@ -156,7 +178,9 @@ fn age(obj: &Value) -> Value {
         .and_then(Value::as_str)
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     match created {
-        Some(t) => json!(human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())),
+        Some(t) => json!(human_duration(
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
+        )),
         None => json!("<unknown>"),
     }
 }
@@ -201,7 +225,13 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
     let template = "/spec/template/spec/containers";
     let rest: Vec<Value> = match (res.group.as_str(), res.kind.as_str()) {
         ("apps", "Deployment") => vec![
-            json!(format!("{}/{}", int(obj, "/status/readyReplicas"), obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))),
+            json!(format!(
+                "{}/{}",
+                int(obj, "/status/readyReplicas"),
+                obj.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            )),
             json!(int(obj, "/status/updatedReplicas")),
             json!(int(obj, "/status/availableReplicas")),
             age(obj),
@@ -210,13 +240,23 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
             json!(map_selector(obj.pointer("/spec/selector/matchLabels"))),
         ],
         ("apps", "StatefulSet") => vec![
-            json!(format!("{}/{}", int(obj, "/status/readyReplicas"), obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))),
+            json!(format!(
+                "{}/{}",
+                int(obj, "/status/readyReplicas"),
+                obj.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            )),
             age(obj),
             json!(joined(obj, template, "name")),
             json!(joined(obj, template, "image")),
         ],
         ("apps", "ReplicaSet") => vec![
-            json!(obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)),
+            json!(
+                obj.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            ),
             json!(int(obj, "/status/replicas")),
             json!(int(obj, "/status/readyReplicas")),
             age(obj),
@@ -227,14 +267,25 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
             json!(int(obj, "/status/numberReady")),
             json!(int(obj, "/status/updatedNumberScheduled")),
             json!(int(obj, "/status/numberAvailable")),
-            json!(map_selector(obj.pointer("/spec/template/spec/nodeSelector"))),
+            json!(map_selector(
+                obj.pointer("/spec/template/spec/nodeSelector")
+            )),
             age(obj),
         ],
         ("", "Service") => {
             let spec = obj.get("spec").cloned().unwrap_or_default();
-            let s = |k: &str| spec.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let ty = Some(s("type")).filter(|t| !t.is_empty()).unwrap_or_else(|| "ClusterIP".into());
-            let ip = Some(s("clusterIP")).filter(|t| !t.is_empty()).unwrap_or_else(|| "<none>".into());
+            let s = |k: &str| {
+                spec.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let ty = Some(s("type"))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "ClusterIP".into());
+            let ip = Some(s("clusterIP"))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "<none>".into());
             let external = match ty.as_str() {
                 "ExternalName" => s("externalName"),
                 "LoadBalancer" => "<pending>".to_string(),
@@ -258,7 +309,14 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
                 })
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "<none>".into());
-            vec![json!(ty), json!(ip), json!(external), json!(ports), age(obj), json!(map_selector(spec.get("selector")))]
+            vec![
+                json!(ty),
+                json!(ip),
+                json!(external),
+                json!(ports),
+                age(obj),
+                json!(map_selector(spec.get("selector"))),
+            ]
         }
         ("", "ConfigMap") => vec![json!(data_count(obj)), age(obj)],
         ("", "Secret") => vec![
@@ -267,24 +325,44 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
             age(obj),
         ],
         ("", "Namespace") => vec![
-            json!(obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Active")),
+            json!(
+                obj.pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Active")
+            ),
             age(obj),
         ],
         ("", "Pod") => {
-            let statuses = obj.pointer("/status/containerStatuses").and_then(Value::as_array);
-            let total = obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+            let statuses = obj
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array);
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
-            let restarts: i64 = statuses.map_or(0, |s| s.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum());
+            let restarts: i64 = statuses.map_or(0, |s| {
+                s.iter()
+                    .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                    .sum()
+            });
             vec![
                 json!(format!("{ready}/{total}")),
-                json!(obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending")),
+                json!(
+                    obj.pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Pending")
+                ),
                 json!(restarts.to_string()),
                 age(obj),
             ]
         }
         ("batch", "Job") => {
             let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
-            let has = |t: &str| conditions.is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"));
+            let has = |t: &str| {
+                conditions
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+            };
             let status = if has("Complete") {
                 "Complete"
             } else if has("Failed") {
@@ -294,7 +372,10 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
             } else {
                 "Running"
             };
-            let completions = obj.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
+            let completions = obj
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             vec![
                 json!(status),
                 json!(format!("{}/{completions}", int(obj, "/status/succeeded"))),
@@ -302,13 +383,29 @@ fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
             ]
         }
         ("batch", "CronJob") => vec![
-            json!(obj.pointer("/spec/schedule").and_then(Value::as_str).unwrap_or_default()),
-            json!(obj.pointer("/spec/suspend").and_then(Value::as_bool).unwrap_or(false)),
+            json!(
+                obj.pointer("/spec/schedule")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ),
+            json!(
+                obj.pointer("/spec/suspend")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
             age(obj),
         ],
         ("", "PersistentVolumeClaim") => vec![
-            json!(obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending")),
-            json!(obj.pointer("/status/capacity/storage").and_then(Value::as_str).unwrap_or_default()),
+            json!(
+                obj.pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Pending")
+            ),
+            json!(
+                obj.pointer("/status/capacity/storage")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ),
             age(obj),
         ],
         _ => vec![age(obj)],
@@ -402,18 +499,47 @@ mod tests {
         let d = json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z", "managedFields": []},
                        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
                        "status": {"readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
-        let t = table(&lookup("apps/v1", "Deployment"), &[d], Some(7), IncludeObject::Metadata, "meta.k8s.io/v1", true);
+        let t = table(
+            &lookup("apps/v1", "Deployment"),
+            &[d],
+            Some(7),
+            IncludeObject::Metadata,
+            "meta.k8s.io/v1",
+            true,
+        );
         assert_eq!(t["metadata"]["resourceVersion"], "7");
         let cells = &t["rows"][0]["cells"];
         assert_eq!(cells[0], "web");
         assert_eq!(cells[1], "2/2");
         assert_eq!(cells[5], "web");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-        assert!(t["rows"][0]["object"]["metadata"].get("managedFields").is_none());
+        assert!(
+            t["rows"][0]["object"]["metadata"]
+                .get("managedFields")
+                .is_none()
+        );
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         let s = json!({"metadata": {"name": "web"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}});
-        let t = table(&lookup("v1", "Service"), &[s], None, IncludeObject::None, "meta.k8s.io/v1", false);
-        assert_eq!(t["rows"][0]["cells"], json!(["web", "ClusterIP", "10.96.0.10", "<none>", "80/TCP", "<unknown>", "<none>"]));
+        let t = table(
+            &lookup("v1", "Service"),
+            &[s],
+            None,
+            IncludeObject::None,
+            "meta.k8s.io/v1",
+            false,
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "web",
+                "ClusterIP",
+                "10.96.0.10",
+                "<none>",
+                "80/TCP",
+                "<unknown>",
+                "<none>"
+            ])
+        );
         assert!(t["rows"][0].get("object").is_none());
         assert_eq!(t["columnDefinitions"], json!([]));
     }

@@ -43,9 +43,8 @@ fn tls_error(e: impl std::fmt::Display) -> DevClusterError {
 /// Validity: from yesterday (clock skew) for ten years.
 fn validity(params: &mut rcgen::CertificateParams) {
     use chrono::Datelike;
-    let date = |d: chrono::NaiveDate| {
-        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
-    };
+    let date =
+        |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
     let today = chrono::Utc::now().date_naive();
     let start = today.pred_opt().unwrap_or(today);
     let end = today.with_year(today.year() + 10).unwrap_or(today);
@@ -136,10 +135,11 @@ impl Certificates {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots.add(self.ca_der.clone()).map_err(tls_error)?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(tls_error)?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(tls_error)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone()));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

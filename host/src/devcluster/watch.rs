@@ -14,10 +14,13 @@
 //! - `sendInitialEvents=true`: like no resourceVersion, then a `BOOKMARK`
 //!   annotated `k8s.io/initial-events-end` (the watch-list protocol).
 //!
-//! Events are filtered by namespace and by the label and field selectors
-//! the object has in that event.
+//! Events are filtered by namespace and by the label and field selectors,
+//! as in Kubernetes: an object that starts matching a selector arrives as
+//! `ADDED`, one that stops matching as `DELETED`. (For a watch from a
+//! resourceVersion, "matching before" is judged by the objects as they are
+//! when the watch starts.)
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -71,12 +74,56 @@ struct WatchState {
     deadline: tokio::time::Instant,
     shutdown: CancellationToken,
     sent_columns: bool,
+    /// With selectors: the objects (namespace, name) the client was told
+    /// match.
+    matching: Option<HashSet<(String, String)>>,
+}
+
+fn ident(obj: &Value) -> (String, String) {
+    (
+        crate::cluster::object::namespace(obj).unwrap_or_default().to_string(),
+        crate::cluster::object::name(obj).unwrap_or_default().to_string(),
+    )
 }
 
 impl WatchState {
     fn matches(&self, obj: &Value) -> bool {
-        self.req.labels.as_ref().is_none_or(|s| s.matches_value(obj))
-            && self.req.fields.as_ref().is_none_or(|s| s.matches_value(obj))
+        self.req
+            .labels
+            .as_ref()
+            .is_none_or(|s| s.matches_value(obj))
+            && self
+                .req
+                .fields
+                .as_ref()
+                .is_none_or(|s| s.matches_value(obj))
+    }
+
+    /// The event type the client sees for a stored event, if any.
+    fn translate(&mut self, event_type: &'static str, obj: &Value) -> Option<&'static str> {
+        let now = self.matches(obj);
+        let Some(matching) = self.matching.as_mut() else {
+            return now.then_some(event_type);
+        };
+        let key = ident(obj);
+        let was = matching.contains(&key);
+        match (event_type, was, now) {
+            ("DELETED", true, _) | ("DELETED", false, true) => {
+                matching.remove(&key);
+                Some("DELETED")
+            }
+            ("DELETED", false, false) => None,
+            (_, true, true) => Some(event_type),
+            (_, false, true) => {
+                matching.insert(key);
+                Some("ADDED")
+            }
+            (_, true, false) => {
+                matching.remove(&key);
+                Some("DELETED")
+            }
+            (_, false, false) => None,
+        }
     }
 
     fn encode(&mut self, event_type: &str, mut obj: Value) -> Bytes {
@@ -87,10 +134,20 @@ impl WatchState {
         }
         let object = match self.req.format {
             Format::Json => obj,
-            Format::Table { api_version, include } => {
+            Format::Table {
+                api_version,
+                include,
+            } => {
                 let with_columns = !self.sent_columns;
                 self.sent_columns = true;
-                table::table(&self.req.res, &[obj], None, include, api_version, with_columns)
+                table::table(
+                    &self.req.res,
+                    &[obj],
+                    None,
+                    include,
+                    api_version,
+                    with_columns,
+                )
             }
             Format::Metadata { api_version } => table::partial_metadata(&obj, api_version),
         };
@@ -105,7 +162,11 @@ fn line(v: &Value) -> Bytes {
 }
 
 /// Starts a watch: the streaming `200` response.
-pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: CancellationToken) -> Response {
+pub fn respond(
+    cluster: &MemoryCluster,
+    req: WatchRequest,
+    shutdown: CancellationToken,
+) -> Response {
     let mut revisions = cluster.subscribe();
     revisions.borrow_and_update();
     let mut state = WatchState {
@@ -117,10 +178,24 @@ pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: Cancellatio
         done: false,
         shutdown,
         sent_columns: false,
+        matching: None,
         req,
     };
+    let selective = state.req.labels.as_ref().is_some_and(|l| !l.is_empty())
+        || state.req.fields.as_ref().is_some_and(|f| !f.is_empty());
     match state.req.resource_version {
-        Some(rv) if !state.req.send_initial_events => state.last = rv,
+        Some(rv) if !state.req.send_initial_events => {
+            state.last = rv;
+            if selective {
+                let now = cluster.list_with(
+                    &state.req.res,
+                    &state.req.namespace,
+                    state.req.labels.as_ref(),
+                    state.req.fields.as_ref(),
+                );
+                state.matching = Some(now.items.iter().map(ident).collect());
+            }
+        }
         _ => {
             let list = cluster.list_with(
                 &state.req.res,
@@ -129,6 +204,9 @@ pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: Cancellatio
                 state.req.fields.as_ref(),
             );
             state.last = list.resource_version;
+            if selective {
+                state.matching = Some(list.items.iter().map(ident).collect());
+            }
             for obj in list.items {
                 let b = state.encode("ADDED", obj);
                 state.pending.push_back(b);
@@ -161,15 +239,19 @@ pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: Cancellatio
             match st.cluster.events_since(st.last) {
                 Err(expired) => {
                     let status = ApiError::new(410, "Expired", expired.to_string()).to_status();
-                    st.pending.push_back(line(&json!({"type": "ERROR", "object": status})));
+                    st.pending
+                        .push_back(line(&json!({"type": "ERROR", "object": status})));
                     st.done = true;
                     continue;
                 }
                 Ok(events) => {
                     for ev in events {
                         st.last = ev.revision;
-                        if ev.is_about(&st.req.res, &st.req.namespace) && st.matches(&ev.object) {
-                            let b = st.encode(ev.event_type.as_str(), ev.object);
+                        if !ev.is_about(&st.req.res, &st.req.namespace) {
+                            continue;
+                        }
+                        if let Some(t) = st.translate(ev.event_type.as_str(), &ev.object) {
+                            let b = st.encode(t, ev.object);
                             st.pending.push_back(b);
                         }
                     }
@@ -191,7 +273,13 @@ pub fn respond(cluster: &MemoryCluster, req: WatchRequest, shutdown: Cancellatio
     });
     let mut r = Response::new(Body::from_stream(stream));
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }

@@ -53,14 +53,17 @@ pub struct WriteOptions {
     /// Who writes, for `metadata.managedFields` (`fieldManager`). `None`
     /// records no ownership (server-side apply requires one).
     pub field_manager: Option<String>,
+    /// Server-side apply only: take over fields other managers own
+    /// instead of failing with a conflict (`force=true`).
+    pub force: bool,
 }
 
 impl WriteOptions {
     /// A stored write by `manager`.
     pub fn by(manager: &str) -> Self {
         Self {
-            dry_run: false,
             field_manager: Some(manager.to_string()),
+            ..Self::default()
         }
     }
 }
@@ -284,8 +287,8 @@ impl MemoryCluster {
 
     /// Patches an object. `patch` is the parsed body: a list of operations
     /// for [`PatchType::Json`], an object otherwise. [`PatchType::Apply`] is
-    /// server-side apply by `opts.field_manager` (required), `force` taking
-    /// over conflicting fields; it creates the object when absent. When
+    /// server-side apply by `opts.field_manager` (required), `opts.force`
+    /// taking over conflicting fields; it creates the object when absent. When
     /// field manager `kubectl` applies to an object with kubectl's
     /// last-applied annotation, the annotation follows the applied
     /// configuration, as in Kubernetes.
@@ -303,10 +306,9 @@ impl MemoryCluster {
         patch_type: PatchType,
         patch: &Value,
         opts: &WriteOptions,
-        force: bool,
     ) -> Result<Change> {
         if patch_type == PatchType::Apply {
-            return self.apply_patch(res, namespace, name, patch, opts, force);
+            return self.apply_patch(res, namespace, name, patch, opts);
         }
         let ns = scope_namespace(res, namespace, None)?;
         let mut st = self.lock();
@@ -353,8 +355,8 @@ impl MemoryCluster {
         name: &str,
         config: &Value,
         opts: &WriteOptions,
-        force: bool,
     ) -> Result<Change> {
+        let force = opts.force;
         let r = validate_object(res, config)?;
         if r.name != name {
             return Err(ClusterError::Invalid(format!(
@@ -379,7 +381,13 @@ impl MemoryCluster {
             Some(l) if manager == "kubectl" && !force => csa_upgrade_base(l, config),
             _ => None,
         };
-        let mut merged = ssa::apply(base.as_ref().or(live.as_ref()), config, manager, force, &now())?;
+        let mut merged = ssa::apply(
+            base.as_ref().or(live.as_ref()),
+            config,
+            manager,
+            force,
+            &now(),
+        )?;
         if manager == "kubectl"
             && live
                 .as_ref()
@@ -416,7 +424,10 @@ impl MemoryCluster {
             .cloned()
             .ok_or_else(|| not_found(res, name))?;
         if let Some(uid) = opts.uid.as_deref().filter(|u| !u.is_empty()) {
-            let have = live.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+            let have = live
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if uid != have {
                 return Err(ClusterError::Conflict(format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
@@ -444,7 +455,9 @@ impl MemoryCluster {
 
 fn versioned(res: &ResourceInfo, change: Change) -> Change {
     Change {
-        before: change.before.map(|b| MemoryCluster::with_api_version(res, b)),
+        before: change
+            .before
+            .map(|b| MemoryCluster::with_api_version(res, b)),
         after: MemoryCluster::with_api_version(res, change.after),
     }
 }
@@ -508,7 +521,9 @@ fn strip_server_fields(obj: &mut Value, live: Option<&Value>) {
 /// lose them, and fields the write removed are owned by no one.
 fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: &str) {
     let requested = after.pointer("/metadata/managedFields").cloned();
-    let stored = before.and_then(|b| b.pointer("/metadata/managedFields")).cloned();
+    let stored = before
+        .and_then(|b| b.pointer("/metadata/managedFields"))
+        .cloned();
     // managedFields the request changed are taken as given.
     let mut entries = if requested != stored {
         ssa::managed_fields(after)
@@ -535,7 +550,10 @@ fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: 
     let own = |e: &ManagedFieldsEntry| {
         e.manager == manager && e.operation == "Update" && e.is_main_resource()
     };
-    for e in entries.iter_mut().filter(|e| e.is_main_resource() && !own(e)) {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.is_main_resource() && !own(e))
+    {
         let kept: Vec<FieldPath> = e
             .fields
             .iter()
@@ -558,10 +576,14 @@ fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: 
     for p in changed {
         mine.insert(p);
     }
-    let mine: FieldSet = mine.iter().filter(|p| present(p)).cloned().fold(FieldSet::new(), |mut s, p| {
-        s.insert(p);
-        s
-    });
+    let mine: FieldSet =
+        mine.iter()
+            .filter(|p| present(p))
+            .cloned()
+            .fold(FieldSet::new(), |mut s, p| {
+                s.insert(p);
+                s
+            });
     match entries.iter_mut().find(|e| own(e)) {
         Some(e) => {
             if mine != before_mine || e.api_version != api_version {
@@ -653,7 +675,12 @@ pub(crate) fn sorted(v: &Value) -> Value {
         Value::Object(m) => {
             let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
             pairs.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(pairs.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
         other => other.clone(),
@@ -685,16 +712,31 @@ mod tests {
         let c = MemoryCluster::new();
         let res = cms();
         let created = c
-            .create(&res, "dev", &cm("a", json!({"k": "1"})), &WriteOptions::by("kubectl-create"))
+            .create(
+                &res,
+                "dev",
+                &cm("a", json!({"k": "1"})),
+                &WriteOptions::by("kubectl-create"),
+            )
             .unwrap();
         assert_eq!(created["metadata"]["resourceVersion"], "1");
-        assert_eq!(managers(&created), [("kubectl-create".into(), "Update".into())]);
-        let err = c.create(&res, "dev", &cm("a", json!({})), &WriteOptions::default()).unwrap_err();
-        assert_eq!(err, ClusterError::AlreadyExists("configmaps \"a\" already exists".into()));
+        assert_eq!(
+            managers(&created),
+            [("kubectl-create".into(), "Update".into())]
+        );
+        let err = c
+            .create(&res, "dev", &cm("a", json!({})), &WriteOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ClusterError::AlreadyExists("configmaps \"a\" already exists".into())
+        );
 
         let mut stale = created.clone();
         stale["data"]["k"] = json!("2");
-        let ch = c.update(&res, "dev", "a", &stale, &WriteOptions::by("editor")).unwrap();
+        let ch = c
+            .update(&res, "dev", "a", &stale, &WriteOptions::by("editor"))
+            .unwrap();
         assert_eq!(ch.after["data"]["k"], "2");
         assert_eq!(ch.after["metadata"]["resourceVersion"], "2");
         // data.k moved to the editor.
@@ -702,23 +744,54 @@ mod tests {
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].manager, "editor");
         // The same body again is stale now.
-        let err = c.update(&res, "dev", "a", &stale, &WriteOptions::default()).unwrap_err();
-        assert!(matches!(err, ClusterError::Conflict(ref m) if m.contains("has been modified")), "{err}");
+        let err = c
+            .update(&res, "dev", "a", &stale, &WriteOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, ClusterError::Conflict(ref m) if m.contains("has been modified")),
+            "{err}"
+        );
         // Without a resourceVersion it is unconditional.
         let mut blind = cm("a", json!({"k": "3"}));
         blind["metadata"]["labels"] = json!({"x": "y"});
-        let ch = c.update(&res, "dev", "a", &blind, &WriteOptions::default()).unwrap();
+        let ch = c
+            .update(&res, "dev", "a", &blind, &WriteOptions::default())
+            .unwrap();
         assert_eq!(ch.after["data"]["k"], "3");
-        assert!(c.update(&res, "dev", "nope", &cm("nope", json!({})), &WriteOptions::default()).is_err());
-        let err = c.update(&res, "dev", "a", &cm("b", json!({})), &WriteOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("does not match the name on the URL"), "{err}");
+        assert!(
+            c.update(
+                &res,
+                "dev",
+                "nope",
+                &cm("nope", json!({})),
+                &WriteOptions::default()
+            )
+            .is_err()
+        );
+        let err = c
+            .update(
+                &res,
+                "dev",
+                "a",
+                &cm("b", json!({})),
+                &WriteOptions::default(),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("does not match the name on the URL"),
+            "{err}"
+        );
     }
 
     #[test]
     fn generate_name() {
         let c = MemoryCluster::new();
-        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "job-"}});
-        let a = c.create(&cms(), "dev", &obj, &WriteOptions::default()).unwrap();
+        let obj =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "job-"}});
+        let a = c
+            .create(&cms(), "dev", &obj, &WriteOptions::default())
+            .unwrap();
         let name = object::name(&a).unwrap();
         assert!(name.starts_with("job-") && name.len() == 9, "{name}");
     }
@@ -730,25 +803,61 @@ mod tests {
         let dry = WriteOptions {
             dry_run: true,
             field_manager: Some("m".into()),
+            force: false,
         };
-        let out = c.create(&res, "dev", &cm("a", json!({"k": "1"})), &dry).unwrap();
+        let out = c
+            .create(&res, "dev", &cm("a", json!({"k": "1"})), &dry)
+            .unwrap();
         assert_eq!(out["data"]["k"], "1");
         assert!(out["metadata"].get("resourceVersion").is_none());
         assert!(c.is_empty());
         assert_eq!(c.revision(), 0);
-        c.create(&res, "dev", &cm("a", json!({"k": "1"})), &WriteOptions::default()).unwrap();
+        c.create(
+            &res,
+            "dev",
+            &cm("a", json!({"k": "1"})),
+            &WriteOptions::default(),
+        )
+        .unwrap();
         let ch = c
-            .patch(&res, "dev", "a", PatchType::Merge, &json!({"data": {"k": "2"}}), &dry, false)
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Merge,
+                &json!({"data": {"k": "2"}}),
+                &dry,
+            )
             .unwrap();
         assert_eq!(ch.after["data"]["k"], "2");
         let ch2 = c
-            .patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "9"})), &dry, true)
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({"k": "9"})),
+                &WriteOptions {
+                    force: true,
+                    ..dry.clone()
+                },
+            )
             .unwrap();
         assert_eq!(ch2.after["data"]["k"], "9");
-        let ch3 = c.update(&res, "dev", "a", &cm("a", json!({"k": "3"})), &dry).unwrap();
-        assert_eq!(ch3.after["data"]["k"], "3");
-        c.delete_with(&res, "dev", "a", &DeleteOptions { dry_run: true, ..Default::default() })
+        let ch3 = c
+            .update(&res, "dev", "a", &cm("a", json!({"k": "3"})), &dry)
             .unwrap();
+        assert_eq!(ch3.after["data"]["k"], "3");
+        c.delete_with(
+            &res,
+            "dev",
+            "a",
+            &DeleteOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(c.get_object(&res, "dev", "a").unwrap()["data"]["k"], "1");
         assert_eq!(c.revision(), 1);
         assert_eq!(c.events_since(0).unwrap().len(), 1);
@@ -761,45 +870,79 @@ mod tests {
         let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
             "spec": {"containers": [{"name": "web", "image": "nginx:1"}, {"name": "side", "image": "envoy"}]}}}});
-        c.create(&res, "dev", &d, &WriteOptions::by("kubectl-client-side-apply")).unwrap();
+        c.create(
+            &res,
+            "dev",
+            &d,
+            &WriteOptions::by("kubectl-client-side-apply"),
+        )
+        .unwrap();
         let none = WriteOptions::by("kubectl-patch");
         let ch = c
             .patch(&res, "dev", "web", PatchType::StrategicMerge,
-                   &json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}), &none, false)
+                   &json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}), &none)
             .unwrap();
         let cs = &ch.after["spec"]["template"]["spec"]["containers"];
         assert_eq!(cs[0]["image"], "nginx:2");
         assert_eq!(cs[1]["name"], "side");
         assert_eq!(ch.after["metadata"]["generation"], 2);
-        assert_eq!(managers(&ch.after), [
-            ("kubectl-client-side-apply".into(), "Update".into()),
-            ("kubectl-patch".into(), "Update".into()),
-        ]);
+        assert_eq!(
+            managers(&ch.after),
+            [
+                ("kubectl-client-side-apply".into(), "Update".into()),
+                ("kubectl-patch".into(), "Update".into()),
+            ]
+        );
         let rv = object::resource_version(&ch.after).unwrap().to_string();
         let ch = c
-            .patch(&res, "dev", "web", PatchType::Json,
-                   &json!([{"op": "replace", "path": "/spec/replicas", "value": 3},
-                           {"op": "replace", "path": "/metadata/resourceVersion", "value": rv}]), &none, false)
+            .patch(
+                &res,
+                "dev",
+                "web",
+                PatchType::Json,
+                &json!([{"op": "replace", "path": "/spec/replicas", "value": 3},
+                           {"op": "replace", "path": "/metadata/resourceVersion", "value": rv}]),
+                &none,
+            )
             .unwrap();
         assert_eq!(ch.after["spec"]["replicas"], 3);
         assert_eq!(ch.after["status"]["readyReplicas"], 3);
         let err = c
-            .patch(&res, "dev", "web", PatchType::Json,
-                   &json!([{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}]), &none, false)
+            .patch(
+                &res,
+                "dev",
+                "web",
+                PatchType::Json,
+                &json!([{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}]),
+                &none,
+            )
             .unwrap_err();
         assert!(matches!(err, ClusterError::Conflict(_)), "{err}");
         let err = c
-            .patch(&res, "dev", "web", PatchType::Merge, &json!({"metadata": {"name": "x"}}), &none, false)
+            .patch(
+                &res,
+                "dev",
+                "web",
+                PatchType::Merge,
+                &json!({"metadata": {"name": "x"}}),
+                &none,
+            )
             .unwrap_err();
         assert!(matches!(err, ClusterError::Invalid(_)), "{err}");
         assert!(matches!(
-            c.patch(&res, "dev", "nope", PatchType::Merge, &json!({}), &none, false),
+            c.patch(&res, "dev", "nope", PatchType::Merge, &json!({}), &none),
             Err(ClusterError::NotFound(_))
         ));
         // managedFields set by a patch are taken as given.
         let ch = c
-            .patch(&res, "dev", "web", PatchType::Json,
-                   &json!([{"op": "replace", "path": "/metadata/managedFields", "value": []}]), &WriteOptions::default(), false)
+            .patch(
+                &res,
+                "dev",
+                "web",
+                PatchType::Json,
+                &json!([{"op": "replace", "path": "/metadata/managedFields", "value": []}]),
+                &WriteOptions::default(),
+            )
             .unwrap();
         assert!(ch.after["metadata"].get("managedFields").is_none());
     }
@@ -809,17 +952,66 @@ mod tests {
         let c = MemoryCluster::new();
         let res = cms();
         let by = |m: &str| WriteOptions::by(m);
-        let ch = c.patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "1"})), &by("kubectl"), false).unwrap();
+        let ch = c
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({"k": "1"})),
+                &by("kubectl"),
+            )
+            .unwrap();
         assert!(ch.before.is_none());
         let err = c
-            .patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "2"})), &by("other"), false)
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({"k": "2"})),
+                &by("other"),
+            )
             .unwrap_err();
-        assert!(matches!(err, ClusterError::Conflict(ref m) if m.contains("conflict with \"kubectl\"")), "{err}");
-        let ch = c.patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "2"})), &by("other"), true).unwrap();
+        assert!(
+            matches!(err, ClusterError::Conflict(ref m) if m.contains("conflict with \"kubectl\"")),
+            "{err}"
+        );
+        let ch = c
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({"k": "2"})),
+                &WriteOptions {
+                    force: true,
+                    ..by("other")
+                },
+            )
+            .unwrap();
         assert_eq!(ch.after["data"]["k"], "2");
-        let err = c.patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({})), &WriteOptions::default(), false).unwrap_err();
+        let err = c
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({})),
+                &WriteOptions::default(),
+            )
+            .unwrap_err();
         assert!(err.to_string().contains("fieldManager"), "{err}");
-        let err = c.patch(&res, "dev", "b", PatchType::Apply, &cm("a", json!({})), &by("x"), false).unwrap_err();
+        let err = c
+            .patch(
+                &res,
+                "dev",
+                "b",
+                PatchType::Apply,
+                &cm("a", json!({})),
+                &by("x"),
+            )
+            .unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
     }
 
@@ -829,10 +1021,23 @@ mod tests {
         let res = cms();
         let mut first = cm("a", json!({"k": "1"}));
         first["metadata"]["annotations"] = json!({LAST_APPLIED_ANNOTATION: "{}"});
-        c.create(&res, "dev", &first, &WriteOptions::by("kubectl-client-side-apply")).unwrap();
+        c.create(
+            &res,
+            "dev",
+            &first,
+            &WriteOptions::by("kubectl-client-side-apply"),
+        )
+        .unwrap();
         // Same values: shared with the client-side manager, no conflict.
         let ch = c
-            .patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "1", "n": "2"})), &WriteOptions::by("kubectl"), false)
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({"k": "1", "n": "2"})),
+                &WriteOptions::by("kubectl"),
+            )
             .unwrap();
         let last = &ch.after["metadata"]["annotations"][LAST_APPLIED_ANNOTATION];
         assert_eq!(
@@ -848,18 +1053,58 @@ mod tests {
         let mut first = cm("a", json!({"k": "1"}));
         let last = "{\"apiVersion\":\"v1\",\"data\":{\"k\":\"1\"},\"kind\":\"ConfigMap\",\"metadata\":{\"annotations\":{},\"name\":\"a\"}}\n";
         first["metadata"]["annotations"] = json!({LAST_APPLIED_ANNOTATION: last});
-        c.create(&res, "dev", &first, &WriteOptions::by("kubectl-client-side-apply")).unwrap();
+        c.create(
+            &res,
+            "dev",
+            &first,
+            &WriteOptions::by("kubectl-client-side-apply"),
+        )
+        .unwrap();
         let changed = cm("a", json!({"k": "2"}));
         // Another manager conflicts; kubectl may take over.
-        assert!(c.patch(&res, "dev", "a", PatchType::Apply, &changed, &WriteOptions::by("other"), false).is_err());
+        assert!(
+            c.patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &changed,
+                &WriteOptions::by("other")
+            )
+            .is_err()
+        );
         let ch = c
-            .patch(&res, "dev", "a", PatchType::Apply, &changed, &WriteOptions::by("kubectl"), false)
+            .patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &changed,
+                &WriteOptions::by("kubectl"),
+            )
             .unwrap();
         assert_eq!(ch.after["data"]["k"], "2");
         // Once live and last-applied differ, conflicts are conflicts again.
-        c.patch(&res, "dev", "a", PatchType::Merge, &json!({"data": {"k": "3"}}), &WriteOptions::by("editor"), false)
-            .unwrap();
-        assert!(c.patch(&res, "dev", "a", PatchType::Apply, &cm("a", json!({"k": "4"})), &WriteOptions::by("kubectl"), false).is_err());
+        c.patch(
+            &res,
+            "dev",
+            "a",
+            PatchType::Merge,
+            &json!({"data": {"k": "3"}}),
+            &WriteOptions::by("editor"),
+        )
+        .unwrap();
+        assert!(
+            c.patch(
+                &res,
+                "dev",
+                "a",
+                PatchType::Apply,
+                &cm("a", json!({"k": "4"})),
+                &WriteOptions::by("kubectl")
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -867,7 +1112,8 @@ mod tests {
         let c = MemoryCluster::new();
         let res = cms();
         for (ns, n) in [("dev", "a"), ("dev", "b"), ("prod", "a")] {
-            c.create(&res, ns, &cm(n, json!({})), &WriteOptions::default()).unwrap();
+            c.create(&res, ns, &cm(n, json!({})), &WriteOptions::default())
+                .unwrap();
         }
         let fields = FieldSelector::parse("metadata.name=a").unwrap();
         let l = c.list_with(&res, "", None, Some(&fields));
@@ -875,16 +1121,37 @@ mod tests {
         assert_eq!(l.resource_version, 3);
         assert_eq!(c.list_with(&res, "dev", None, None).items.len(), 2);
         let err = c
-            .delete_with(&res, "dev", "a", &DeleteOptions { uid: Some("x".into()), ..Default::default() })
+            .delete_with(
+                &res,
+                "dev",
+                "a",
+                &DeleteOptions {
+                    uid: Some("x".into()),
+                    ..Default::default()
+                },
+            )
             .unwrap_err();
         assert!(err.to_string().contains("UID in precondition"), "{err}");
         let err = c
-            .delete_with(&res, "dev", "a", &DeleteOptions { resource_version: Some("9".into()), ..Default::default() })
+            .delete_with(
+                &res,
+                "dev",
+                "a",
+                &DeleteOptions {
+                    resource_version: Some("9".into()),
+                    ..Default::default()
+                },
+            )
             .unwrap_err();
         assert!(matches!(err, ClusterError::Conflict(_)));
-        let gone = c.delete_with(&res, "dev", "a", &DeleteOptions::default()).unwrap();
+        let gone = c
+            .delete_with(&res, "dev", "a", &DeleteOptions::default())
+            .unwrap();
         assert_eq!(gone["metadata"]["resourceVersion"], "4");
-        assert!(matches!(c.delete_with(&res, "dev", "a", &DeleteOptions::default()), Err(ClusterError::NotFound(_))));
+        assert!(matches!(
+            c.delete_with(&res, "dev", "a", &DeleteOptions::default()),
+            Err(ClusterError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -66,7 +66,9 @@ impl WatchEvent {
         namespace: &str,
         object: Value,
     ) -> Self {
-        Self::from_parts(revision, event_type, &res.group, &res.kind, namespace, object)
+        Self::from_parts(
+            revision, event_type, &res.group, &res.kind, namespace, object,
+        )
     }
 
     pub(super) fn from_parts(
@@ -151,16 +153,27 @@ mod tests {
 
     #[test]
     fn records_writes_and_expires_old_ones() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let c = MemoryCluster::new();
             let res = c.resource("v1", "ConfigMap").await.unwrap();
-            c.apply(&res, "dev", &cm("a", "1"), "t", false).await.unwrap();
-            c.apply(&res, "dev", &cm("a", "2"), "t", false).await.unwrap();
-            c.apply(&res, "dev", &cm("a", "2"), "t", false).await.unwrap(); // no-op: no event
+            c.apply(&res, "dev", &cm("a", "1"), "t", false)
+                .await
+                .unwrap();
+            c.apply(&res, "dev", &cm("a", "2"), "t", false)
+                .await
+                .unwrap();
+            c.apply(&res, "dev", &cm("a", "2"), "t", false)
+                .await
+                .unwrap(); // no-op: no event
             c.delete(&res, "dev", "a").await.unwrap();
             let evs = c.events_since(0).unwrap();
-            let kinds: Vec<_> = evs.iter().map(|e| (e.revision, e.event_type.as_str())).collect();
+            let kinds: Vec<_> = evs
+                .iter()
+                .map(|e| (e.revision, e.event_type.as_str()))
+                .collect();
             assert_eq!(kinds, [(1, "ADDED"), (2, "MODIFIED"), (3, "DELETED")]);
             assert_eq!(evs[2].object["metadata"]["resourceVersion"], "3");
             assert!(evs[0].is_about(&res, "dev") && evs[0].is_about(&res, ""));
@@ -170,7 +183,13 @@ mod tests {
 
             c.set_event_capacity(1);
             let err = c.events_since(1).unwrap_err();
-            assert_eq!(err, ExpiredRevision { requested: 1, oldest: 2 });
+            assert_eq!(
+                err,
+                ExpiredRevision {
+                    requested: 1,
+                    oldest: 2
+                }
+            );
             assert_eq!(err.to_string(), "too old resource version: 1 (2)");
             assert_eq!(c.events_since(2).unwrap().len(), 1);
         });
@@ -178,19 +197,32 @@ mod tests {
 
     #[test]
     fn namespace_deletion_reports_its_contents() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let c = MemoryCluster::new();
             let res = c.resource("v1", "ConfigMap").await.unwrap();
             let ns = c.resource("v1", "Namespace").await.unwrap();
-            c.apply(&ns, "", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}), "t", false)
+            c.apply(
+                &ns,
+                "",
+                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}),
+                "t",
+                false,
+            )
+            .await
+            .unwrap();
+            c.apply(&res, "dev", &cm("a", "1"), "t", false)
                 .await
                 .unwrap();
-            c.apply(&res, "dev", &cm("a", "1"), "t", false).await.unwrap();
             let rv = c.revision();
             c.delete(&ns, "", "dev").await.unwrap();
             let evs = c.events_since(rv).unwrap();
-            let what: Vec<_> = evs.iter().map(|e| (e.kind.as_str(), e.event_type.as_str())).collect();
+            let what: Vec<_> = evs
+                .iter()
+                .map(|e| (e.kind.as_str(), e.event_type.as_str()))
+                .collect();
             assert_eq!(what, [("ConfigMap", "DELETED"), ("Namespace", "DELETED")]);
             assert!(c.is_empty());
         });
