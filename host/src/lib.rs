@@ -1,7 +1,8 @@
 //! # stepbox
 //!
 //! Runs deployment steps compiled to WASI components, with capability-limited
-//! `kube` and filesystem interfaces confined to one Kubernetes namespace.
+//! `kube`, `helm` and filesystem interfaces confined to one Kubernetes
+//! namespace.
 //! It replaces the "script pod" (a fresh pod with kubectl, helm and a shell
 //! per task) with a component that starts in microseconds and can only do
 //! what its imports and the run's policy allow.

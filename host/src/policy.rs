@@ -20,7 +20,9 @@
 //!
 //! [`Policy::check`] decides one call. In order:
 //!
-//! 1. a cluster-scoped kind is refused (steps only touch namespaced objects);
+//! 1. a cluster-scoped kind is refused (steps only touch namespaced objects;
+//!    the one exception, CRDs shipped by a helm chart, is
+//!    [`Policy::allows_crds`], which only a rule naming them grants);
 //! 2. an object naming a namespace other than the run's is refused;
 //! 3. some rule must grant the verb on the resource, with RBAC's matching:
 //!    `*` wildcards in `apiGroups`, `resources` and `verbs`; resources may
