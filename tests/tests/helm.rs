@@ -513,7 +513,10 @@ async fn a_step_drives_helm_against_a_cluster_through_a_kubeconfig() {
     // cluster), the plan comes from the backend's view of the same cluster.
     let cluster = MemoryCluster::new();
     let server = DevCluster::new(cluster.clone()).namespace("shop").start().await.unwrap();
-    let kubeconfig = HelmCluster::Kubeconfig(server.kubeconfig_yaml("default"));
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("kubeconfig");
+    server.write_kubeconfig(&path).unwrap();
+    let kubeconfig = HelmCluster::from_kubeconfig_file(&path, Some("stepbox-dev")).unwrap();
     let script = "upgrade;upgrade replicaCount=2;rollback;status";
     let inputs = [("script", script)];
     let report = run_in_process(&guest("helm-ops"), &charts(), "shop", &inputs, &cluster, kubeconfig.clone()).await;
@@ -526,9 +529,6 @@ async fn a_step_drives_helm_against_a_cluster_through_a_kubeconfig() {
     let plan: Vec<String> = report.plan.iter().map(|p| p.to_string()).collect();
     assert!(plan.contains(&"deployment.apps/shop-shop created".to_string()), "{plan:?}");
 
-    let home = tempfile::tempdir().unwrap();
-    let path = home.path().join("kubeconfig");
-    server.write_kubeconfig(&path).unwrap();
     let history = helm_json({
         let mut c = real_helm(&path, home.path());
         c.args(["history", "shop", "--namespace", "shop", "--output", "json"]);

@@ -26,7 +26,9 @@
 //!   against a cluster, and keeps its release records (Secrets
 //!   `sh.helm.release.v1.NAME.vN`) as it always does.
 //! - [`HelmCluster::Kubeconfig`]: a real cluster, through a kubeconfig the
-//!   host writes for helm.
+//!   host writes for helm (from the run's kubeconfig and context, or the
+//!   pod's service account). The plan then reads the objects through the
+//!   run's backend, the same cluster.
 //!
 //! The plan lists the chart's objects (and hooks that remain) as created,
 //! configured, unchanged or deleted, from the backend's state before and
@@ -42,6 +44,7 @@
 mod binary;
 mod check;
 mod host;
+mod kubeconfig;
 mod release;
 
 use std::collections::HashSet;
@@ -58,6 +61,7 @@ use crate::policy::{Policy, Verb};
 use crate::report::{Decision, Level, LogSource, RunRecorder};
 
 pub use binary::{HelmVersion, MIN_VERSION};
+pub use kubeconfig::KubeconfigError;
 pub(crate) use host::{HasHelm, HelmView};
 pub use release::{
     ObjectKey, ReleaseDetails, ReleaseInfo, ReleaseOutcome, ReleaseStatus, RenderedObject, TouchedObject,
@@ -81,8 +85,10 @@ pub enum HelmCluster {
     /// host from the first helm call to the end of the run.
     Embedded(MemoryCluster),
     /// A real cluster: the kubeconfig (YAML) helm uses, its current
-    /// context the one to use. The host writes it to a private file; its
-    /// exec credential plugins run with the host's `HOME` and `PATH`.
+    /// context the one to use, its file paths absolute
+    /// ([`HelmCluster::from_kubeconfig_file`], [`HelmCluster::in_cluster`]
+    /// make one). The host writes it to a private file; its exec
+    /// credential plugins run with the host's `HOME` and `PATH`.
     Kubeconfig(String),
 }
 
