@@ -87,7 +87,7 @@ fn helm_log(report: &Value) -> Vec<String> {
 
 #[test]
 fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespace() {
-    let run = helm_ops("upgrade;upgrade replicaCount=2 message=bye;history;rollback;status;list;uninstall;list", &[]);
+    let run = helm_ops("upgrade;upgrade atomic replicaCount=2 message=bye;history;rollback;status;list;uninstall;list", &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     assert_eq!(report["outputs"]["steps"], "8");
@@ -182,6 +182,8 @@ fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespa
     let log = helm_log(&report);
     assert!(log.iter().any(|l| l.contains("$ helm upgrade --install shop /packages/shop --namespace dev")), "{log:#?}");
     assert!(log.iter().any(|l| l.contains("$ helm template shop /packages/shop --namespace dev --include-crds")), "{log:#?}");
+    // helm 4 spells atomic --rollback-on-failure, and it implies a wait.
+    assert!(log.iter().any(|l| l.contains("--values <values> --wait=watcher --rollback-on-failure")), "{log:#?}");
 }
 
 #[test]

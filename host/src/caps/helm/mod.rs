@@ -300,8 +300,11 @@ impl HelmCtx {
         if options.atomic {
             cmd = cmd.arg(if session.version.is_v4() { "--rollback-on-failure" } else { "--atomic" });
         }
-        let outcome = self.helm(session, &cmd).await?;
+        // A helm that failed or was stopped may have changed objects too:
+        // the plan records them either way.
+        let outcome = self.helm(session, &cmd).await;
         let objects = self.record_changes(&candidates, &before).await;
+        let outcome = outcome?;
         if !outcome.success {
             return Err(binary::classify_failure(&outcome.error_message()).into());
         }
@@ -347,8 +350,11 @@ impl HelmCtx {
             .args(["--timeout", &format!("{}s", timeout.as_secs().max(1))])
             .deadline(op_deadline(timeout));
         cmd = wait_flags(cmd, session.version, options.wait);
-        let outcome = self.helm(session, &cmd).await?;
+        // A helm that failed or was stopped may have changed objects too:
+        // the plan records them either way.
+        let outcome = self.helm(session, &cmd).await;
         let objects = self.record_changes(&candidates, &before).await;
+        let outcome = outcome?;
         if !outcome.success {
             return Err(binary::classify_failure(&outcome.error_message()).into());
         }
@@ -426,8 +432,11 @@ impl HelmCtx {
             .args(["--timeout", &format!("{}s", timeout.as_secs().max(1))])
             .deadline(op_deadline(timeout));
         cmd = wait_flags(cmd, session.version, options.wait);
-        let outcome = self.helm(session, &cmd).await?;
+        // A helm that failed or was stopped may have changed objects too:
+        // the plan records them either way.
+        let outcome = self.helm(session, &cmd).await;
         let objects = self.record_changes(&candidates, &before).await;
+        let outcome = outcome?;
         if !outcome.success {
             return Err(binary::classify_failure(&outcome.error_message()).into());
         }
