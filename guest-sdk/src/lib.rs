@@ -3,7 +3,7 @@
 //! A step is a WASI component (target `wasm32-wasip2`) that exports one
 //! function, `run`, and reaches the outside world only through the
 //! capabilities the host grants: Kubernetes objects in the run's namespace
-//! ([`kube`]), its own inputs, secrets, outputs and log ([`run`]), and a
+//! ([`kube`]), helm releases there ([`helm`]), its own inputs, secrets, outputs and log ([`run`]), and a
 //! filesystem with `/packages` (read-only) and `/workspace` (read-write).
 //! Everything a step may change is checked against the run's policy; a
 //! refused call is an [`Error::Forbidden`] value, never a crash.
@@ -75,6 +75,8 @@
 //! # What is where
 //! - [`step!`] exports your `run` function; [`Context`] tells it about the run.
 //! - [`kube`]: typed and raw Kubernetes calls, [`kube::apply`] of manifests.
+//! - [`helm`]: helm releases from charts under `/packages` or `/workspace`,
+//!   every rendered object checked against the policy first.
 //! - [`run`]: inputs, secrets, outputs, progress, artifacts; the log macros
 //!   [`trace!`], [`debug!`], [`info!`], [`warn!`], [`error!`].
 //! - [`yaml`]: multi-document YAML to JSON values; [`substitute()`] fills
@@ -84,11 +86,13 @@
 //! - [`prelude`]: `use stepbox_sdk::prelude::*;` for all of the above.
 //!
 //! A component imports only the capabilities it uses: a step that never
-//! calls [`kube`] has no `kube` import, and `stepbox inspect` shows that.
+//! calls [`kube`] has no `kube` import (nor `helm` without [`helm`] calls),
+//! and `stepbox inspect` shows that.
 
 #![deny(missing_docs)]
 
 mod error;
+pub mod helm;
 pub mod kube;
 pub mod run;
 mod template;
@@ -186,6 +190,7 @@ pub mod __private {
 /// `use stepbox_sdk::prelude::*;` brings the modules, types and macros a
 /// step usually needs.
 pub mod prelude {
+    pub use crate::helm;
     pub use crate::kube::{self, Action, Applied, KindRef, WaitFor};
     pub use crate::run;
     pub use crate::yaml;

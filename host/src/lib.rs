@@ -1,14 +1,15 @@
 //! # stepbox
 //!
 //! Runs deployment steps compiled to WASI components, with capability-limited
-//! `kube` and filesystem interfaces confined to one Kubernetes namespace.
+//! `kube`, `helm` and filesystem interfaces confined to one Kubernetes
+//! namespace.
 //! It replaces the "script pod" (a fresh pod with kubectl, helm and a shell
 //! per task) with a component that starts in microseconds and can only do
 //! what its imports and the run's policy allow.
 //!
 //! ## Shape
 //! - [`runtime`]: the engine, compile cache, limits, one `Store` per run.
-//! - [`caps`]: one module per capability (`kube`, `run`, `fs`), each call
+//! - [`caps`]: one module per capability (`kube`, `helm`, `run`, `fs`), each call
 //!   going policy check → backend → audit.
 //! - [`policy`]: what a run may do (RBAC-shaped rules) and its limits.
 //! - [`cluster`]: where objects live: the embedded [`cluster::memory::MemoryCluster`].
@@ -40,6 +41,7 @@
 //!         backend: Arc::new(MemoryCluster::new()),
 //!         dry_run: true,
 //!         log_sink: None,
+//!         helm: None,
 //!     })
 //!     .await;
 //! println!("{}", serde_json::to_string_pretty(&report)?);

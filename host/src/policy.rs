@@ -22,7 +22,9 @@
 //!
 //! [`Policy::check`] decides one call. In order:
 //!
-//! 1. a cluster-scoped kind is refused (steps only touch namespaced objects);
+//! 1. a cluster-scoped kind is refused (steps only touch namespaced objects;
+//!    the one exception, CRDs shipped by a helm chart, is
+//!    [`Policy::allows_crds`], which only a rule naming them grants);
 //! 2. an object naming a namespace other than the run's is refused;
 //! 3. some rule must grant the verb on the resource, with RBAC's matching:
 //!    `*` wildcards in `apiGroups`, `resources` and `verbs`; resources may
@@ -943,6 +945,32 @@ impl Policy {
                 && r.verbs.iter().any(|v| v == "*" || v == verb)
                 && (r.resource_names.is_empty()
                     || (!names.is_empty() && names.iter().all(|n| r.resource_names.contains(n))))
+        })
+    }
+
+    /// Whether the policy lets a run install CustomResourceDefinitions
+    /// (e.g. from a helm chart's `crds/` folder) with `verb`.
+    ///
+    /// CRDs are cluster-scoped, so [`Policy::check`] always refuses them.
+    /// This is the one exception, and it is never granted by wildcards: a
+    /// rule must name group `apiextensions.k8s.io` and resource
+    /// `customresourcedefinitions` literally (its verbs may be `*`):
+    ///
+    /// ```
+    /// use stepbox::policy::{Policy, Verb};
+    ///
+    /// let yaml = "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n\
+    ///   - apiGroups: [apiextensions.k8s.io]\n    resources: [customresourcedefinitions]\n    verbs: [get, create, patch]\n";
+    /// assert!(Policy::from_yaml(yaml)?.allows_crds(Verb::Create));
+    /// assert!(!Policy::default().allows_crds(Verb::Create));
+    /// # Ok::<(), stepbox::policy::PolicyError>(())
+    /// ```
+    pub fn allows_crds(&self, verb: Verb) -> bool {
+        self.rules.iter().any(|r| {
+            r.api_groups.iter().any(|g| g == "apiextensions.k8s.io")
+                && r.resources.iter().any(|res| res == "customresourcedefinitions")
+                && r.grants_verb(verb)
+                && r.resource_names.is_empty()
         })
     }
 

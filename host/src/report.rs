@@ -239,6 +239,9 @@ pub enum LogSource {
     Stderr,
     /// `run.progress` calls.
     Progress,
+    /// The `helm` binary the host ran for a helm call (its stderr and
+    /// exit status, at debug level).
+    Helm,
 }
 
 /// One line of the run log.

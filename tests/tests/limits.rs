@@ -27,6 +27,7 @@ fn options(timeout: Duration, memory: u64) -> RunOptions {
         backend: Arc::new(MemoryCluster::new()),
         dry_run: true,
         log_sink: None,
+        helm: None,
     }
 }
 

@@ -106,6 +106,7 @@ async fn soak_ten_thousand_runs_in_one_host() {
             backend: Arc::new(MemoryCluster::new()),
             dry_run: true,
             log_sink: None,
+            helm: None,
         };
         let report = runtime.run(&kind.step, opts).await;
         assert_eq!(report.status, kind.expect, "run {i} ({}): {:?}", kind.name, report.error);

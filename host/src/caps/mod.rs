@@ -6,6 +6,7 @@
 //! | WIT interface        | module          | backend                    |
 //! |----------------------|-----------------|----------------------------|
 //! | `stepbox:step/kube`  | [`kube`]        | [`crate::cluster`]         |
+//! | `stepbox:step/helm`  | [`helm`]        | the `helm` binary          |
 //! | `stepbox:step/run`   | [`run`]         | the run's [`RunRecorder`]  |
 //! | `wasi:filesystem`    | [`fs`]          | cap-std preopens           |
 //!
@@ -15,6 +16,7 @@
 //! [`RunRecorder`]: crate::report::RunRecorder
 
 pub mod fs;
+pub mod helm;
 pub mod kube;
 pub mod run;
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::caps::helm::HelmConfig;
 use crate::cluster::memory::MemoryCluster;
 use crate::policy::Policy;
 use crate::report::{LogEntry, RunMeta, RunReport, Status};
@@ -211,6 +212,9 @@ struct RunArgs {
     /// Step name in the report [default: the file name].
     #[arg(long)]
     name: Option<String>,
+    /// The helm binary for the step's helm calls (v3.8+) [default: $STEPBOX_HELM, else `helm` on PATH].
+    #[arg(long, value_name = "PATH")]
+    helm: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -371,11 +375,35 @@ async fn run(args: RunArgs) -> Result<u8> {
         Err(e) => return fail(format!("{e:#}")),
     };
     let server_dry_run = args.dry_run == DryRun::Server;
-    let backend: Arc<dyn crate::cluster::ClusterBackend> = match live_config {
-        Some(config) => match crate::cluster::live::LiveCluster::from_config(config, server_dry_run) {
-            Ok(c) => Arc::new(c),
-            Err(e) => return fail(e.to_string()),
-        },
+    let helm_binary = HelmConfig::binary_from_env(args.helm.clone());
+    let (backend, helm): (Arc<dyn crate::cluster::ClusterBackend>, Option<HelmConfig>) = match live_config {
+        Some(config) => {
+            let backend = match crate::cluster::live::LiveCluster::from_config(config, server_dry_run) {
+                Ok(c) => c,
+                Err(e) => return fail(e.to_string()),
+            };
+            // helm needs a kubeconfig of its own for the same cluster.
+            let helm_cluster = match &live {
+                Some(crate::cluster::live::LiveConfig::InCluster { dir }) => crate::caps::helm::HelmCluster::in_cluster(dir),
+                Some(crate::cluster::live::LiveConfig::Kubeconfig { path, context }) => {
+                    let path = path
+                        .clone()
+                        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+                        .or_else(|| dirs::home_dir().map(|h| h.join(".kube/config")))
+                        .unwrap_or_default();
+                    crate::caps::helm::HelmCluster::from_kubeconfig_file(&path, context.as_deref())
+                }
+                _ => return fail("helm on a cluster needs --kubeconfig, --context or --in-cluster".into()),
+            };
+            let helm = match helm_cluster {
+                Ok(cluster) => Some(HelmConfig { binary: helm_binary, cluster }),
+                Err(e) => {
+                    tracing::warn!("helm calls will fail: {e}");
+                    None
+                }
+            };
+            (Arc::new(backend), helm)
+        }
         None => {
             let cluster = MemoryCluster::new();
             if let Some(seed) = &args.seed {
@@ -387,7 +415,8 @@ async fn run(args: RunArgs) -> Result<u8> {
                     return fail(format!("--seed {}: {e}", seed.display()));
                 }
             }
-            Arc::new(cluster)
+            let helm = HelmConfig::embedded(helm_binary, cluster.clone());
+            (Arc::new(cluster), Some(helm))
         }
     };
 
@@ -421,6 +450,7 @@ async fn run(args: RunArgs) -> Result<u8> {
         policy: Arc::new(policy),
         limits,
         backend,
+        helm,
         dry_run: live.is_none() || server_dry_run,
         log_sink: sink,
     };

@@ -17,6 +17,7 @@ pub fn log_line(e: &LogEntry, color: bool) -> String {
         (LogSource::Stdout, _) => ("stdout", "2"),
         (LogSource::Stderr, _) => ("stderr", "33"),
         (LogSource::Progress, _) => ("progress", "36"),
+        (LogSource::Helm, _) => ("helm", "2"),
         (_, Level::Trace) => ("TRACE", "2"),
         (_, Level::Debug) => ("DEBUG", "2"),
         (_, Level::Info) => ("INFO", "32"),

@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 
 /// The stepbox interfaces this host implements (package `stepbox:step`,
 /// any 0.1.x version).
-pub const HOST_INTERFACES: &[&str] = &["types", "kube", "run"];
+pub const HOST_INTERFACES: &[&str] = &["types", "kube", "helm", "run"];
 
 /// What kind of file some bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,6 +106,7 @@ fn stepbox_interface(name: &str) -> Option<&str> {
 fn capability(name: &str) -> Option<&'static str> {
     match stepbox_interface(name)? {
         "kube" => Some("kube: Kubernetes objects in the run's namespace"),
+        "helm" => Some("helm: helm releases in the run's namespace, charts from its filesystem, every object checked"),
         "run" => Some("run: inputs, secrets, outputs, log, artifacts"),
         "types" => None,
         _ => None,
@@ -217,6 +218,7 @@ mod tests {
         assert_eq!(stepbox_interface("stepbox:step/kube@0.2.0"), None);
         assert!(host_provides("wasi:cli/environment@0.2.6"));
         assert!(!host_provides("acme:secret/vault@1.0.0"));
-        assert!(!host_provides("stepbox:step/helm@0.1.0"));
+        assert!(host_provides("stepbox:step/helm@0.1.0"));
+        assert!(!host_provides("stepbox:step/vault@0.1.0"));
     }
 }

@@ -5,8 +5,8 @@
 //! ```text
 //! Runtime::load(file)  -> header check -> compile (or cache hit) -> world check -> InstancePre
 //! Runtime::run(step, options)
-//!     Store { WASI ctx, kube ctx, run ctx, memory limiter }, epoch deadline
-//!     guest run(ctx) -> kube / run / WASI calls (policy -> backend -> audit)
+//!     Store { WASI ctx, kube ctx, helm ctx, run ctx, memory limiter }, epoch deadline
+//!     guest run(ctx) -> kube / helm / run / WASI calls (policy -> backend -> audit)
 //!     -> RunReport { status, outputs, plan, log, audit, error }
 //! ```
 //!
@@ -29,6 +29,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::{Step, StepPre, types::RunContext};
 use crate::caps::fs::RunFs;
 use crate::caps::fs::quota::{WorkspaceQuota, WorkspaceWatch};
+use crate::caps::helm::{ChartRoots, HasHelm, HelmConfig, HelmCtx, HelmView};
 use crate::caps::kube::{HasKube, KubeCtx, KubeView};
 use crate::caps::run::{HasRun, RunCtx, RunView};
 use crate::caps::{HasTypes, LimitTrap, TypesView};
@@ -178,6 +179,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Receives log lines as they happen.
     pub log_sink: Option<LogSink>,
+    /// The helm binary and where helm's Kubernetes calls go; `None`: the
+    /// step's helm calls fail with `unavailable`.
+    pub helm: Option<HelmConfig>,
 }
 
 /// The data of one run's `Store`.
@@ -185,6 +189,7 @@ pub struct StepState {
     wasi: WasiCtx,
     table: ResourceTable,
     kube: KubeCtx,
+    helm: HelmCtx,
     run: RunCtx,
     limiter: RunLimiter,
 }
@@ -314,6 +319,10 @@ impl Runtime {
             "kube",
         )?;
         link(
+            crate::bindings::helm::add_to_linker::<_, HasHelm>(&mut linker, |s| HelmView { ctx: &s.helm }),
+            "helm",
+        )?;
+        link(
             crate::bindings::run::add_to_linker::<_, HasRun>(&mut linker, |s| RunView { ctx: &s.run }),
             "run",
         )?;
@@ -431,6 +440,15 @@ impl Runtime {
                 backend: opts.backend.clone(),
                 recorder: recorder.clone(),
             },
+            helm: HelmCtx::new(
+                opts.namespace.clone(),
+                opts.policy.clone(),
+                opts.backend.clone(),
+                recorder.clone(),
+                ChartRoots { packages: fs.packages().to_path_buf(), workspace: fs.workspace().to_path_buf() },
+                opts.helm.clone(),
+                opts.dry_run,
+            ),
             run: run_ctx.clone(),
             limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };

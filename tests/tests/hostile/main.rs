@@ -89,6 +89,7 @@ impl Case {
                 backend: Arc::new(MemoryCluster::new()),
                 dry_run: true,
                 log_sink: None,
+                helm: None,
             },
         }
     }
