@@ -74,9 +74,12 @@ async fn hostile_component_importing_an_interface_the_host_lacks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_component_importing_a_capability_the_host_lacks() {
+    // The guest imports its own idea of `stepbox:step/helm@0.1.0`; the host
+    // provides the real helm interface, whose functions have other types,
+    // so linking refuses it (no call is ever made with the wrong shape).
     let err = refused(
         &guest("hostile-import-helm"),
-        &["the component imports stepbox:step/helm@0.1.0 which this host does not provide"],
+        &["stepbox:step/helm@0.1.0", "wrong type"],
     )
     .await;
     assert!(matches!(err, LoadError::WrongWorld { .. }));
