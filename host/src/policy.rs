@@ -959,8 +959,12 @@ impl Policy {
     /// ```
     /// use stepbox::policy::{Policy, Verb};
     ///
-    /// let yaml = "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n\
-    ///   - apiGroups: [apiextensions.k8s.io]\n    resources: [customresourcedefinitions]\n    verbs: [get, create, patch]\n";
+    /// let yaml = concat!(
+    ///     "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n",
+    ///     "  - apiGroups: [apiextensions.k8s.io]\n",
+    ///     "    resources: [customresourcedefinitions]\n",
+    ///     "    verbs: [get, create, patch]\n",
+    /// );
     /// assert!(Policy::from_yaml(yaml)?.allows_crds(Verb::Create));
     /// assert!(!Policy::default().allows_crds(Verb::Create));
     /// # Ok::<(), stepbox::policy::PolicyError>(())
