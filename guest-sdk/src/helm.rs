@@ -312,7 +312,10 @@ impl WaitOptions {
     }
 
     fn to_wit(self) -> wit::WaitOptions {
-        wit::WaitOptions { wait: self.wait, timeout_seconds: seconds(self.timeout) }
+        wit::WaitOptions {
+            wait: self.wait,
+            timeout_seconds: seconds(self.timeout),
+        }
     }
 }
 
@@ -328,7 +331,12 @@ fn seconds(timeout: Option<Duration>) -> u32 {
 /// exists. `chart` is a path under `/packages` or `/workspace`: a chart
 /// directory or a packaged `.tgz`. `values` is YAML (a mapping), or empty
 /// for the chart's defaults.
-pub fn upgrade_or_install(release: &str, chart: &str, values: &str, options: &UpgradeOptions) -> Result<ReleaseResult> {
+pub fn upgrade_or_install(
+    release: &str,
+    chart: &str,
+    values: &str,
+    options: &UpgradeOptions,
+) -> Result<ReleaseResult> {
     let options = wit::UpgradeOptions {
         wait: options.wait,
         timeout_seconds: seconds(options.timeout),
@@ -367,7 +375,11 @@ pub fn uninstall(release: &str, options: &WaitOptions) -> Result<ReleaseResult> 
 
 /// Rolls the release back to `revision`, or to the previous revision with
 /// `None`. This makes a new revision.
-pub fn rollback(release: &str, revision: Option<u32>, options: &WaitOptions) -> Result<ReleaseResult> {
+pub fn rollback(
+    release: &str,
+    revision: Option<u32>,
+    options: &WaitOptions,
+) -> Result<ReleaseResult> {
     Ok(wit::rollback(release, revision.unwrap_or(0), options.to_wit())?.into())
 }
 
@@ -380,7 +392,11 @@ pub fn status(release: &str) -> Result<ReleaseDetails> {
         objects: d
             .objects
             .into_iter()
-            .map(|o| ObjectRef { api_version: o.api_version, kind: o.kind, name: o.name })
+            .map(|o| ObjectRef {
+                api_version: o.api_version,
+                kind: o.kind,
+                name: o.name,
+            })
             .collect(),
         notes: d.notes,
     })
@@ -393,7 +409,10 @@ pub fn list() -> Result<Vec<Release>> {
 
 /// Every revision of a release, oldest first.
 pub fn history(release: &str) -> Result<Vec<Release>> {
-    Ok(wit::history(release)?.into_iter().map(Release::from).collect())
+    Ok(wit::history(release)?
+        .into_iter()
+        .map(Release::from)
+        .collect())
 }
 
 /// Renders `chart` with `values` without installing anything; returns the
@@ -416,7 +435,10 @@ mod tests {
 
     #[test]
     fn options_build() {
-        let o = UpgradeOptions::new().wait(true).atomic(true).timeout(Duration::from_secs(60));
+        let o = UpgradeOptions::new()
+            .wait(true)
+            .atomic(true)
+            .timeout(Duration::from_secs(60));
         assert!(o.wait && o.atomic);
         assert_eq!(o.timeout, Some(Duration::from_secs(60)));
     }

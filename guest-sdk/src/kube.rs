@@ -50,7 +50,10 @@ pub struct KindRef {
 impl KindRef {
     /// A kind by its `apiVersion` and `kind`: `KindRef::new("apps/v1", "Deployment")`.
     pub fn new(api_version: impl Into<String>, kind: impl Into<String>) -> Self {
-        KindRef { api_version: api_version.into(), kind: kind.into() }
+        KindRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        }
     }
 
     /// The kind of a `k8s_openapi` type: `KindRef::of::<Deployment>()`.
@@ -59,7 +62,10 @@ impl KindRef {
     }
 
     fn to_wit(&self) -> wit::KindRef {
-        wit::KindRef { api_version: self.api_version.clone(), kind: self.kind.clone() }
+        wit::KindRef {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+        }
     }
 }
 
@@ -192,7 +198,10 @@ impl From<wit::AppliedObject> for Applied {
 /// the policy before any is applied: one refused document means nothing is
 /// applied. Returns one [`Applied`] per object, in order.
 pub fn apply(manifests: &str) -> Result<Vec<Applied>> {
-    Ok(wit::apply(manifests)?.into_iter().map(Applied::from).collect())
+    Ok(wit::apply(manifests)?
+        .into_iter()
+        .map(Applied::from)
+        .collect())
 }
 
 /// Server-side apply of one typed object (its `apiVersion` and `kind` come
@@ -229,7 +238,9 @@ pub fn get<K: k8s_openapi::Resource + DeserializeOwned>(name: &str) -> Result<K>
 
 /// Lists the objects of kind `K`, optionally filtered by a label selector
 /// (`"app=web,tier!=db"`, `"env in (a,b)"`, `"!legacy"`), sorted by name.
-pub fn list<K: k8s_openapi::Resource + DeserializeOwned>(label_selector: Option<&str>) -> Result<Vec<K>> {
+pub fn list<K: k8s_openapi::Resource + DeserializeOwned>(
+    label_selector: Option<&str>,
+) -> Result<Vec<K>> {
     raw::list(&KindRef::of::<K>(), label_selector)?
         .iter()
         .map(|item| Ok(serde_json::from_str(item)?))
@@ -281,7 +292,10 @@ pub fn names<K: k8s_openapi::Resource>(label_selector: Option<&str>) -> Result<V
 /// # Ok(())
 /// # }
 /// ```
-pub fn patch<K: k8s_openapi::Resource + DeserializeOwned>(name: &str, merge_patch: &serde_json::Value) -> Result<K> {
+pub fn patch<K: k8s_openapi::Resource + DeserializeOwned>(
+    name: &str,
+    merge_patch: &serde_json::Value,
+) -> Result<K> {
     let patched = raw::patch(&KindRef::of::<K>(), name, &merge_patch.to_string())?;
     Ok(serde_json::from_str(&patched)?)
 }
@@ -294,13 +308,19 @@ pub fn delete<K: k8s_openapi::Resource>(name: &str) -> Result<bool> {
 /// Waits until `condition` holds for the object `name` of kind `K`, or
 /// `timeout` passes ([`Error::Timeout`](crate::Error::Timeout)). The timeout
 /// is rounded up to whole seconds.
-pub fn wait<K: k8s_openapi::Resource>(name: &str, condition: WaitFor, timeout: Duration) -> Result<()> {
+pub fn wait<K: k8s_openapi::Resource>(
+    name: &str,
+    condition: WaitFor,
+    timeout: Duration,
+) -> Result<()> {
     raw::wait(&KindRef::of::<K>(), name, &condition, timeout)
 }
 
 /// Whole seconds, rounded up, saturating at `u32::MAX`.
 fn timeout_seconds(timeout: Duration) -> u32 {
-    let secs = timeout.as_secs().saturating_add(u64::from(timeout.subsec_nanos() > 0));
+    let secs = timeout
+        .as_secs()
+        .saturating_add(u64::from(timeout.subsec_nanos() > 0));
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
@@ -354,7 +374,12 @@ pub mod raw {
     /// Waits until `condition` holds for the object, or `timeout` (rounded
     /// up to whole seconds) passes.
     pub fn wait(kind: &KindRef, name: &str, condition: &WaitFor, timeout: Duration) -> Result<()> {
-        Ok(wit::wait(&kind.to_wit(), name, &condition.to_wit(), timeout_seconds(timeout))?)
+        Ok(wit::wait(
+            &kind.to_wit(),
+            name,
+            &condition.to_wit(),
+            timeout_seconds(timeout),
+        )?)
     }
 }
 
@@ -376,8 +401,14 @@ mod tests {
 
     #[test]
     fn kubectl_names() {
-        assert_eq!(applied("apps/v1", "Deployment", "web").kubectl_name(), "deployment.apps/web");
-        assert_eq!(applied("v1", "ConfigMap", "web-config").kubectl_name(), "configmap/web-config");
+        assert_eq!(
+            applied("apps/v1", "Deployment", "web").kubectl_name(),
+            "deployment.apps/web"
+        );
+        assert_eq!(
+            applied("v1", "ConfigMap", "web-config").kubectl_name(),
+            "configmap/web-config"
+        );
         assert_eq!(
             applied("rbac.authorization.k8s.io/v1", "ClusterRole", "x").kubectl_name(),
             "clusterrole.rbac.authorization.k8s.io/x"
@@ -386,16 +417,29 @@ mod tests {
 
     #[test]
     fn actions_print_kubectl_words() {
-        let words: Vec<String> =
-            [Action::Created, Action::Configured, Action::Unchanged, Action::Deleted].iter().map(|a| a.to_string()).collect();
+        let words: Vec<String> = [
+            Action::Created,
+            Action::Configured,
+            Action::Unchanged,
+            Action::Deleted,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
         assert_eq!(words, ["created", "configured", "unchanged", "deleted"]);
     }
 
     #[test]
     fn kind_refs_of_types() {
-        assert_eq!(KindRef::of::<Deployment>(), KindRef::new("apps/v1", "Deployment"));
+        assert_eq!(
+            KindRef::of::<Deployment>(),
+            KindRef::new("apps/v1", "Deployment")
+        );
         assert_eq!(KindRef::of::<ConfigMap>(), KindRef::new("v1", "ConfigMap"));
-        assert_eq!(KindRef::of::<Deployment>().to_string(), "apps/v1 Deployment");
+        assert_eq!(
+            KindRef::of::<Deployment>().to_string(),
+            "apps/v1 Deployment"
+        );
     }
 
     #[test]

@@ -135,7 +135,12 @@ pub struct Context {
 
 impl From<wit::stepbox::step::types::RunContext> for Context {
     fn from(ctx: wit::stepbox::step::types::RunContext) -> Self {
-        Context { namespace: ctx.namespace, step_name: ctx.step_name, run_id: ctx.run_id, dry_run: ctx.dry_run }
+        Context {
+            namespace: ctx.namespace,
+            step_name: ctx.step_name,
+            run_id: ctx.run_id,
+            dry_run: ctx.dry_run,
+        }
     }
 }
 
@@ -169,7 +174,7 @@ macro_rules! step {
                 }
             }
 
-            $crate::wit::__export_step!(__StepboxStep with_types_in $crate::wit);
+    $crate::wit::__export_step!(__StepboxStep with_types_in $crate::wit);
         };
     };
 }

@@ -67,7 +67,11 @@ pub fn input(name: &str) -> Option<String> {
 /// The value of input `name`, or [`Error::Invalid`] naming the input if it
 /// was not given.
 pub fn require_input(name: &str) -> Result<String> {
-    input(name).ok_or_else(|| Error::invalid(format!("missing required input `{name}`: pass --input {name}=...")))
+    input(name).ok_or_else(|| {
+        Error::invalid(format!(
+            "missing required input `{name}`: pass --input {name}=..."
+        ))
+    })
 }
 
 /// Every input, by name.
@@ -84,7 +88,8 @@ pub fn secret(name: &str) -> Option<String> {
 /// The value of secret `name`, or [`Error::Invalid`] naming the secret if it
 /// was not given.
 pub fn require_secret(name: &str) -> Result<String> {
-    secret(name).ok_or_else(|| Error::invalid(format!("missing secret `{name}`: pass --secret {name}=...")))
+    secret(name)
+        .ok_or_else(|| Error::invalid(format!("missing secret `{name}`: pass --secret {name}=...")))
 }
 
 /// Input `name` as a boolean: `true`/`false`, `yes`/`no`, `1`/`0`, in any
@@ -111,10 +116,11 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
 }
 
 fn parse_u64(name: &str, value: &str) -> Result<u64> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| Error::invalid(format!("input `{name}` must be a whole number (0 or more), not {value:?}")))
+    value.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "input `{name}` must be a whole number (0 or more), not {value:?}"
+        ))
+    })
 }
 
 /// Sets output `name` (a later call replaces the value). Fails with
@@ -187,7 +193,10 @@ mod tests {
         }
         let e = parse_bool("wait", "maybe").unwrap_err();
         assert!(e.is_invalid());
-        assert!(e.message().contains("wait") && e.message().contains("maybe"), "{e}");
+        assert!(
+            e.message().contains("wait") && e.message().contains("maybe"),
+            "{e}"
+        );
         assert!(parse_bool("wait", "").is_err());
     }
 
@@ -198,7 +207,10 @@ mod tests {
         for v in ["-1", "5m", "", "1.5"] {
             let e = parse_u64("timeout", v).unwrap_err();
             assert!(e.is_invalid());
-            assert!(e.message().contains("timeout") && e.message().contains(&format!("{v:?}")), "{e}");
+            assert!(
+                e.message().contains("timeout") && e.message().contains(&format!("{v:?}")),
+                "{e}"
+            );
         }
     }
 }

@@ -52,7 +52,10 @@ pub fn substitute(template: &str, inputs: &BTreeMap<String, String>) -> Result<S
         Ok(out)
     } else {
         let names: Vec<&str> = unknown.into_iter().collect();
-        Err(Error::invalid(format!("unknown inputs: {} (pass them with --input NAME=VALUE)", names.join(", "))))
+        Err(Error::invalid(format!(
+            "unknown inputs: {} (pass them with --input NAME=VALUE)",
+            names.join(", ")
+        )))
     }
 }
 
@@ -73,36 +76,67 @@ mod tests {
     use super::*;
 
     fn inputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn replaces_known_names() {
-        let i = inputs(&[("image", "nginx:1.27"), ("replicas", "3"), ("Octopus.Env", "prod")]);
+        let i = inputs(&[
+            ("image", "nginx:1.27"),
+            ("replicas", "3"),
+            ("Octopus.Env", "prod"),
+        ]);
         assert_eq!(
-            substitute("image: #{image}\nreplicas: #{replicas}\nenv: #{ Octopus.Env }-#{image}", &i).unwrap(),
+            substitute(
+                "image: #{image}\nreplicas: #{replicas}\nenv: #{ Octopus.Env }-#{image}",
+                &i
+            )
+            .unwrap(),
             "image: nginx:1.27\nreplicas: 3\nenv: prod-nginx:1.27"
         );
     }
 
     #[test]
     fn lists_every_unknown_name_once_sorted() {
-        let e = substitute("#{gamma} #{alpha} #{known} #{alpha} #{beta}", &inputs(&[("known", "x")])).unwrap_err();
+        let e = substitute(
+            "#{gamma} #{alpha} #{known} #{alpha} #{beta}",
+            &inputs(&[("known", "x")]),
+        )
+        .unwrap_err();
         assert!(e.is_invalid());
-        assert_eq!(e.message(), "unknown inputs: alpha, beta, gamma (pass them with --input NAME=VALUE)");
+        assert_eq!(
+            e.message(),
+            "unknown inputs: alpha, beta, gamma (pass them with --input NAME=VALUE)"
+        );
     }
 
     #[test]
     fn double_hash_escapes() {
         let i = inputs(&[("x", "1")]);
-        assert_eq!(substitute("##{x} #{x} ##{unknown}", &i).unwrap(), "#{x} 1 #{unknown}");
+        assert_eq!(
+            substitute("##{x} #{x} ##{unknown}", &i).unwrap(),
+            "#{x} 1 #{unknown}"
+        );
         assert_eq!(substitute("###{x}", &i).unwrap(), "##{x}");
     }
 
     #[test]
     fn text_that_is_not_a_placeholder_is_kept() {
         let i = inputs(&[]);
-        for text in ["# a comment", "#{", "#{}", "#{ }", "#{a\n}", "a # {b}", "#{a{b}", "issue #1", "é#{"] {
+        for text in [
+            "# a comment",
+            "#{",
+            "#{}",
+            "#{ }",
+            "#{a\n}",
+            "a # {b}",
+            "#{a{b}",
+            "issue #1",
+            "é#{",
+        ] {
             assert_eq!(substitute(text, &i).unwrap(), text);
         }
     }

@@ -26,11 +26,14 @@ pub fn documents(text: &str) -> Result<Vec<serde_json::Value>> {
         let number = index + 1;
         let mut value = serde_yaml_ng::Value::deserialize(document)
             .map_err(|e| Error::invalid(format!("document {number}: {e}")))?;
-        value.apply_merge().map_err(|e| Error::invalid(format!("document {number}: {e}")))?;
+        value
+            .apply_merge()
+            .map_err(|e| Error::invalid(format!("document {number}: {e}")))?;
         if value.is_null() {
             continue;
         }
-        let json = serde_json::to_value(&value).map_err(|e| Error::invalid(format!("document {number}: {e}")))?;
+        let json = serde_json::to_value(&value)
+            .map_err(|e| Error::invalid(format!("document {number}: {e}")))?;
         docs.push(json);
     }
     Ok(docs)
@@ -59,8 +62,12 @@ mod tests {
 
     #[test]
     fn keeps_the_order_of_keys() {
-        let docs = documents("kind: ConfigMap\napiVersion: v1\ndata:\n  z: '1'\n  a: '2'\n").unwrap();
-        assert_eq!(docs[0].to_string(), r#"{"kind":"ConfigMap","apiVersion":"v1","data":{"z":"1","a":"2"}}"#);
+        let docs =
+            documents("kind: ConfigMap\napiVersion: v1\ndata:\n  z: '1'\n  a: '2'\n").unwrap();
+        assert_eq!(
+            docs[0].to_string(),
+            r#"{"kind":"ConfigMap","apiVersion":"v1","data":{"z":"1","a":"2"}}"#
+        );
     }
 
     #[test]
@@ -79,9 +86,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let value = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"yes": "no", "n": "0755"}});
+        let value =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"yes": "no", "n": "0755"}});
         let text = to_string(&value).unwrap();
-        assert!(!text.starts_with("---"), "one bare document, ready to join with ---: {text}");
+        assert!(
+            !text.starts_with("---"),
+            "one bare document, ready to join with ---: {text}"
+        );
         assert_eq!(documents(&text).unwrap(), vec![value.clone()]);
         let joined = [text.clone(), text].join("\n---\n");
         assert_eq!(documents(&joined).unwrap(), vec![value.clone(), value]);

@@ -7,7 +7,9 @@
 //! hold. The host enforces the policy on every call; this check shows that
 //! Kubernetes RBAC holds the same line, so the two layers agree.
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
@@ -84,13 +86,31 @@ const CLUSTER_PROBES: &[(&str, &str, &str)] = &[
     ("", "nodes", "get"),
     ("rbac.authorization.k8s.io", "clusterroles", "create"),
     ("rbac.authorization.k8s.io", "clusterrolebindings", "create"),
-    ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create"),
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "create",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        "create",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "create",
+    ),
     ("", "pods", "create"),
 ];
 
-async fn review(api: &Api<SelfSubjectAccessReview>, group: &str, resource: &str, verb: &str, namespace: &str) -> Result<(bool, String), String> {
+async fn review(
+    api: &Api<SelfSubjectAccessReview>,
+    group: &str,
+    resource: &str,
+    verb: &str,
+    namespace: &str,
+) -> Result<(bool, String), String> {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r.to_string(), Some(s.to_string())),
         None => (resource.to_string(), None),
@@ -150,7 +170,9 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
         }
         // A namespace-scoped service account usually may not read
         // Namespace objects: that is the setup we want, not a problem.
-        Err(kube::Error::Api(s)) if s.code == 403 => "exists (not readable by these credentials, as expected)".to_string(),
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            "exists (not readable by these credentials, as expected)".to_string()
+        }
         Err(e) => format!("unknown: {e}"),
     };
 
@@ -158,7 +180,15 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
     let mut rows = Vec::new();
     for grant in policy.grants() {
         for verb in &grant.verbs {
-            let (cluster_allows, reason) = match review(&reviews, &grant.api_group, &grant.resource, verb.as_str(), namespace).await {
+            let (cluster_allows, reason) = match review(
+                &reviews,
+                &grant.api_group,
+                &grant.resource,
+                verb.as_str(),
+                namespace,
+            )
+            .await
+            {
                 Ok((a, r)) => (Some(a), r),
                 Err(e) => (None, e),
             };
@@ -200,9 +230,18 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
             reason,
         });
     }
-    let missing = rows.iter().filter(|r| r.verdict == Verdict::Missing).count();
-    let broad = rows.iter().filter(|r| r.verdict == Verdict::TooBroad).count();
-    let unknown = rows.iter().filter(|r| r.verdict == Verdict::Unknown).count();
+    let missing = rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Missing)
+        .count();
+    let broad = rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::TooBroad)
+        .count();
+    let unknown = rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Unknown)
+        .count();
     if missing > 0 {
         problems.push(format!(
             "{missing} right(s) the policy grants are refused by the cluster: steps will get `forbidden` from Kubernetes (grant them in the worker's Role, or narrow the policy)"

@@ -315,7 +315,10 @@ mod tests {
                 m.mask(std::str::from_utf8(a).unwrap()),
                 m.mask(std::str::from_utf8(b).unwrap())
             );
-            assert!(!masked.contains("hunter2"), "cut at {at} -> {cut}: {masked}");
+            assert!(
+                !masked.contains("hunter2"),
+                "cut at {at} -> {cut}: {masked}"
+            );
         }
         assert_eq!(m.safe_cut(text, 100), text.len());
         // Not inside a character.

@@ -166,11 +166,20 @@ const SERVICE_ACCOUNT_TOKEN: &str = "kubernetes.io/service-account-token";
 /// The RoleBinding part of [`Policy::check_object`]: binds a Role, to
 /// subjects of the run's namespace.
 fn check_role_binding(name: &str, object: &serde_json::Value, ns: &str) -> Decision {
-    let text = |v: &serde_json::Value, field: &str| v.get(field).and_then(serde_json::Value::as_str).unwrap_or("").to_string();
+    let text = |v: &serde_json::Value, field: &str| {
+        v.get(field)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let role_ref = object.get("roleRef").unwrap_or(&serde_json::Value::Null);
     let (ref_kind, ref_name) = (text(role_ref, "kind"), text(role_ref, "name"));
     if ref_kind != "Role" {
-        let what = if ref_kind.is_empty() { "no Role".to_string() } else { format!("{ref_kind} {ref_name:?}") };
+        let what = if ref_kind.is_empty() {
+            "no Role".to_string()
+        } else {
+            format!("{ref_kind} {ref_name:?}")
+        };
         return Decision::Deny(format!(
             "RoleBinding {name:?} binds {what}: steps may only bind Roles of namespace {ns:?} (a ClusterRole's \
              rules are not checked against the step policy)"
@@ -182,7 +191,11 @@ fn check_role_binding(name: &str, object: &serde_json::Value, ns: &str) -> Decis
         Some(_) => return Decision::Deny(format!("RoleBinding {name:?}: subjects must be a list")),
     };
     for (i, subject) in subjects.iter().enumerate() {
-        let (kind, subject_name, subject_ns) = (text(subject, "kind"), text(subject, "name"), text(subject, "namespace"));
+        let (kind, subject_name, subject_ns) = (
+            text(subject, "kind"),
+            text(subject, "name"),
+            text(subject, "namespace"),
+        );
         let outside = match kind.as_str() {
             "ServiceAccount" => !subject_ns.is_empty() && subject_ns != ns,
             // Kubernetes names service accounts as users and groups too:
@@ -194,7 +207,11 @@ fn check_role_binding(name: &str, object: &serde_json::Value, ns: &str) -> Decis
             }
         };
         if outside {
-            let where_ = if subject_ns.is_empty() { String::new() } else { format!(" in namespace {subject_ns:?}") };
+            let where_ = if subject_ns.is_empty() {
+                String::new()
+            } else {
+                format!(" in namespace {subject_ns:?}")
+            };
             return Decision::Deny(format!(
                 "RoleBinding {name:?} subjects[{i}] is {kind} {subject_name:?}{where_}, which reaches beyond namespace \
                  {ns:?}: steps may only bind subjects of the run's namespace"
@@ -848,8 +865,16 @@ impl Policy {
     /// RoleBindings and service account token Secrets. Other objects are
     /// allowed. A RoleBinding's referenced Role is checked by the caller,
     /// which can read it, with [`Policy::check_role_rules`].
-    pub fn check_object(&self, res: &ResourceInfo, object: &serde_json::Value, run_namespace: &str) -> Decision {
-        let name = object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or("");
+    pub fn check_object(
+        &self,
+        res: &ResourceInfo,
+        object: &serde_json::Value,
+        run_namespace: &str,
+    ) -> Decision {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
         match (res.group.as_str(), res.kind.as_str()) {
             (RBAC_GROUP, "Role") => {
                 let rules = object.get("rules").unwrap_or(&serde_json::Value::Null);
@@ -857,7 +882,10 @@ impl Policy {
             }
             (RBAC_GROUP, "RoleBinding") => check_role_binding(name, object, run_namespace),
             ("", "Secret") => {
-                let kind = object.get("type").and_then(serde_json::Value::as_str).unwrap_or("");
+                let kind = object
+                    .get("type")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
                 if kind == SERVICE_ACCOUNT_TOKEN {
                     let account = object
                         .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
@@ -892,21 +920,41 @@ impl Policy {
                         .iter()
                         .map(|v| v.as_str().map(str::to_string))
                         .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| Decision::Deny(format!("{what} rules[{i}].{field} must be a list of strings"))),
-                    Some(_) => Err(Decision::Deny(format!("{what} rules[{i}].{field} must be a list of strings"))),
+                        .ok_or_else(|| {
+                            Decision::Deny(format!(
+                                "{what} rules[{i}].{field} must be a list of strings"
+                            ))
+                        }),
+                    Some(_) => Err(Decision::Deny(format!(
+                        "{what} rules[{i}].{field} must be a list of strings"
+                    ))),
                 }
             };
-            let fields = (list("apiGroups"), list("resources"), list("verbs"), list("resourceNames"), list("nonResourceURLs"));
+            let fields = (
+                list("apiGroups"),
+                list("resources"),
+                list("verbs"),
+                list("resourceNames"),
+                list("nonResourceURLs"),
+            );
             let (groups, resources, verbs, names, urls) = match fields {
                 (Ok(g), Ok(r), Ok(v), Ok(n), Ok(u)) => (g, r, v, n, u),
-                (Err(d), ..) | (_, Err(d), ..) | (_, _, Err(d), ..) | (_, _, _, Err(d), _) | (.., Err(d)) => return d,
+                (Err(d), ..)
+                | (_, Err(d), ..)
+                | (_, _, Err(d), ..)
+                | (_, _, _, Err(d), _)
+                | (.., Err(d)) => return d,
             };
             if !urls.is_empty() {
                 return Decision::Deny(format!(
                     "{what} rules[{i}] lists nonResourceURLs, which only ClusterRoles can grant; steps may not grant them"
                 ));
             }
-            for (field, values) in [("apiGroups", &groups), ("resources", &resources), ("verbs", &verbs)] {
+            for (field, values) in [
+                ("apiGroups", &groups),
+                ("resources", &resources),
+                ("verbs", &verbs),
+            ] {
                 if values.iter().any(|v| v == "*" || v.starts_with("*/")) {
                     return Decision::Deny(format!(
                         "{what} rules[{i}] grants \"*\" in {field}: a wildcard grants more than any step policy can \
@@ -918,7 +966,11 @@ impl Policy {
                 for resource in &resources {
                     for verb in &verbs {
                         if !self.grants_exactly(group, resource, verb, &names) {
-                            let gr = if group.is_empty() { resource.clone() } else { format!("{resource}.{group}") };
+                            let gr = if group.is_empty() {
+                                resource.clone()
+                            } else {
+                                format!("{resource}.{group}")
+                            };
                             let names_note = if names.is_empty() {
                                 String::new()
                             } else {
@@ -972,7 +1024,9 @@ impl Policy {
     pub fn allows_crds(&self, verb: Verb) -> bool {
         self.rules.iter().any(|r| {
             r.api_groups.iter().any(|g| g == "apiextensions.k8s.io")
-                && r.resources.iter().any(|res| res == "customresourcedefinitions")
+                && r.resources
+                    .iter()
+                    .any(|res| res == "customresourcedefinitions")
                 && r.grants_verb(verb)
                 && r.resource_names.is_empty()
         })
@@ -1413,21 +1467,43 @@ rules:
         .unwrap();
         let role = lookup("rbac.authorization.k8s.io/v1", "Role");
         let check = |rules: serde_json::Value| {
-            p.check_object(&role, &serde_json::json!({"metadata": {"name": "r"}, "rules": rules}), "dev")
+            p.check_object(
+                &role,
+                &serde_json::json!({"metadata": {"name": "r"}, "rules": rules}),
+                "dev",
+            )
         };
         assert!(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}])).is_allowed());
         assert!(check(serde_json::Value::Null).is_allowed());
-        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}])));
-        assert!(why.contains("Role \"r\" rules[0] grants \"*\" in verbs"), "{why}");
-        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}])));
+        let why = deny(check(
+            serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]),
+        ));
+        assert!(
+            why.contains("Role \"r\" rules[0] grants \"*\" in verbs"),
+            "{why}"
+        );
+        let why = deny(check(
+            serde_json::json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]),
+        ));
         assert!(why.contains("in resources"), "{why}");
-        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])));
-        assert!(why.contains("grants \"get\" on secrets, which the step policy does not grant"), "{why}");
-        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}])));
+        let why = deny(check(
+            serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        ));
+        assert!(
+            why.contains("grants \"get\" on secrets, which the step policy does not grant"),
+            "{why}"
+        );
+        let why = deny(check(
+            serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}]),
+        ));
         assert!(why.contains("\"delete\" on configmaps"), "{why}");
-        let why = deny(check(serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])));
+        let why = deny(check(
+            serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
+        ));
         assert!(why.contains("nonResourceURLs"), "{why}");
-        let why = deny(check(serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": [1]}])));
+        let why = deny(check(
+            serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": [1]}]),
+        ));
         assert!(why.contains("must be a list of strings"), "{why}");
 
         let binding = lookup("rbac.authorization.k8s.io/v1", "RoleBinding");
@@ -1441,14 +1517,36 @@ rules:
         let role_ref = serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
         let sa = |ns: &str| serde_json::json!([{"kind": "ServiceAccount", "name": "app", "namespace": ns}]);
         assert!(bind(role_ref.clone(), sa("dev")).is_allowed());
-        assert!(bind(role_ref.clone(), serde_json::json!([{"kind": "ServiceAccount", "name": "app"}])).is_allowed());
-        assert!(bind(role_ref.clone(), serde_json::json!([{"kind": "User", "name": "alice"}])).is_allowed());
         assert!(
-            bind(role_ref.clone(), serde_json::json!([{"kind": "Group", "name": "system:serviceaccounts:dev"}])).is_allowed()
+            bind(
+                role_ref.clone(),
+                serde_json::json!([{"kind": "ServiceAccount", "name": "app"}])
+            )
+            .is_allowed()
+        );
+        assert!(
+            bind(
+                role_ref.clone(),
+                serde_json::json!([{"kind": "User", "name": "alice"}])
+            )
+            .is_allowed()
+        );
+        assert!(
+            bind(
+                role_ref.clone(),
+                serde_json::json!([{"kind": "Group", "name": "system:serviceaccounts:dev"}])
+            )
+            .is_allowed()
         );
         let why = deny(bind(role_ref.clone(), sa("kube-system")));
-        assert!(why.contains("subjects[0] is ServiceAccount \"app\" in namespace \"kube-system\""), "{why}");
-        let why = deny(bind(role_ref.clone(), serde_json::json!([{"kind": "Group", "name": "system:authenticated"}])));
+        assert!(
+            why.contains("subjects[0] is ServiceAccount \"app\" in namespace \"kube-system\""),
+            "{why}"
+        );
+        let why = deny(bind(
+            role_ref.clone(),
+            serde_json::json!([{"kind": "Group", "name": "system:authenticated"}]),
+        ));
         assert!(why.contains("Group \"system:authenticated\""), "{why}");
         let why = deny(bind(
             serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}),
@@ -1461,7 +1559,14 @@ rules:
                                        "type": "kubernetes.io/service-account-token"});
         let why = deny(p.check_object(&secret, &token, "dev"));
         assert!(why.contains("ServiceAccount \"deployer\""), "{why}");
-        assert!(p.check_object(&secret, &serde_json::json!({"metadata": {"name": "s"}, "type": "Opaque"}), "dev").is_allowed());
+        assert!(
+            p.check_object(
+                &secret,
+                &serde_json::json!({"metadata": {"name": "s"}, "type": "Opaque"}),
+                "dev"
+            )
+            .is_allowed()
+        );
     }
 
     #[test]

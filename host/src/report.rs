@@ -342,7 +342,12 @@ impl Inner {
     fn record(&mut self, bytes: usize, tripped: &Notify) -> bool {
         self.record_bytes = self.record_bytes.saturating_add(bytes as u64);
         if self.record_bytes > MAX_RECORD_BYTES {
-            self.hit(LimitKind::RecordBytes { limit: MAX_RECORD_BYTES }, tripped);
+            self.hit(
+                LimitKind::RecordBytes {
+                    limit: MAX_RECORD_BYTES,
+                },
+                tripped,
+            );
             return false;
         }
         true
@@ -374,7 +379,12 @@ pub struct LimitReached(pub LimitKind);
 impl RunRecorder {
     /// A recorder masking `masker`'s secrets, with the given byte limits and
     /// an optional live log sink.
-    pub fn new(masker: SecretMasker, log_limit: u64, output_limit: u64, sink: Option<LogSink>) -> Self {
+    pub fn new(
+        masker: SecretMasker,
+        log_limit: u64,
+        output_limit: u64,
+        sink: Option<LogSink>,
+    ) -> Self {
         Self {
             inner: Arc::default(),
             masker,
@@ -417,10 +427,20 @@ impl RunRecorder {
             }
             inner.log_bytes += message.len() as u64;
             if inner.log_bytes > self.log_limit {
-                let limit = inner.hit(LimitKind::LogBytes { limit: self.log_limit }, &self.tripped);
+                let limit = inner.hit(
+                    LimitKind::LogBytes {
+                        limit: self.log_limit,
+                    },
+                    &self.tripped,
+                );
                 return Err(LimitReached(limit));
             }
-            let entry = LogEntry { at_ms: self.now_ms(), level, source, message };
+            let entry = LogEntry {
+                at_ms: self.now_ms(),
+                level,
+                source,
+                message,
+            };
             inner.log.push(entry.clone());
             entry
         };
@@ -435,7 +455,11 @@ impl RunRecorder {
         let percent = percent.min(100);
         let message = self.mask(message);
         self.lock().progress = Some((percent, message.clone()));
-        self.log(Level::Info, LogSource::Progress, &format!("[{percent:>3}%] {message}"))
+        self.log(
+            Level::Info,
+            LogSource::Progress,
+            &format!("[{percent:>3}%] {message}"),
+        )
     }
 
     /// Sets an output. Fails (and records the limit) when output bytes are
@@ -452,12 +476,19 @@ impl RunRecorder {
             .unwrap_or(0);
         let new_total = inner.output_bytes - old + (name.len() + value.len()) as u64;
         if new_total > self.output_limit {
-            let limit = inner.hit(LimitKind::OutputBytes { limit: self.output_limit }, &self.tripped);
+            let limit = inner.hit(
+                LimitKind::OutputBytes {
+                    limit: self.output_limit,
+                },
+                &self.tripped,
+            );
             return Err(LimitReached(limit));
         }
         inner.output_bytes = new_total;
         let value = self.masker.mask(value).into_owned();
-        inner.outputs.insert(self.mask(name), Output { value, sensitive });
+        inner
+            .outputs
+            .insert(self.mask(name), Output { value, sensitive });
         Ok(())
     }
 
@@ -489,7 +520,9 @@ impl RunRecorder {
                 .changes
                 .iter()
                 .map(|c| {
-                    let value = |v: &Option<serde_json::Value>| v.as_ref().map_or(0, |v| v.to_string().len());
+                    let value = |v: &Option<serde_json::Value>| {
+                        v.as_ref().map_or(0, |v| v.to_string().len())
+                    };
                     c.path.len() + value(&c.before) + value(&c.after)
                 })
                 .sum::<usize>();
@@ -563,11 +596,20 @@ impl RunRecorder {
                 .outputs
                 .iter()
                 .map(|(k, o)| {
-                    let v = if o.sensitive { crate::mask::MASK.to_string() } else { o.value.clone() };
+                    let v = if o.sensitive {
+                        crate::mask::MASK.to_string()
+                    } else {
+                        o.value.clone()
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
-            sensitive_outputs: inner.outputs.iter().filter(|(_, o)| o.sensitive).map(|(k, _)| k.clone()).collect(),
+            sensitive_outputs: inner
+                .outputs
+                .iter()
+                .filter(|(_, o)| o.sensitive)
+                .map(|(k, _)| k.clone())
+                .collect(),
             plan: inner.plan.clone(),
             log: inner.log.clone(),
             audit: inner.audit.clone(),
@@ -655,6 +697,10 @@ pub struct RunReport {
 impl RunReport {
     /// A report for a run that could not start.
     pub fn invalid(error: String, meta: RunMeta) -> Self {
-        RunRecorder::new(SecretMasker::default(), 0, 0, None).finish(Status::Invalid, Some(error), meta)
+        RunRecorder::new(SecretMasker::default(), 0, 0, None).finish(
+            Status::Invalid,
+            Some(error),
+            meta,
+        )
     }
 }

@@ -14,14 +14,21 @@ use serde_json::Value;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The cargo target directory the tests were built into.
 pub fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         let d = PathBuf::from(d);
-        return if d.is_absolute() { d } else { repo_root().join(d) };
+        return if d.is_absolute() {
+            d
+        } else {
+            repo_root().join(d)
+        };
     }
     // <target>/<profile>/deps/<test-exe>
     std::env::current_exe()
@@ -33,7 +40,8 @@ pub fn target_dir() -> PathBuf {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // Flags meant for the test build must not leak into nested builds.
-    c.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+    c.env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
     // Nor the package variables cargo sets for the running test: build
     // scripts (ring's) rerun when they change, which would rebuild half the
     // dependency tree on every test run and again on the next plain build.
@@ -41,7 +49,10 @@ fn cargo() -> Command {
         let key = key.to_string_lossy().into_owned();
         if key.starts_with("CARGO_PKG_")
             || key.starts_with("CARGO_MANIFEST_")
-            || matches!(key.as_str(), "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
+            || matches!(
+                key.as_str(),
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+            )
         {
             c.env_remove(key);
         }
@@ -50,7 +61,9 @@ fn cargo() -> Command {
 }
 
 fn run_cargo(mut cmd: Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
     assert!(
         out.status.success(),
         "building {what} failed:\n{}",
@@ -71,7 +84,9 @@ pub fn stepbox_bin() -> &'static Path {
             .args(["build", "-p", "stepbox", "--bin", "stepbox", "--target-dir"])
             .arg(&target);
         run_cargo(cmd, "the stepbox binary");
-        target.join("debug").join(format!("stepbox{}", std::env::consts::EXE_SUFFIX))
+        target
+            .join("debug")
+            .join(format!("stepbox{}", std::env::consts::EXE_SUFFIX))
     })
 }
 
@@ -80,10 +95,20 @@ fn wasm_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let target = target_dir().join("wasm");
-        for (manifest, what) in [("steps/Cargo.toml", "the steps"), ("tests/guests/Cargo.toml", "the test guests")] {
+        for (manifest, what) in [
+            ("steps/Cargo.toml", "the steps"),
+            ("tests/guests/Cargo.toml", "the test guests"),
+        ] {
             let mut cmd = cargo();
             cmd.current_dir(repo_root())
-                .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace", "--manifest-path"])
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--workspace",
+                    "--manifest-path",
+                ])
                 .arg(repo_root().join(manifest))
                 .arg("--target-dir")
                 .arg(&target);
@@ -96,7 +121,11 @@ fn wasm_dir() -> &'static Path {
 /// A step from `steps/`, e.g. `step("deploy-manifests")`.
 pub fn step(name: &str) -> PathBuf {
     let p = wasm_dir().join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(p.is_file(), "no component for step {name} at {}", p.display());
+    assert!(
+        p.is_file(),
+        "no component for step {name} at {}",
+        p.display()
+    );
     p
 }
 
@@ -108,7 +137,11 @@ pub fn guest(name: &str) -> PathBuf {
         return lib;
     }
     let bin = dir.join(format!("{name}.wasm"));
-    assert!(bin.is_file(), "no component for guest {name} in {}", dir.display());
+    assert!(
+        bin.is_file(),
+        "no component for guest {name} in {}",
+        dir.display()
+    );
     bin
 }
 
@@ -117,7 +150,9 @@ pub fn stepbox() -> Command {
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
     let mut c = Command::new(stepbox_bin());
-    c.env_remove("RUST_LOG").env("STEPBOX_CACHE_DIR", cache.path()).env("NO_COLOR", "1");
+    c.env_remove("RUST_LOG")
+        .env("STEPBOX_CACHE_DIR", cache.path())
+        .env("NO_COLOR", "1");
     c
 }
 
@@ -145,7 +180,10 @@ impl Invocation {
     /// stdout parsed as the JSON report.
     pub fn report(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not a JSON report ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+            panic!(
+                "stdout is not a JSON report ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
         })
     }
 
@@ -167,7 +205,12 @@ where
 
 /// `stepbox run COMPONENT --output json EXTRA...`, returning the invocation.
 pub fn run_json(component: &Path, extra: &[&str]) -> Invocation {
-    let mut args: Vec<std::ffi::OsString> = vec!["run".into(), component.into(), "--output".into(), "json".into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "run".into(),
+        component.into(),
+        "--output".into(),
+        "json".into(),
+    ];
     args.extend(extra.iter().map(Into::into));
     stepbox_run(args)
 }
@@ -268,11 +311,18 @@ impl DevClusterProcess {
             .stderr(log)
             .spawn()
             .expect("start stepbox dev-cluster");
-        let mut me = Self { child, dir, kubeconfig };
+        let mut me = Self {
+            child,
+            dir,
+            kubeconfig,
+        };
         let deadline = std::time::Instant::now() + Self::START_TIMEOUT;
         while !me.kubeconfig.is_file() {
             if let Ok(Some(status)) = me.child.try_wait() {
-                panic!("stepbox dev-cluster exited early ({status}):\n{}", me.stderr());
+                panic!(
+                    "stepbox dev-cluster exited early ({status}):\n{}",
+                    me.stderr()
+                );
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -374,8 +424,11 @@ pub fn example_manifests(image: &str) -> tempfile::TempDir {
     for entry in std::fs::read_dir(&src).expect("example dir") {
         let p = entry.expect("entry").path();
         if p.extension().is_some_and(|e| e == "yaml") {
-            let text = std::fs::read_to_string(&p).expect("read manifest").replace("#{image}", image);
-            std::fs::write(d.path().join(p.file_name().expect("name")), text).expect("write manifest");
+            let text = std::fs::read_to_string(&p)
+                .expect("read manifest")
+                .replace("#{image}", image);
+            std::fs::write(d.path().join(p.file_name().expect("name")), text)
+                .expect("write manifest");
         }
     }
     d

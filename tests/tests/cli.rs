@@ -50,13 +50,21 @@ fn a_failing_step_exits_1_with_its_message() {
     assert_eq!(run.code, 1);
     let report = run.report();
     assert_eq!(report["status"], "failed");
-    assert!(report["error"].as_str().unwrap().contains("the database is not reachable"));
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("the database is not reachable")
+    );
 }
 
 #[test]
 fn a_bad_seed_file_is_invalid_input() {
     let d = stepbox_tests::dir_with(&[("seed.yaml", "kind: [unclosed")]);
-    let run = run_json(&guest("hello"), &["--seed", d.path().join("seed.yaml").to_str().unwrap()]);
+    let run = run_json(
+        &guest("hello"),
+        &["--seed", d.path().join("seed.yaml").to_str().unwrap()],
+    );
     assert_eq!(run.code, 2, "{}", run.all_output());
     assert!(run.report()["error"].as_str().unwrap().contains("seed"));
 }
@@ -73,7 +81,19 @@ fn text_output_shows_log_and_plan() {
         "image=nginx:1.27".as_ref(),
     ]);
     assert_eq!(run.code, 0, "{}", run.all_output());
-    assert!(run.stdout.contains("deployment.apps/web created"), "{}", run.stdout);
-    assert!(run.stdout.contains("+++"), "a kubectl-diff style diff: {}", run.stdout);
-    assert!(run.stderr.contains("INFO"), "the live log goes to stderr: {}", run.stderr);
+    assert!(
+        run.stdout.contains("deployment.apps/web created"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("+++"),
+        "a kubectl-diff style diff: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("INFO"),
+        "the live log goes to stderr: {}",
+        run.stderr
+    );
 }

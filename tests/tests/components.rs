@@ -17,18 +17,27 @@ fn invalid(file: &std::path::Path, needles: &[&str]) {
 #[test]
 fn garbage_bytes() {
     let d = dir_with(&[("garbage.wasm", "this is not wasm at all, just text\n")]);
-    invalid(&d.path().join("garbage.wasm"), &["not a WebAssembly component"]);
+    invalid(
+        &d.path().join("garbage.wasm"),
+        &["not a WebAssembly component"],
+    );
 }
 
 #[test]
 fn empty_file() {
     let d = dir_with(&[("empty.wasm", "")]);
-    invalid(&d.path().join("empty.wasm"), &["not a WebAssembly component"]);
+    invalid(
+        &d.path().join("empty.wasm"),
+        &["not a WebAssembly component"],
+    );
 }
 
 #[test]
 fn missing_file() {
-    invalid(std::path::Path::new("/nonexistent/step.wasm"), &["cannot read", "/nonexistent/step.wasm"]);
+    invalid(
+        std::path::Path::new("/nonexistent/step.wasm"),
+        &["cannot read", "/nonexistent/step.wasm"],
+    );
 }
 
 #[test]
@@ -51,7 +60,10 @@ fn truncated_component() {
 
 #[test]
 fn component_of_another_world() {
-    invalid(&guest("cli-command"), &["not a stepbox step", "wasi:cli", "step!"]);
+    invalid(
+        &guest("cli-command"),
+        &["not a stepbox step", "wasi:cli", "step!"],
+    );
 }
 
 #[test]
@@ -63,21 +75,40 @@ fn wat_text() {
 #[test]
 fn inspect_lists_capabilities_size_and_sha256() {
     let wasm = step("deploy-manifests");
-    let run = stepbox_run(["inspect".as_ref(), wasm.as_os_str(), "--output".as_ref(), "json".as_ref()]);
+    let run = stepbox_run([
+        "inspect".as_ref(),
+        wasm.as_os_str(),
+        "--output".as_ref(),
+        "json".as_ref(),
+    ]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     let info: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(info["size"], std::fs::metadata(&wasm).unwrap().len());
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(info["step"], true);
-    let imports: Vec<&str> = info["imports"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let imports: Vec<&str> = info["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
     assert!(imports.contains(&"stepbox:step/kube@0.1.0"), "{imports:?}");
     assert!(imports.contains(&"stepbox:step/run@0.1.0"), "{imports:?}");
-    let exports: Vec<&str> = info["exports"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let exports: Vec<&str> = info["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
     assert!(exports.contains(&"run"), "{exports:?}");
 
     let text = stepbox_run(["inspect".as_ref(), wasm.as_os_str()]);
     assert_eq!(text.code, 0);
-    assert!(text.stdout.contains("kube: Kubernetes objects"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("kube: Kubernetes objects"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]

@@ -8,7 +8,12 @@ fn packages_are_read_only_workspace_is_writable_and_nothing_else_is_there() {
     let ws = tempfile::tempdir().unwrap();
     let run = run_json(
         &guest("fs-probe"),
-        &["--package", pkg.path().to_str().unwrap(), "--workspace", ws.path().to_str().unwrap()],
+        &[
+            "--package",
+            pkg.path().to_str().unwrap(),
+            "--workspace",
+            ws.path().to_str().unwrap(),
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.all_output());
     let out = &run.report()["outputs"];
@@ -20,6 +25,9 @@ fn packages_are_read_only_workspace_is_writable_and_nothing_else_is_there() {
     assert_eq!(out["env-count"], "0");
     assert_eq!(out["args-count"], "0");
     assert_eq!(out["socket"], "denied");
-    assert!(ws.path().join("out.txt").is_file(), "the workspace is the given directory");
+    assert!(
+        ws.path().join("out.txt").is_file(),
+        "the workspace is the given directory"
+    );
     assert!(!pkg.path().join("x").exists());
 }

@@ -19,7 +19,9 @@ use stepbox::devcluster::DevCluster;
 use stepbox::policy::Policy;
 use stepbox::report::{RunReport, Status};
 use stepbox::runtime::{RunOptions, Runtime, RuntimeConfig};
-use stepbox_tests::{DevClusterProcess, Invocation, guest, helm_bin, plan_of, repo_root, run_json, step};
+use stepbox_tests::{
+    DevClusterProcess, Invocation, guest, helm_bin, plan_of, repo_root, run_json, step,
+};
 
 fn charts() -> PathBuf {
     repo_root().join("tests/charts")
@@ -35,7 +37,16 @@ fn helm_ops(script: &str, extra: &[&str]) -> Invocation {
     let helm = helm_bin();
     let charts = charts();
     let script = format!("script={script}");
-    let mut args = vec!["--helm", s(&helm), "--package", s(&charts), "--namespace", "dev", "--input", &script];
+    let mut args = vec![
+        "--helm",
+        s(&helm),
+        "--package",
+        s(&charts),
+        "--namespace",
+        "dev",
+        "--input",
+        &script,
+    ];
     args.extend_from_slice(extra);
     run_json(&guest("helm-ops"), &args)
 }
@@ -65,7 +76,13 @@ fn touched(record: &Value) -> Vec<(String, String, String)> {
         .as_array()
         .expect("objects")
         .iter()
-        .map(|o| (o["action"].as_str().unwrap().into(), o["kind"].as_str().unwrap().into(), o["name"].as_str().unwrap().into()))
+        .map(|o| {
+            (
+                o["action"].as_str().unwrap().into(),
+                o["kind"].as_str().unwrap().into(),
+                o["name"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -87,17 +104,40 @@ fn helm_log(report: &Value) -> Vec<String> {
 
 #[test]
 fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespace() {
-    let run = helm_ops("upgrade;upgrade atomic replicaCount=2 message=bye;history;rollback;status;list;uninstall;list", &[]);
+    let run = helm_ops(
+        "upgrade;upgrade atomic replicaCount=2 message=bye;history;rollback;status;list;uninstall;list",
+        &[],
+    );
     assert_eq!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     assert_eq!(report["outputs"]["steps"], "8");
 
     let install = ok(&call(&report, 1));
     let r = &install["release"];
-    assert_eq!((r["name"].as_str(), r["namespace"].as_str(), r["revision"].as_u64()), (Some("shop"), Some("dev"), Some(1)));
-    assert_eq!((r["status"].as_str(), r["description"].as_str()), (Some("deployed"), Some("Install complete")));
-    assert_eq!((r["chart"].as_str(), r["chartVersion"].as_str(), r["appVersion"].as_str()), (Some("shop"), Some("0.1.0"), Some("1.0.0")));
-    assert!(r["updated"].as_str().unwrap().ends_with('Z'), "RFC 3339: {r}");
+    assert_eq!(
+        (
+            r["name"].as_str(),
+            r["namespace"].as_str(),
+            r["revision"].as_u64()
+        ),
+        (Some("shop"), Some("dev"), Some(1))
+    );
+    assert_eq!(
+        (r["status"].as_str(), r["description"].as_str()),
+        (Some("deployed"), Some("Install complete"))
+    );
+    assert_eq!(
+        (
+            r["chart"].as_str(),
+            r["chartVersion"].as_str(),
+            r["appVersion"].as_str()
+        ),
+        (Some("shop"), Some("0.1.0"), Some("1.0.0"))
+    );
+    assert!(
+        r["updated"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339: {r}"
+    );
     assert_eq!(
         touched(&install),
         vec![
@@ -107,9 +147,17 @@ fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespa
             t("created", "Service", "shop-shop"),
         ]
     );
-    let hook = install["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Job").unwrap();
+    let hook = install["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Job")
+        .unwrap();
     assert_eq!(hook["hook"], true, "the pre-install Job is a hook");
-    assert_eq!(install["notes"], "shop 1.0.0 is installed as shop in dev (revision 1).\n");
+    assert_eq!(
+        install["notes"],
+        "shop 1.0.0 is installed as shop in dev (revision 1).\n"
+    );
 
     let upgrade = ok(&call(&report, 2));
     assert_eq!(upgrade["release"]["revision"], 2);
@@ -128,19 +176,42 @@ fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespa
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["revision"].as_u64().unwrap(), r["status"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(revisions, vec![(1, "superseded"), (2, "deployed")]);
 
     let rollback = ok(&call(&report, 4));
     assert_eq!(rollback["release"]["revision"], 3);
     assert_eq!(rollback["release"]["description"], "Rollback to 1");
-    assert!(touched(&rollback).contains(&t("configured", "ConfigMap", "shop-shop")), "{rollback}");
+    assert!(
+        touched(&rollback).contains(&t("configured", "ConfigMap", "shop-shop")),
+        "{rollback}"
+    );
 
     let status = ok(&call(&report, 5));
-    assert_eq!((status["release"]["revision"].as_u64(), status["release"]["status"].as_str()), (Some(3), Some("deployed")));
-    let kinds: Vec<&str> = status["objects"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["ConfigMap", "Service", "Deployment"], "status lists the manifest, not the hooks");
+    assert_eq!(
+        (
+            status["release"]["revision"].as_u64(),
+            status["release"]["status"].as_str()
+        ),
+        (Some(3), Some("deployed"))
+    );
+    let kinds: Vec<&str> = status["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "Service", "Deployment"],
+        "status lists the manifest, not the hooks"
+    );
 
     let list = ok(&call(&report, 6));
     assert_eq!(list["releases"].as_array().unwrap().len(), 1);
@@ -150,16 +221,32 @@ fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespa
     assert_eq!(uninstall["release"]["status"], "uninstalled");
     assert_eq!(
         touched(&uninstall),
-        vec![t("deleted", "ConfigMap", "shop-shop"), t("deleted", "Deployment", "shop-shop"), t("deleted", "Service", "shop-shop")]
+        vec![
+            t("deleted", "ConfigMap", "shop-shop"),
+            t("deleted", "Deployment", "shop-shop"),
+            t("deleted", "Service", "shop-shop")
+        ]
     );
     assert_eq!(ok(&call(&report, 8))["releases"], serde_json::json!([]));
 
     // The plan tells the story object by object; helm's own release
     // records (Secrets sh.helm.release.v1.*) are not the step's objects.
     let plan = plan_of(&report);
-    assert!(plan.iter().all(|(_, _, kind, name)| !(kind == "Secret" && name.starts_with("sh.helm.release"))), "{plan:?}");
-    let actions: Vec<&str> = plan.iter().filter(|p| p.2 == "ConfigMap").map(|p| p.0.as_str()).collect();
-    assert_eq!(actions, ["created", "configured", "configured", "deleted"], "{plan:?}");
+    assert!(
+        plan.iter()
+            .all(|(_, _, kind, name)| !(kind == "Secret" && name.starts_with("sh.helm.release"))),
+        "{plan:?}"
+    );
+    let actions: Vec<&str> = plan
+        .iter()
+        .filter(|p| p.2 == "ConfigMap")
+        .map(|p| p.0.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["created", "configured", "configured", "deleted"],
+        "{plan:?}"
+    );
     let back = report["plan"]
         .as_array()
         .unwrap()
@@ -168,47 +255,117 @@ fn a_release_installs_upgrades_rolls_back_and_uninstalls_on_the_embedded_namespa
         .nth(1)
         .expect("the rollback's ConfigMap change");
     assert!(
-        back["changes"].as_array().unwrap().iter().any(|c| c["path"] == "data.message" && c["before"] == "bye" && c["after"] == "hello"),
+        back["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "data.message" && c["before"] == "bye" && c["after"] == "hello"),
         "{back}"
     );
 
     // Each call is audited; every object was checked before helm ran.
     let audit = report["audit"].as_array().unwrap();
-    assert!(audit.iter().all(|a| a["decision"] == "allowed"), "{audit:?}");
-    for call in ["helm.upgrade-or-install", "helm.history", "helm.rollback", "helm.status", "helm.list", "helm.uninstall"] {
-        assert!(audit.iter().any(|a| a["call"] == call), "no audit line for {call}");
+    assert!(
+        audit.iter().all(|a| a["decision"] == "allowed"),
+        "{audit:?}"
+    );
+    for call in [
+        "helm.upgrade-or-install",
+        "helm.history",
+        "helm.rollback",
+        "helm.status",
+        "helm.list",
+        "helm.uninstall",
+    ] {
+        assert!(
+            audit.iter().any(|a| a["call"] == call),
+            "no audit line for {call}"
+        );
     }
-    assert!(audit.iter().any(|a| a["call"] == "helm.upgrade-or-install" && a["target"] == "v1 Pod shop-shop-test"), "the test hook is checked too");
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["call"] == "helm.upgrade-or-install"
+                && a["target"] == "v1 Pod shop-shop-test"),
+        "the test hook is checked too"
+    );
     let log = helm_log(&report);
-    assert!(log.iter().any(|l| l.contains("$ helm upgrade --install shop /packages/shop --namespace dev")), "{log:#?}");
-    assert!(log.iter().any(|l| l.contains("$ helm template shop /packages/shop --namespace dev --include-crds")), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("$ helm upgrade --install shop /packages/shop --namespace dev")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l
+                .contains("$ helm template shop /packages/shop --namespace dev --include-crds")),
+        "{log:#?}"
+    );
     // helm 4 spells atomic --rollback-on-failure, and it implies a wait.
-    assert!(log.iter().any(|l| l.contains("--values <values> --wait=watcher --rollback-on-failure")), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("--values <values> --wait=watcher --rollback-on-failure")),
+        "{log:#?}"
+    );
 }
 
 #[test]
 fn charts_that_leave_the_namespace_or_the_policy_are_refused_before_anything_is_applied() {
     for (chart, names) in [
-        ("other-namespace", &["ConfigMap r-sneaky", "kube-system"][..]),
-        ("cluster-role", &["ClusterRole r-reader", "cluster-scoped"][..]),
-        ("with-crds", &["crds/", "CustomResourceDefinition widgets.example.com"][..]),
+        (
+            "other-namespace",
+            &["ConfigMap r-sneaky", "kube-system"][..],
+        ),
+        (
+            "cluster-role",
+            &["ClusterRole r-reader", "cluster-scoped"][..],
+        ),
+        (
+            "with-crds",
+            &["crds/", "CustomResourceDefinition widgets.example.com"][..],
+        ),
     ] {
-        let run = helm_ops("upgrade;list;status", &["--input", "release=r", "--input", &format!("chart=/packages/{chart}")]);
+        let run = helm_ops(
+            "upgrade;list;status",
+            &[
+                "--input",
+                "release=r",
+                "--input",
+                &format!("chart=/packages/{chart}"),
+            ],
+        );
         assert_eq!(run.code, 0, "{}", run.all_output());
         let report = run.report();
         let message = failed(&call(&report, 1), "forbidden");
         for name in names {
-            assert!(message.contains(name), "{chart}: {message:?} should name {name:?}");
+            assert!(
+                message.contains(name),
+                "{chart}: {message:?} should name {name:?}"
+            );
         }
         assert!(message.contains("nothing was changed"), "{message}");
-        assert_eq!(ok(&call(&report, 2))["releases"], serde_json::json!([]), "{chart}: no release record");
+        assert_eq!(
+            ok(&call(&report, 2))["releases"],
+            serde_json::json!([]),
+            "{chart}: no release record"
+        );
         failed(&call(&report, 3), "not-found");
         assert_eq!(plan_of(&report), vec![], "{chart}: nothing applied");
         let log = helm_log(&report);
-        assert!(!log.iter().any(|l| l.contains("$ helm upgrade")), "{chart}: helm upgrade ran: {log:#?}");
-        let denied: Vec<&Value> =
-            report["audit"].as_array().unwrap().iter().filter(|a| a["decision"] == "denied").collect();
-        assert!(denied.len() >= 2, "{chart}: a line per refused object and one for the call: {denied:?}");
+        assert!(
+            !log.iter().any(|l| l.contains("$ helm upgrade")),
+            "{chart}: helm upgrade ran: {log:#?}"
+        );
+        let denied: Vec<&Value> = report["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["decision"] == "denied")
+            .collect();
+        assert!(
+            denied.len() >= 2,
+            "{chart}: a line per refused object and one for the call: {denied:?}"
+        );
     }
 }
 
@@ -216,7 +373,10 @@ fn charts_that_leave_the_namespace_or_the_policy_are_refused_before_anything_is_
 fn policy_with(extra_rules: &str) -> tempfile::TempDir {
     let default = Policy::default_yaml();
     let (rules, limits) = default.split_once("limits:").unwrap();
-    stepbox_tests::dir_with(&[("policy.yaml", &format!("{rules}{extra_rules}limits:{limits}"))])
+    stepbox_tests::dir_with(&[(
+        "policy.yaml",
+        &format!("{rules}{extra_rules}limits:{limits}"),
+    )])
 }
 
 #[test]
@@ -225,19 +385,43 @@ fn crds_install_only_when_a_rule_names_them() {
         "  - apiGroups: [\"apiextensions.k8s.io\"]\n    resources: [\"customresourcedefinitions\"]\n    verbs: [\"get\", \"create\", \"patch\", \"delete\"]\n",
     );
     let path = policy.path().join("policy.yaml");
-    let run = helm_ops("upgrade", &["--input", "release=r", "--input", "chart=/packages/with-crds", "--policy", s(&path)]);
+    let run = helm_ops(
+        "upgrade",
+        &[
+            "--input",
+            "release=r",
+            "--input",
+            "chart=/packages/with-crds",
+            "--policy",
+            s(&path),
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     let install = ok(&call(&report, 1));
     assert_eq!(
         touched(&install),
-        vec![t("created", "ConfigMap", "r-settings"), t("created", "CustomResourceDefinition", "widgets.example.com")]
+        vec![
+            t("created", "ConfigMap", "r-settings"),
+            t("created", "CustomResourceDefinition", "widgets.example.com")
+        ]
     );
 
     // A wildcard never grants cluster-scoped kinds.
-    let wildcard = policy_with("  - apiGroups: [\"*\"]\n    resources: [\"*\"]\n    verbs: [\"*\"]\n");
+    let wildcard =
+        policy_with("  - apiGroups: [\"*\"]\n    resources: [\"*\"]\n    verbs: [\"*\"]\n");
     let path = wildcard.path().join("policy.yaml");
-    let run = helm_ops("upgrade", &["--input", "release=r", "--input", "chart=/packages/with-crds", "--policy", s(&path)]);
+    let run = helm_ops(
+        "upgrade",
+        &[
+            "--input",
+            "release=r",
+            "--input",
+            "chart=/packages/with-crds",
+            "--policy",
+            s(&path),
+        ],
+    );
     failed(&call(&run.report(), 1), "forbidden");
 }
 
@@ -247,12 +431,28 @@ fn a_role_binding_may_only_bind_subjects_of_the_run_namespace() {
         "  - apiGroups: [\"rbac.authorization.k8s.io\"]\n    resources: [\"roles\", \"rolebindings\"]\n    verbs: [\"get\", \"list\", \"create\", \"update\", \"patch\", \"delete\"]\n",
     );
     let path = policy.path().join("policy.yaml");
-    let run = helm_ops("upgrade", &["--input", "release=r", "--input", "chart=/packages/foreign-binding", "--policy", s(&path)]);
+    let run = helm_ops(
+        "upgrade",
+        &[
+            "--input",
+            "release=r",
+            "--input",
+            "chart=/packages/foreign-binding",
+            "--policy",
+            s(&path),
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     let message = failed(&call(&report, 1), "forbidden");
-    assert!(message.contains("RoleBinding r-reader") && message.contains("kube-system/admin"), "{message}");
-    assert!(message.starts_with("1 of 2 objects refused"), "the Role itself is fine: {message}");
+    assert!(
+        message.contains("RoleBinding r-reader") && message.contains("kube-system/admin"),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("1 of 2 objects refused"),
+        "the Role itself is fine: {message}"
+    );
     assert_eq!(plan_of(&report), vec![]);
 }
 
@@ -276,15 +476,27 @@ fn missing_charts_broken_templates_and_bad_values_are_clear_errors() {
     let m = failed(&call(&report, 1), "not-found");
     assert_eq!(m, "chart /packages/nope does not exist");
     let m = failed(&call(&report, 2), "invalid");
-    assert!(m.contains("broken-template/templates/configmap.yaml:7"), "helm's message with file and line: {m}");
+    assert!(
+        m.contains("broken-template/templates/configmap.yaml:7"),
+        "helm's message with file and line: {m}"
+    );
     let m = failed(&call(&report, 3), "invalid");
     assert!(m.starts_with("the values are not valid YAML"), "{m}");
     let m = failed(&call(&report, 4), "invalid");
-    assert_eq!(m, "the values must be a YAML mapping (key: value), not a list");
+    assert_eq!(
+        m,
+        "the values must be a YAML mapping (key: value), not a list"
+    );
     let m = failed(&call(&report, 5), "invalid");
-    assert!(m.contains("replicaCount") && m.contains("schema"), "helm's schema message: {m}");
+    assert!(
+        m.contains("replicaCount") && m.contains("schema"),
+        "helm's schema message: {m}"
+    );
     let m = failed(&call(&report, 6), "invalid");
-    assert!(m.contains("must be absolute and under /packages or /workspace"), "{m}");
+    assert!(
+        m.contains("must be absolute and under /packages or /workspace"),
+        "{m}"
+    );
     let m = failed(&call(&report, 7), "forbidden");
     assert!(m.contains("leaves /packages"), "{m}");
     let m = failed(&call(&report, 8), "invalid");
@@ -296,15 +508,25 @@ fn missing_charts_broken_templates_and_bad_values_are_clear_errors() {
     // No host path leaks into what the step or the report sees.
     let text = report.to_string();
     assert!(!text.contains(s(&charts())), "host paths leak: {text}");
-    assert!(!text.contains("stepbox-helm-"), "helm's private directory leaks: {text}");
+    assert!(
+        !text.contains("stepbox-helm-"),
+        "helm's private directory leaks: {text}"
+    );
 }
 
 #[test]
 fn secrets_in_values_are_masked_everywhere() {
     let value = "Sup3r-s3cret-db-pa55";
-    let run = helm_ops("upgrade password=secret:pw;status;template password=secret:pw", &["--secret", &format!("pw={value}")]);
+    let run = helm_ops(
+        "upgrade password=secret:pw;status;template password=secret:pw",
+        &["--secret", &format!("pw={value}")],
+    );
     assert_eq!(run.code, 0, "{}", run.all_output());
-    assert!(!run.all_output().contains(value), "the secret leaked:\n{}", run.all_output());
+    assert!(
+        !run.all_output().contains(value),
+        "the secret leaked:\n{}",
+        run.all_output()
+    );
     let report = run.report();
     assert!(touched(&ok(&call(&report, 1))).contains(&t("created", "Secret", "shop-shop-db")));
     // The step itself may read what it rendered (it knows the secret);
@@ -316,12 +538,22 @@ fn secrets_in_values_are_masked_everywhere() {
 fn without_helm_the_calls_say_how_to_get_it() {
     let run = run_json(
         &guest("helm-ops"),
-        &["--helm", "/nonexistent/helm", "--package", s(&charts()), "--input", "script=upgrade;list"],
+        &[
+            "--helm",
+            "/nonexistent/helm",
+            "--package",
+            s(&charts()),
+            "--input",
+            "script=upgrade;list",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     let m = failed(&call(&report, 1), "unavailable");
-    assert!(m.contains("/nonexistent/helm") && m.contains("--helm"), "{m}");
+    assert!(
+        m.contains("/nonexistent/helm") && m.contains("--helm"),
+        "{m}"
+    );
     failed(&call(&report, 2), "unavailable");
 }
 
@@ -331,9 +563,24 @@ fn the_helm_upgrade_step_installs_its_example_chart() {
     let helm = helm_bin();
     let upgrade = step("helm-upgrade");
     let common = [
-        "--helm", s(&helm), "--package", s(&example), "--namespace", "demo",
-        "--input", "release=hello", "--input", "chart=hello-web", "--input", "values=values.yaml",
-        "--input", "tag=1.27", "--input", "greeting=hi", "--input", "wait=true",
+        "--helm",
+        s(&helm),
+        "--package",
+        s(&example),
+        "--namespace",
+        "demo",
+        "--input",
+        "release=hello",
+        "--input",
+        "chart=hello-web",
+        "--input",
+        "values=values.yaml",
+        "--input",
+        "tag=1.27",
+        "--input",
+        "greeting=hi",
+        "--input",
+        "wait=true",
     ];
     let run = run_json(&upgrade, &common);
     assert_eq!(run.code, 0, "{}", run.all_output());
@@ -347,9 +594,24 @@ fn the_helm_upgrade_step_installs_its_example_chart() {
     assert_eq!(
         plan,
         vec![
-            ("created".into(), "apps/v1".into(), "Deployment".into(), "hello".into()),
-            ("created".into(), "v1".into(), "ConfigMap".into(), "hello-settings".into()),
-            ("created".into(), "v1".into(), "Service".into(), "hello".into()),
+            (
+                "created".into(),
+                "apps/v1".into(),
+                "Deployment".into(),
+                "hello".into()
+            ),
+            (
+                "created".into(),
+                "v1".into(),
+                "ConfigMap".into(),
+                "hello-settings".into()
+            ),
+            (
+                "created".into(),
+                "v1".into(),
+                "Service".into(),
+                "hello".into()
+            ),
         ]
     );
 
@@ -359,7 +621,11 @@ fn the_helm_upgrade_step_installs_its_example_chart() {
     let text = stepbox_tests::stepbox_run(&args);
     assert_eq!(text.code, 0, "{}", text.all_output());
     assert!(text.stdout.contains("+  greeting: hi"), "{}", text.stdout);
-    assert!(text.stdout.contains("+        image: nginx:1.27"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("+        image: nginx:1.27"),
+        "{}",
+        text.stdout
+    );
 }
 
 // ---- against a dev cluster ------------------------------------------------
@@ -383,7 +649,10 @@ async fn run_in_process(
             RunOptions {
                 name: None,
                 namespace: namespace.into(),
-                inputs: inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                inputs: inputs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 secrets: Default::default(),
                 packages: Some(packages.to_path_buf()),
                 workspace: None,
@@ -393,11 +662,19 @@ async fn run_in_process(
                 // Through a kubeconfig the host treats the cluster as live.
                 dry_run: matches!(helm, HelmCluster::Embedded(_)),
                 log_sink: None,
-                helm: Some(HelmConfig { binary: helm_bin(), cluster: helm }),
+                helm: Some(HelmConfig {
+                    binary: helm_bin(),
+                    cluster: helm,
+                }),
             },
         )
         .await;
-    assert_eq!(report.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&report).unwrap());
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
     report
 }
 
@@ -416,13 +693,26 @@ fn real_helm(kubeconfig: &Path, home: &Path) -> Command {
 
 fn helm_json(mut cmd: Command) -> Value {
     let out = cmd.output().expect("run helm");
-    assert!(out.status.success(), "helm failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("helm printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "helm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "helm printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 fn helm_ok(mut cmd: Command) -> String {
     let out = cmd.output().expect("run helm");
-    assert!(out.status.success(), "helm failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -432,32 +722,77 @@ async fn a_helm_create_chart_installs_through_a_step_and_real_helm_agrees() {
     let upgrade = step("helm-upgrade");
     let charts = charts();
     let inputs = [("release", "web"), ("chart", "webapp"), ("wait", "true")];
-    let report = run_in_process(&upgrade, &charts, "apps", &inputs, &cluster, HelmCluster::Embedded(cluster.clone())).await;
+    let report = run_in_process(
+        &upgrade,
+        &charts,
+        "apps",
+        &inputs,
+        &cluster,
+        HelmCluster::Embedded(cluster.clone()),
+    )
+    .await;
     let outputs = &report.outputs;
     assert_eq!(outputs["revision"], "1");
     assert_eq!(outputs["status"], "deployed");
     assert_eq!(outputs["chart"], "webapp-0.1.0");
     assert_eq!(outputs["app-version"], "1.16.0");
     let objects: Vec<Value> = serde_json::from_str(&outputs["objects"]).unwrap();
-    let mut created: Vec<&str> = objects.iter().filter(|o| o["action"] == "created").map(|o| o["kind"].as_str().unwrap()).collect();
+    let mut created: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["action"] == "created")
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     created.sort();
-    assert_eq!(created, ["Deployment", "Service", "ServiceAccount"], "the db-init hook deletes itself once it succeeded: {objects:?}");
-    let audited: Vec<&str> = report.audit.iter().filter(|a| a.call == "helm.upgrade-or-install").map(|a| a.target.as_str()).collect();
-    for object in ["v1 ServiceAccount web-webapp", "batch/v1 Job web-webapp-db-init", "v1 Pod web-webapp-test-connection"] {
+    assert_eq!(
+        created,
+        ["Deployment", "Service", "ServiceAccount"],
+        "the db-init hook deletes itself once it succeeded: {objects:?}"
+    );
+    let audited: Vec<&str> = report
+        .audit
+        .iter()
+        .filter(|a| a.call == "helm.upgrade-or-install")
+        .map(|a| a.target.as_str())
+        .collect();
+    for object in [
+        "v1 ServiceAccount web-webapp",
+        "batch/v1 Job web-webapp-db-init",
+        "v1 Pod web-webapp-test-connection",
+    ] {
         assert!(audited.contains(&object), "{object} checked: {audited:?}");
     }
 
     // Upgrade once more with a value changed: revision 2.
     let values = stepbox_tests::dir_with(&[("values.yaml", "replicaCount: #{replicas}\n")]);
     copy_dir(&charts.join("webapp"), &values.path().join("webapp"));
-    let inputs = [("release", "web"), ("chart", "webapp"), ("values", "values.yaml"), ("replicas", "3")];
-    let report = run_in_process(&upgrade, values.path(), "apps", &inputs, &cluster, HelmCluster::Embedded(cluster.clone())).await;
+    let inputs = [
+        ("release", "web"),
+        ("chart", "webapp"),
+        ("values", "values.yaml"),
+        ("replicas", "3"),
+    ];
+    let report = run_in_process(
+        &upgrade,
+        values.path(),
+        "apps",
+        &inputs,
+        &cluster,
+        HelmCluster::Embedded(cluster.clone()),
+    )
+    .await;
     assert_eq!(report.outputs["revision"], "2");
     let plan: Vec<String> = report.plan.iter().map(|p| p.to_string()).collect();
-    assert!(plan.contains(&"deployment.apps/web-webapp configured".to_string()), "{plan:?}");
+    assert!(
+        plan.contains(&"deployment.apps/web-webapp configured".to_string()),
+        "{plan:?}"
+    );
 
     // The real helm binary, against the same namespace served as a cluster.
-    let server = DevCluster::new(cluster.clone()).namespace("apps").start().await.unwrap();
+    let server = DevCluster::new(cluster.clone())
+        .namespace("apps")
+        .start()
+        .await
+        .unwrap();
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = home.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
@@ -472,11 +807,23 @@ async fn a_helm_create_chart_installs_through_a_step_and_real_helm_agrees() {
     assert_eq!(status["info"]["status"], "deployed");
     let metadata = helm_json({
         let mut c = real_helm(&kubeconfig, home.path());
-        c.args(["get", "metadata", "web", "--namespace", "apps", "--output", "json"]);
+        c.args([
+            "get",
+            "metadata",
+            "web",
+            "--namespace",
+            "apps",
+            "--output",
+            "json",
+        ]);
         c
     });
     assert_eq!(
-        (metadata["chart"].as_str(), metadata["version"].as_str(), metadata["appVersion"].as_str()),
+        (
+            metadata["chart"].as_str(),
+            metadata["version"].as_str(),
+            metadata["appVersion"].as_str()
+        ),
         (Some("webapp"), Some("0.1.0"), Some("1.16.0"))
     );
     let list = helm_json({
@@ -489,7 +836,15 @@ async fn a_helm_create_chart_installs_through_a_step_and_real_helm_agrees() {
     assert_eq!(list[0]["chart"], "webapp-0.1.0");
     let values = helm_json({
         let mut c = real_helm(&kubeconfig, home.path());
-        c.args(["get", "values", "web", "--namespace", "apps", "--output", "json"]);
+        c.args([
+            "get",
+            "values",
+            "web",
+            "--namespace",
+            "apps",
+            "--output",
+            "json",
+        ]);
         c
     });
     assert_eq!(values["replicaCount"], 3);
@@ -514,34 +869,63 @@ async fn a_step_drives_helm_against_a_cluster_through_a_kubeconfig() {
     // The live path: helm gets a kubeconfig for an API server (here a dev
     // cluster), the plan comes from the backend's view of the same cluster.
     let cluster = MemoryCluster::new();
-    let server = DevCluster::new(cluster.clone()).namespace("shop").start().await.unwrap();
+    let server = DevCluster::new(cluster.clone())
+        .namespace("shop")
+        .start()
+        .await
+        .unwrap();
     let home = tempfile::tempdir().unwrap();
     let path = home.path().join("kubeconfig");
     server.write_kubeconfig(&path).unwrap();
     let kubeconfig = HelmCluster::from_kubeconfig_file(&path, Some("stepbox-dev")).unwrap();
     let script = "upgrade;upgrade replicaCount=2;rollback;status";
     let inputs = [("script", script)];
-    let report = run_in_process(&guest("helm-ops"), &charts(), "shop", &inputs, &cluster, kubeconfig.clone()).await;
-    let calls: Vec<Value> = (1..=4).map(|n| serde_json::from_str(&report.outputs[&format!("step-{n}")]).unwrap()).collect();
+    let report = run_in_process(
+        &guest("helm-ops"),
+        &charts(),
+        "shop",
+        &inputs,
+        &cluster,
+        kubeconfig.clone(),
+    )
+    .await;
+    let calls: Vec<Value> = (1..=4)
+        .map(|n| serde_json::from_str(&report.outputs[&format!("step-{n}")]).unwrap())
+        .collect();
     for c in &calls {
         ok(c);
     }
     assert_eq!(calls[2]["release"]["revision"], 3);
     assert_eq!(calls[3]["release"]["description"], "Rollback to 1");
     let plan: Vec<String> = report.plan.iter().map(|p| p.to_string()).collect();
-    assert!(plan.contains(&"deployment.apps/shop-shop created".to_string()), "{plan:?}");
+    assert!(
+        plan.contains(&"deployment.apps/shop-shop created".to_string()),
+        "{plan:?}"
+    );
 
     let history = helm_json({
         let mut c = real_helm(&path, home.path());
         c.args(["history", "shop", "--namespace", "shop", "--output", "json"]);
         c
     });
-    let statuses: Vec<&str> = history.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["superseded", "superseded", "deployed"]);
 
     // And the step uninstalls what it installed.
-    let report =
-        run_in_process(&guest("helm-ops"), &charts(), "shop", &[("script", "uninstall;list")], &cluster, kubeconfig).await;
+    let report = run_in_process(
+        &guest("helm-ops"),
+        &charts(),
+        "shop",
+        &[("script", "uninstall;list")],
+        &cluster,
+        kubeconfig,
+    )
+    .await;
     let uninstall: Value = serde_json::from_str(&report.outputs["step-1"]).unwrap();
     ok(&uninstall);
     let list = helm_ok({
@@ -566,17 +950,77 @@ fn real_helm_installs_upgrades_rolls_back_and_uninstalls_against_stepbox_dev_clu
         c
     };
     let chart = charts().join("shop");
-    helm_ok(helm(&["upgrade", "--install", "shop", s(&chart), "--wait=watcher", "--timeout", "60s"]));
-    helm_ok(helm(&["upgrade", "--install", "shop", s(&chart), "--set", "replicaCount=2", "--wait=watcher", "--timeout", "60s"]));
+    helm_ok(helm(&[
+        "upgrade",
+        "--install",
+        "shop",
+        s(&chart),
+        "--wait=watcher",
+        "--timeout",
+        "60s",
+    ]));
+    helm_ok(helm(&[
+        "upgrade",
+        "--install",
+        "shop",
+        s(&chart),
+        "--set",
+        "replicaCount=2",
+        "--wait=watcher",
+        "--timeout",
+        "60s",
+    ]));
     let list = helm_json(helm(&["list", "--output", "json"]));
-    assert_eq!((list[0]["name"].as_str(), list[0]["revision"].as_str()), (Some("shop"), Some("2")), "{list}");
-    helm_ok(helm(&["rollback", "shop", "1", "--wait=watcher", "--timeout", "60s"]));
+    assert_eq!(
+        (list[0]["name"].as_str(), list[0]["revision"].as_str()),
+        (Some("shop"), Some("2")),
+        "{list}"
+    );
+    helm_ok(helm(&[
+        "rollback",
+        "shop",
+        "1",
+        "--wait=watcher",
+        "--timeout",
+        "60s",
+    ]));
     let status = helm_json(helm(&["status", "shop", "--output", "json"]));
-    assert_eq!((status["version"].as_u64(), status["info"]["description"].as_str()), (Some(3), Some("Rollback to 1")));
-    let replicas = server.kubectl_run(["get", "deployment", "shop-shop", "-n", "shop", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(
+        (
+            status["version"].as_u64(),
+            status["info"]["description"].as_str()
+        ),
+        (Some(3), Some("Rollback to 1"))
+    );
+    let replicas = server.kubectl_run([
+        "get",
+        "deployment",
+        "shop-shop",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas.stdout.trim(), "1", "{}", replicas.stderr);
-    helm_ok(helm(&["uninstall", "shop", "--wait=watcher", "--timeout", "60s"]));
+    helm_ok(helm(&[
+        "uninstall",
+        "shop",
+        "--wait=watcher",
+        "--timeout",
+        "60s",
+    ]));
     assert_eq!(helm_ok(helm(&["list", "--short"])).trim(), "");
-    let left = server.kubectl_run(["get", "deployments,services,configmaps", "-n", "shop", "-o", "name"]);
-    assert!(!left.stdout.contains("shop-shop"), "uninstall left {}", left.stdout);
+    let left = server.kubectl_run([
+        "get",
+        "deployments,services,configmaps",
+        "-n",
+        "shop",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        !left.stdout.contains("shop-shop"),
+        "uninstall left {}",
+        left.stdout
+    );
 }

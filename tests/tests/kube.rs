@@ -17,7 +17,10 @@ fn kube_calls_behave_like_a_cluster() {
     assert_eq!(out["deleted"], "true");
     assert_eq!(out["deleted-again"], "false");
     assert_eq!(out["after-delete"], "not-found");
-    let actions: Vec<String> = plan_of(&report).into_iter().map(|(a, _, k, n)| format!("{a} {k} {n}")).collect();
+    let actions: Vec<String> = plan_of(&report)
+        .into_iter()
+        .map(|(a, _, k, n)| format!("{a} {k} {n}"))
+        .collect();
     assert_eq!(
         actions,
         vec![

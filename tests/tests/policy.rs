@@ -8,7 +8,12 @@ fn probe(case: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--input", case_arg.as_str(), "--namespace", "dev"];
     args.extend_from_slice(extra);
     let run = run_json(&guest("policy-probe"), &args);
-    assert_eq!(run.code, 0, "the probe handles the error itself: {}", run.all_output());
+    assert_eq!(
+        run.code,
+        0,
+        "the probe handles the error itself: {}",
+        run.all_output()
+    );
     let report = run.report();
     assert_eq!(report["status"], "succeeded");
     report
@@ -18,10 +23,18 @@ fn assert_forbidden(report: &serde_json::Value, needles: &[&str]) {
     assert_eq!(report["outputs"]["outcome"], "forbidden", "{report:#}");
     let message = report["outputs"]["message"].as_str().unwrap();
     for n in needles {
-        assert!(message.contains(n), "message {message:?} should mention {n:?}");
+        assert!(
+            message.contains(n),
+            "message {message:?} should mention {n:?}"
+        );
     }
     assert_eq!(plan_of(report), vec![], "nothing changed");
-    let denied = report["audit"].as_array().unwrap().iter().filter(|a| a["decision"] == "denied").count();
+    let denied = report["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["decision"] == "denied")
+        .count();
     assert!(denied >= 1, "a denial is audited");
 }
 
@@ -32,7 +45,10 @@ fn another_namespace_in_metadata() {
 
 #[test]
 fn cluster_scoped_namespace() {
-    assert_forbidden(&probe("cluster-scoped", &[]), &["Namespace", "cluster-scoped"]);
+    assert_forbidden(
+        &probe("cluster-scoped", &[]),
+        &["Namespace", "cluster-scoped"],
+    );
 }
 
 #[test]
@@ -47,7 +63,10 @@ fn custom_resource_definition() {
 
 #[test]
 fn kind_not_granted_by_the_default_policy() {
-    assert_forbidden(&probe("kind-not-allowed", &[]), &["roles.rbac.authorization.k8s.io"]);
+    assert_forbidden(
+        &probe("kind-not-allowed", &[]),
+        &["roles.rbac.authorization.k8s.io"],
+    );
 }
 
 #[test]
@@ -97,10 +116,22 @@ fn not_found_and_invalid_are_error_values_too() {
 
 #[test]
 fn a_broken_policy_file_is_invalid_input() {
-    let policy = dir_with(&[("policy.yaml", "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrulez: []\n")]);
-    let run = run_json(&guest("hello"), &["--policy", policy.path().join("policy.yaml").to_str().unwrap()]);
+    let policy = dir_with(&[(
+        "policy.yaml",
+        "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrulez: []\n",
+    )]);
+    let run = run_json(
+        &guest("hello"),
+        &[
+            "--policy",
+            policy.path().join("policy.yaml").to_str().unwrap(),
+        ],
+    );
     assert_eq!(run.code, 2, "{}", run.all_output());
     let report = run.report();
     assert_eq!(report["status"], "invalid");
-    assert!(report["error"].as_str().unwrap().contains("rulez"), "{report:#}");
+    assert!(
+        report["error"].as_str().unwrap().contains("rulez"),
+        "{report:#}"
+    );
 }

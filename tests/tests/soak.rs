@@ -24,7 +24,11 @@ const MAX_GROWTH: f64 = 0.05;
 /// Resident set size of this process, from /proc/self/statm.
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux only)");
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm resident field");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm resident field");
     pages * 4096
 }
 
@@ -44,7 +48,10 @@ struct Kind {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak: run explicitly"]
 async fn soak_ten_thousand_runs_in_one_host() {
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(target_dir().join("soak-compile-cache")) }).unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(target_dir().join("soak-compile-cache")),
+    })
+    .unwrap();
     let load = |p: std::path::PathBuf| runtime.load_file(&p).unwrap();
     let hostile = load(guest("hostile"));
     let base = |name, step: &Arc<LoadedStep>, expect| Kind {
@@ -63,18 +70,54 @@ async fn soak_ten_thousand_runs_in_one_host() {
         Kind {
             inputs: &[("image", "nginx:1.27")],
             packages: Some(repo_root().join("steps/deploy-manifests/example")),
-            ..base("deploy-manifests", &load(step("deploy-manifests")), Status::Succeeded)
+            ..base(
+                "deploy-manifests",
+                &load(step("deploy-manifests")),
+                Status::Succeeded,
+            )
         },
-        Kind { inputs: &[("case", "other-namespace")], ..base("policy-probe", &load(guest("policy-probe")), Status::Succeeded) },
-        Kind { timeout: Duration::from_millis(20), ..base("spin 20ms", &load(guest("spin")), Status::LimitExceeded) },
-        Kind { memory: 16 << 20, ..base("alloc 16Mi", &load(guest("alloc")), Status::LimitExceeded) },
-        Kind { secrets: &[("token", "soak-secret-value")], ..base("secret-echo", &load(guest("secret-echo")), Status::Failed) },
+        Kind {
+            inputs: &[("case", "other-namespace")],
+            ..base(
+                "policy-probe",
+                &load(guest("policy-probe")),
+                Status::Succeeded,
+            )
+        },
+        Kind {
+            timeout: Duration::from_millis(20),
+            ..base("spin 20ms", &load(guest("spin")), Status::LimitExceeded)
+        },
+        Kind {
+            memory: 16 << 20,
+            ..base("alloc 16Mi", &load(guest("alloc")), Status::LimitExceeded)
+        },
+        Kind {
+            secrets: &[("token", "soak-secret-value")],
+            ..base("secret-echo", &load(guest("secret-echo")), Status::Failed)
+        },
         base("fail", &load(guest("fail")), Status::Failed),
-        Kind { inputs: &[("case", "kube-yaml-bomb")], ..base("yaml bomb", &hostile, Status::Succeeded) },
-        Kind { inputs: &[("case", "fs-fill")], workspace_bytes: 2 << 20, ..base("fs-fill 2Mi", &hostile, Status::LimitExceeded) },
-        Kind { inputs: &[("case", "res-handle-flood")], ..base("handle flood", &hostile, Status::LimitExceeded) },
-        Kind { inputs: &[("case", "res-panic")], ..base("panic", &hostile, Status::Failed) },
-        Kind { inputs: &[("case", "res-stack-overflow")], ..base("stack overflow", &hostile, Status::Failed) },
+        Kind {
+            inputs: &[("case", "kube-yaml-bomb")],
+            ..base("yaml bomb", &hostile, Status::Succeeded)
+        },
+        Kind {
+            inputs: &[("case", "fs-fill")],
+            workspace_bytes: 2 << 20,
+            ..base("fs-fill 2Mi", &hostile, Status::LimitExceeded)
+        },
+        Kind {
+            inputs: &[("case", "res-handle-flood")],
+            ..base("handle flood", &hostile, Status::LimitExceeded)
+        },
+        Kind {
+            inputs: &[("case", "res-panic")],
+            ..base("panic", &hostile, Status::Failed)
+        },
+        Kind {
+            inputs: &[("case", "res-stack-overflow")],
+            ..base("stack overflow", &hostile, Status::Failed)
+        },
         Kind {
             inputs: &[("case", "secret-log")],
             secrets: &[("token", "soak-secret-value")],
@@ -97,8 +140,16 @@ async fn soak_ten_thousand_runs_in_one_host() {
         let opts = RunOptions {
             name: None,
             namespace: "soak".into(),
-            inputs: kind.inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            secrets: kind.secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            inputs: kind
+                .inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            secrets: kind
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             packages: kind.packages.clone(),
             workspace: None,
             policy: Arc::new(policy),
@@ -109,12 +160,20 @@ async fn soak_ten_thousand_runs_in_one_host() {
             helm: None,
         };
         let report = runtime.run(&kind.step, opts).await;
-        assert_eq!(report.status, kind.expect, "run {i} ({}): {:?}", kind.name, report.error);
+        assert_eq!(
+            report.status, kind.expect,
+            "run {i} ({}): {:?}",
+            kind.name, report.error
+        );
         *counts.entry(kind.name).or_default() += 1;
         let done = i + 1;
         if done % REPORT_EVERY == 0 {
             let rss = rss_bytes();
-            println!("{done:>6} {:>7} MiB {:>8.1}", rss >> 20, started.elapsed().as_secs_f64());
+            println!(
+                "{done:>6} {:>7} MiB {:>8.1}",
+                rss >> 20,
+                started.elapsed().as_secs_f64()
+            );
             if done == WARM_UP {
                 warm_rss = rss;
             }
@@ -130,5 +189,10 @@ async fn soak_ten_thousand_runs_in_one_host() {
         growth * 100.0
     );
     println!("mix: {counts:?}");
-    assert!(growth < MAX_GROWTH, "RSS grew {:.2}% after the warm-up (limit {}%)", growth * 100.0, MAX_GROWTH * 100.0);
+    assert!(
+        growth < MAX_GROWTH,
+        "RSS grew {:.2}% after the warm-up (limit {}%)",
+        growth * 100.0,
+        MAX_GROWTH * 100.0
+    );
 }

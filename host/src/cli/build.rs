@@ -30,7 +30,10 @@ pub fn build_command(dir: &Path, release: bool, runtime: &Runtime) -> Result<u8>
 pub fn build_step(dir: &Path, release: bool, show_progress: bool) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} holds no Cargo.toml: pass the directory of a step crate", dir.display());
+        bail!(
+            "{} holds no Cargo.toml: pass the directory of a step crate",
+            dir.display()
+        );
     }
     let manifest = manifest
         .canonicalize()
@@ -44,18 +47,27 @@ pub fn build_step(dir: &Path, release: bool, show_progress: bool) -> Result<Path
         .arg(&manifest)
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
-        .stderr(if show_progress { Stdio::inherit() } else { Stdio::piped() });
+        .stderr(if show_progress {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
     if release {
         cmd.arg("--release");
     }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}: is Rust (cargo) installed?", Path::new(&cargo).display()))?;
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start {}: is Rust (cargo) installed?",
+            Path::new(&cargo).display()
+        )
+    })?;
     let stdout = child.stdout.take().context("cargo's stdout")?;
     let mut wasm = None;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
@@ -77,14 +89,21 @@ pub fn build_step(dir: &Path, release: bool, show_progress: bool) -> Result<Path
     let output = child.wait_with_output()?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed")
+        let hint = if stderr.contains("wasm32-wasip2")
+            && stderr.contains("target may not be installed")
             || stderr.contains("can't find crate for `core`")
         {
             "\nhint: install the target with `rustup target add wasm32-wasip2`"
         } else {
             ""
         };
-        bail!("building {} failed ({}){}{}", dir.display(), output.status, tail(&stderr), hint);
+        bail!(
+            "building {} failed ({}){}{}",
+            dir.display(),
+            output.status,
+            tail(&stderr),
+            hint
+        );
     }
     wasm.with_context(|| {
         format!(

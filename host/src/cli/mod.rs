@@ -100,9 +100,14 @@ impl ClusterArgs {
     fn live(&self) -> Option<crate::cluster::live::LiveConfig> {
         use crate::cluster::live::LiveConfig;
         if self.in_cluster {
-            Some(LiveConfig::InCluster { dir: self.service_account_dir.clone() })
+            Some(LiveConfig::InCluster {
+                dir: self.service_account_dir.clone(),
+            })
         } else if self.kubeconfig.is_some() || self.context.is_some() {
-            Some(LiveConfig::Kubeconfig { path: self.kubeconfig.clone(), context: self.context.clone() })
+            Some(LiveConfig::Kubeconfig {
+                path: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            })
         } else {
             None
         }
@@ -169,7 +174,11 @@ impl CacheArgs {
         let cache_dir = if self.no_cache {
             None
         } else {
-            Some(self.cache_dir.clone().unwrap_or_else(crate::runtime::CompileCache::default_dir))
+            Some(
+                self.cache_dir
+                    .clone()
+                    .unwrap_or_else(crate::runtime::CompileCache::default_dir),
+            )
         };
         Runtime::new(RuntimeConfig { cache_dir })
     }
@@ -235,14 +244,19 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    crate::policy::parse_size(s).ok_or_else(|| format!("{s:?} is not a size: use bytes or a number with Ki, Mi, Gi (e.g. 256Mi)"))
+    crate::policy::parse_size(s).ok_or_else(|| {
+        format!("{s:?} is not a size: use bytes or a number with Ki, Mi, Gi (e.g. 256Mi)")
+    })
 }
 
 /// Parses the command line, runs it, and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -269,7 +283,9 @@ fn init_tracing(verbose: u8, format: LogFormat) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -278,7 +294,9 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 
 async fn dispatch(command: Command) -> Result<u8> {
     match command {
-        Command::Build(args) => build::build_command(&args.step_dir, !args.debug, &args.cache.runtime()?),
+        Command::Build(args) => {
+            build::build_command(&args.step_dir, !args.debug, &args.cache.runtime()?)
+        }
         Command::Inspect(args) => inspect(args),
         Command::Run(args) => run(*args).await,
         Command::Policy => {
@@ -291,7 +309,8 @@ async fn dispatch(command: Command) -> Result<u8> {
 }
 
 fn inspect(args: InspectArgs) -> Result<u8> {
-    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let runtime = args.cache.runtime()?;
     let info = match runtime.load_bytes(&args.file, &bytes, "step") {
         Ok(step) => step.info.clone(),
@@ -304,7 +323,10 @@ fn inspect(args: InspectArgs) -> Result<u8> {
         Err(e) => return Err(e.into()),
     };
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&render::inspect_json(&args.file, &info))?),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::inspect_json(&args.file, &info))?
+        ),
         OutputFormat::Text => print!("{}", render::inspect_text(&args.file, &info)),
     }
     Ok(0)
@@ -313,8 +335,12 @@ fn inspect(args: InspectArgs) -> Result<u8> {
 fn read_secrets(args: &RunArgs) -> Result<BTreeMap<String, String>> {
     let mut secrets: BTreeMap<String, String> = args.secrets.iter().cloned().collect();
     for (name, path) in &args.secret_files {
-        let value = std::fs::read_to_string(path).with_context(|| format!("--secret-file {name}: cannot read {path}"))?;
-        secrets.insert(name.clone(), value.trim_end_matches(['\n', '\r']).to_string());
+        let value = std::fs::read_to_string(path)
+            .with_context(|| format!("--secret-file {name}: cannot read {path}"))?;
+        secrets.insert(
+            name.clone(),
+            value.trim_end_matches(['\n', '\r']).to_string(),
+        );
     }
     Ok(secrets)
 }
@@ -350,7 +376,9 @@ async fn run(args: RunArgs) -> Result<u8> {
         );
     }
     if live.is_some() && args.seed.is_some() {
-        return fail("--seed preloads the embedded namespace; it cannot be used against a cluster".into());
+        return fail(
+            "--seed preloads the embedded namespace; it cannot be used against a cluster".into(),
+        );
     }
     // Resolve the cluster config once: it also supplies the context's (or
     // pod's) namespace, the last in the precedence order.
@@ -368,7 +396,9 @@ async fn run(args: RunArgs) -> Result<u8> {
         .or_else(|| live_config.as_ref().map(|c| c.default_namespace.clone()))
         .unwrap_or_else(|| "default".to_string());
     if let Err(e) = crate::cluster::names::dns1123_label(&namespace) {
-        return fail(format!("namespace {namespace:?} is not a valid namespace name: {e}"));
+        return fail(format!(
+            "namespace {namespace:?} is not a valid namespace name: {e}"
+        ));
     }
     let secrets = match read_secrets(&args) {
         Ok(s) => s,
@@ -376,49 +406,64 @@ async fn run(args: RunArgs) -> Result<u8> {
     };
     let server_dry_run = args.dry_run == DryRun::Server;
     let helm_binary = HelmConfig::binary_from_env(args.helm.clone());
-    let (backend, helm): (Arc<dyn crate::cluster::ClusterBackend>, Option<HelmConfig>) = match live_config {
-        Some(config) => {
-            let backend = match crate::cluster::live::LiveCluster::from_config(config, server_dry_run) {
-                Ok(c) => c,
-                Err(e) => return fail(e.to_string()),
-            };
-            // helm needs a kubeconfig of its own for the same cluster.
-            let helm_cluster = match &live {
-                Some(crate::cluster::live::LiveConfig::InCluster { dir }) => crate::caps::helm::HelmCluster::in_cluster(dir),
-                Some(crate::cluster::live::LiveConfig::Kubeconfig { path, context }) => {
-                    let path = path
-                        .clone()
-                        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-                        .or_else(|| dirs::home_dir().map(|h| h.join(".kube/config")))
-                        .unwrap_or_default();
-                    crate::caps::helm::HelmCluster::from_kubeconfig_file(&path, context.as_deref())
-                }
-                _ => return fail("helm on a cluster needs --kubeconfig, --context or --in-cluster".into()),
-            };
-            let helm = match helm_cluster {
-                Ok(cluster) => Some(HelmConfig { binary: helm_binary, cluster }),
-                Err(e) => {
-                    tracing::warn!("helm calls will fail: {e}");
-                    None
-                }
-            };
-            (Arc::new(backend), helm)
-        }
-        None => {
-            let cluster = MemoryCluster::new();
-            if let Some(seed) = &args.seed {
-                let text = match std::fs::read_to_string(seed) {
-                    Ok(t) => t,
-                    Err(e) => return fail(format!("--seed {}: {e}", seed.display())),
+    let (backend, helm): (Arc<dyn crate::cluster::ClusterBackend>, Option<HelmConfig>) =
+        match live_config {
+            Some(config) => {
+                let backend =
+                    match crate::cluster::live::LiveCluster::from_config(config, server_dry_run) {
+                        Ok(c) => c,
+                        Err(e) => return fail(e.to_string()),
+                    };
+                // helm needs a kubeconfig of its own for the same cluster.
+                let helm_cluster = match &live {
+                    Some(crate::cluster::live::LiveConfig::InCluster { dir }) => {
+                        crate::caps::helm::HelmCluster::in_cluster(dir)
+                    }
+                    Some(crate::cluster::live::LiveConfig::Kubeconfig { path, context }) => {
+                        let path = path
+                            .clone()
+                            .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+                            .or_else(|| dirs::home_dir().map(|h| h.join(".kube/config")))
+                            .unwrap_or_default();
+                        crate::caps::helm::HelmCluster::from_kubeconfig_file(
+                            &path,
+                            context.as_deref(),
+                        )
+                    }
+                    _ => {
+                        return fail(
+                            "helm on a cluster needs --kubeconfig, --context or --in-cluster"
+                                .into(),
+                        );
+                    }
                 };
-                if let Err(e) = cluster.seed_yaml(&text, &namespace) {
-                    return fail(format!("--seed {}: {e}", seed.display()));
-                }
+                let helm = match helm_cluster {
+                    Ok(cluster) => Some(HelmConfig {
+                        binary: helm_binary,
+                        cluster,
+                    }),
+                    Err(e) => {
+                        tracing::warn!("helm calls will fail: {e}");
+                        None
+                    }
+                };
+                (Arc::new(backend), helm)
             }
-            let helm = HelmConfig::embedded(helm_binary, cluster.clone());
-            (Arc::new(cluster), Some(helm))
-        }
-    };
+            None => {
+                let cluster = MemoryCluster::new();
+                if let Some(seed) = &args.seed {
+                    let text = match std::fs::read_to_string(seed) {
+                        Ok(t) => t,
+                        Err(e) => return fail(format!("--seed {}: {e}", seed.display())),
+                    };
+                    if let Err(e) = cluster.seed_yaml(&text, &namespace) {
+                        return fail(format!("--seed {}: {e}", seed.display()));
+                    }
+                }
+                let helm = HelmConfig::embedded(helm_binary, cluster.clone());
+                (Arc::new(cluster), Some(helm))
+            }
+        };
 
     let runtime = args.cache.runtime()?;
     let wasm = if args.step.is_dir() {
@@ -438,7 +483,9 @@ async fn run(args: RunArgs) -> Result<u8> {
         None
     } else {
         let color = std::io::stderr().is_terminal();
-        Some(Arc::new(move |e: &LogEntry| eprintln!("{}", render::log_line(e, color))))
+        Some(Arc::new(move |e: &LogEntry| {
+            eprintln!("{}", render::log_line(e, color))
+        }))
     };
     let opts = RunOptions {
         name: args.name.clone(),
@@ -467,7 +514,10 @@ async fn check(args: CheckArgs) -> Result<u8> {
     let live = args
         .cluster
         .live()
-        .unwrap_or(crate::cluster::live::LiveConfig::Kubeconfig { path: None, context: None });
+        .unwrap_or(crate::cluster::live::LiveConfig::Kubeconfig {
+            path: None,
+            context: None,
+        });
     let config = live.load().await?;
     let namespace = args
         .namespace
@@ -490,7 +540,10 @@ fn emit(report: &RunReport, json: bool, started: bool) {
             Err(e) => eprintln!("error: cannot encode the report: {e}"),
         }
     } else if started {
-        print!("{}", render::report_text(report, std::io::stdout().is_terminal()));
+        print!(
+            "{}",
+            render::report_text(report, std::io::stdout().is_terminal())
+        );
     } else if let Some(e) = &report.error {
         eprintln!("error: {e}");
     }

@@ -8,7 +8,11 @@ use crate::report::{Decision, Level, LogEntry, LogSource, RunReport, Status};
 use crate::runtime::ComponentInfo;
 
 fn paint(s: &str, code: &str, color: bool) -> String {
-    if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
 }
 
 /// One live log line: `  12ms INFO  message`.
@@ -24,7 +28,12 @@ pub fn log_line(e: &LogEntry, color: bool) -> String {
         (_, Level::Warn) => ("WARN", "33"),
         (_, Level::Error) => ("ERROR", "31"),
     };
-    format!("{:>6}ms {} {}", e.at_ms, paint(&format!("{label:<8}"), code, color), e.message)
+    format!(
+        "{:>6}ms {} {}",
+        e.at_ms,
+        paint(&format!("{label:<8}"), code, color),
+        e.message
+    )
 }
 
 fn kubectl_name(api_version: &str, kind: &str, name: &str) -> String {
@@ -83,12 +92,24 @@ pub fn report_text(r: &RunReport, color: bool) -> String {
                     } else {
                         ""
                     };
-                    let _ = writeln!(out, "{}", if code.is_empty() { line.to_string() } else { paint(line, code, color) });
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        if code.is_empty() {
+                            line.to_string()
+                        } else {
+                            paint(line, code, color)
+                        }
+                    );
                 }
             }
         }
     }
-    let denied: Vec<_> = r.audit.iter().filter(|a| a.decision == Decision::Denied).collect();
+    let denied: Vec<_> = r
+        .audit
+        .iter()
+        .filter(|a| a.decision == Decision::Denied)
+        .collect();
     if !denied.is_empty() {
         let _ = writeln!(out, "\ndenied:");
         for a in denied {
@@ -104,7 +125,13 @@ pub fn report_text(r: &RunReport, color: bool) -> String {
     if !r.artifacts.is_empty() {
         let _ = writeln!(out, "\nartifacts:");
         for a in &r.artifacts {
-            let _ = writeln!(out, "  {} ({} bytes) {}", a.name, a.size, a.host_path.display());
+            let _ = writeln!(
+                out,
+                "  {} ({} bytes) {}",
+                a.name,
+                a.size,
+                a.host_path.display()
+            );
         }
     }
     let (word, code) = match r.status {
@@ -113,7 +140,12 @@ pub fn report_text(r: &RunReport, color: bool) -> String {
         Status::LimitExceeded => ("limit exceeded", "31"),
         Status::Invalid => ("invalid", "31"),
     };
-    let _ = writeln!(out, "\n{} in {} ms", paint(word, &format!("1;{code}"), color), r.duration_ms);
+    let _ = writeln!(
+        out,
+        "\n{} in {} ms",
+        paint(word, &format!("1;{code}"), color),
+        r.duration_ms
+    );
     if let Some(e) = &r.error {
         let _ = writeln!(out, "error: {e}");
     }
@@ -143,7 +175,11 @@ pub fn inspect_text(path: &Path, info: &ComponentInfo) -> String {
     }
     let _ = writeln!(out, "\nimports:");
     for i in &info.imports {
-        let mark = if i.provided == Some(false) { "  (NOT provided by this host)" } else { "" };
+        let mark = if i.provided == Some(false) {
+            "  (NOT provided by this host)"
+        } else {
+            ""
+        };
         let _ = writeln!(out, "  {} [{}]{mark}", i.name, i.kind);
     }
     let _ = writeln!(out, "\nexports:");
@@ -172,13 +208,30 @@ pub fn inspect_json(path: &Path, info: &ComponentInfo) -> serde_json::Value {
 pub fn check_text(r: &crate::check::CheckReport) -> String {
     use crate::check::Verdict;
     let mut out = String::new();
-    let _ = writeln!(out, "server:     {} ({})", r.server, r.server_version.as_deref().unwrap_or("did not answer"));
+    let _ = writeln!(
+        out,
+        "server:     {} ({})",
+        r.server,
+        r.server_version.as_deref().unwrap_or("did not answer")
+    );
     let _ = writeln!(out, "namespace:  {} ({})", r.namespace, r.namespace_status);
     if !r.rows.is_empty() {
-        let _ = writeln!(out, "\n{:<44} {:<8} {:<12} {:<8} {:<8} RESULT", "RESOURCE", "VERB", "NAMESPACE", "POLICY", "CLUSTER");
+        let _ = writeln!(
+            out,
+            "\n{:<44} {:<8} {:<12} {:<8} {:<8} RESULT",
+            "RESOURCE", "VERB", "NAMESPACE", "POLICY", "CLUSTER"
+        );
         for row in &r.rows {
-            let resource = if row.group.is_empty() { row.resource.clone() } else { format!("{}.{}", row.resource, row.group) };
-            let ns = if row.namespace.is_empty() { "(cluster)" } else { &row.namespace };
+            let resource = if row.group.is_empty() {
+                row.resource.clone()
+            } else {
+                format!("{}.{}", row.resource, row.group)
+            };
+            let ns = if row.namespace.is_empty() {
+                "(cluster)"
+            } else {
+                &row.namespace
+            };
             let cluster = match row.cluster {
                 Some(true) => "yes",
                 Some(false) => "no",
@@ -200,7 +253,10 @@ pub fn check_text(r: &crate::check::CheckReport) -> String {
         }
     }
     if r.ok {
-        let _ = writeln!(out, "\nok: the credentials hold what the policy grants, and no cluster-wide rights");
+        let _ = writeln!(
+            out,
+            "\nok: the credentials hold what the policy grants, and no cluster-wide rights"
+        );
     } else {
         let _ = writeln!(out);
         for p in &r.problems {

@@ -82,25 +82,36 @@ impl LiveConfig {
     /// Resolves the configuration into a kube `Config`.
     pub async fn load(&self) -> std::result::Result<Config, ConnectError> {
         let mut config = match self {
-            LiveConfig::Infer => Config::infer().await.map_err(|e| ConnectError::Kubeconfig {
-                path: "default".into(),
-                reason: format!("{e} (pass --kubeconfig FILE, or --in-cluster inside a pod)"),
-            })?,
+            LiveConfig::Infer => Config::infer()
+                .await
+                .map_err(|e| ConnectError::Kubeconfig {
+                    path: "default".into(),
+                    reason: format!("{e} (pass --kubeconfig FILE, or --in-cluster inside a pod)"),
+                })?,
             LiveConfig::Kubeconfig { path, context } => {
-                let options = KubeConfigOptions { context: context.clone(), ..Default::default() };
+                let options = KubeConfigOptions {
+                    context: context.clone(),
+                    ..Default::default()
+                };
                 match path {
                     Some(p) => {
-                        let kc = Kubeconfig::read_from(p).map_err(|e| ConnectError::Kubeconfig {
-                            path: p.display().to_string(),
-                            reason: format!("{e}"),
-                        })?;
-                        Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| {
-                            ConnectError::Kubeconfig { path: p.display().to_string(), reason: kubeconfig_hint(&e.to_string()) }
-                        })?
+                        let kc =
+                            Kubeconfig::read_from(p).map_err(|e| ConnectError::Kubeconfig {
+                                path: p.display().to_string(),
+                                reason: format!("{e}"),
+                            })?;
+                        Config::from_custom_kubeconfig(kc, &options)
+                            .await
+                            .map_err(|e| ConnectError::Kubeconfig {
+                                path: p.display().to_string(),
+                                reason: kubeconfig_hint(&e.to_string()),
+                            })?
                     }
-                    None => Config::from_kubeconfig(&options).await.map_err(|e| ConnectError::Kubeconfig {
-                        path: "default ($KUBECONFIG or ~/.kube/config)".into(),
-                        reason: kubeconfig_hint(&e.to_string()),
+                    None => Config::from_kubeconfig(&options).await.map_err(|e| {
+                        ConnectError::Kubeconfig {
+                            path: "default ($KUBECONFIG or ~/.kube/config)".into(),
+                            reason: kubeconfig_hint(&e.to_string()),
+                        }
                     })?,
                 }
             }
@@ -108,7 +119,9 @@ impl LiveConfig {
         };
         // Retries are ours: reads only (kube's layer would also repeat writes).
         config.default_retry = false;
-        config.connect_timeout.get_or_insert(Duration::from_secs(10));
+        config
+            .connect_timeout
+            .get_or_insert(Duration::from_secs(10));
         Ok(config)
     }
 }
@@ -126,10 +139,16 @@ fn kubeconfig_hint(reason: &str) -> String {
 /// pointed elsewhere (tests, sidecars).
 fn in_cluster(dir: &Path) -> std::result::Result<Config, ConnectError> {
     let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
-        ConnectError::InCluster("KUBERNETES_SERVICE_HOST is not set: --in-cluster only works inside a pod".into())
+        ConnectError::InCluster(
+            "KUBERNETES_SERVICE_HOST is not set: --in-cluster only works inside a pod".into(),
+        )
     })?;
     let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let url: http::Uri = format!("https://{host}:{port}")
         .parse()
         .map_err(|e| ConnectError::InCluster(format!("bad KUBERNETES_SERVICE_HOST/PORT: {e}")))?;
@@ -137,12 +156,15 @@ fn in_cluster(dir: &Path) -> std::result::Result<Config, ConnectError> {
     let ca_file = dir.join("ca.crt");
     let ns_file = dir.join("namespace");
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| ConnectError::InCluster(format!("cannot read {}: {e}", p.display())))
+        std::fs::read(p)
+            .map_err(|e| ConnectError::InCluster(format!("cannot read {}: {e}", p.display())))
     };
     read(&token_file)?;
     let ca = pem_certs(&read(&ca_file)?)
         .map_err(|e| ConnectError::InCluster(format!("{}: {e}", ca_file.display())))?;
-    let namespace = std::fs::read_to_string(&ns_file).map(|s| s.trim().to_string()).unwrap_or_else(|_| "default".into());
+    let namespace = std::fs::read_to_string(&ns_file)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "default".into());
     let mut config = Config::new(url);
     config.default_namespace = namespace;
     config.root_cert = Some(ca);
@@ -164,7 +186,11 @@ fn pem_certs(pem: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
             current = Some(String::new());
         } else if line == "-----END CERTIFICATE-----" {
             let b64 = current.take().ok_or("END without BEGIN")?;
-            certs.push(base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| e.to_string())?);
+            certs.push(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| e.to_string())?,
+            );
         } else if let Some(c) = current.as_mut() {
             c.push_str(line);
         }
@@ -186,23 +212,39 @@ pub struct LiveCluster {
 
 impl std::fmt::Debug for LiveCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveCluster").field("server", &self.server).field("dry_run", &self.dry_run).finish()
+        f.debug_struct("LiveCluster")
+            .field("server", &self.server)
+            .field("dry_run", &self.dry_run)
+            .finish()
     }
 }
 
 impl LiveCluster {
     /// Connects (lazily: no request is made until the first call).
-    pub async fn connect(config: &LiveConfig, dry_run: bool) -> std::result::Result<Self, ConnectError> {
+    pub async fn connect(
+        config: &LiveConfig,
+        dry_run: bool,
+    ) -> std::result::Result<Self, ConnectError> {
         let config = config.load().await?;
         Self::from_config(config, dry_run)
     }
 
     /// A backend over an already resolved kube `Config`.
     pub fn from_config(config: Config, dry_run: bool) -> std::result::Result<Self, ConnectError> {
-        let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
-        Ok(Self { client, server, default_namespace, dry_run, kinds: Mutex::default() })
+        Ok(Self {
+            client,
+            server,
+            default_namespace,
+            dry_run,
+            kinds: Mutex::default(),
+        })
     }
 
     /// The API server's URL.
@@ -230,7 +272,12 @@ impl LiveCluster {
 
     fn cached(&self, res: &ResourceInfo) -> ApiResource {
         let key = (res.api_version.clone(), res.kind.clone());
-        if let Some((_, ar)) = self.kinds.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some((_, ar)) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return ar.clone();
         }
         ApiResource {
@@ -272,10 +319,14 @@ impl LiveCluster {
 
     /// A write: never retried.
     fn write_error(&self, e: kube::Error, what: &str) -> ClusterError {
-        let unknown_outcome = matches!(&e, kube::Error::Api(s) if s.code >= 500) || !matches!(&e, kube::Error::Api(_));
+        let unknown_outcome = matches!(&e, kube::Error::Api(s) if s.code >= 500)
+            || !matches!(&e, kube::Error::Api(_));
         let err = map_error(e, &self.server, what);
         if unknown_outcome {
-            with_suffix(err, "; the write was not repeated because it may have been applied: check the object and re-run the step")
+            with_suffix(
+                err,
+                "; the write was not repeated because it may have been applied: check the object and re-run the step",
+            )
         } else {
             err
         }
@@ -321,7 +372,9 @@ pub fn map_error(e: kube::Error, server: &str, what: &str) -> ClusterError {
                 409 if s.reason == "AlreadyExists" => ClusterError::AlreadyExists(msg),
                 409 => ClusterError::Conflict(msg),
                 400 | 422 => ClusterError::Invalid(msg),
-                429 => ClusterError::Unavailable(format!("{msg}: the API server is throttling requests")),
+                429 => ClusterError::Unavailable(format!(
+                    "{msg}: the API server is throttling requests"
+                )),
                 504 => ClusterError::Timeout(msg),
                 _ => ClusterError::Unavailable(msg),
             }
@@ -329,7 +382,10 @@ pub fn map_error(e: kube::Error, server: &str, what: &str) -> ClusterError {
         other => {
             let text = format!("{other}");
             let chain = error_chain(&other);
-            let hint = if chain.contains("certificate") || chain.contains("UnknownIssuer") || chain.contains("tls") {
+            let hint = if chain.contains("certificate")
+                || chain.contains("UnknownIssuer")
+                || chain.contains("tls")
+            {
                 "the server's TLS certificate was not accepted: check certificate-authority(-data) in the kubeconfig"
             } else if chain.contains("Connection refused") || chain.contains("ConnectionRefused") {
                 "connection refused: is the API server running and the address right?"
@@ -340,7 +396,11 @@ pub fn map_error(e: kube::Error, server: &str, what: &str) -> ClusterError {
             } else {
                 "the API server could not be reached"
             };
-            let detail = if chain.is_empty() || text.contains(&chain) { text } else { format!("{text}: {chain}") };
+            let detail = if chain.is_empty() || text.contains(&chain) {
+                text
+            } else {
+                format!("{text}: {chain}")
+            };
             ClusterError::Unavailable(format!("{what}: {hint} ({server}): {detail}"))
         }
     }
@@ -360,7 +420,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn to_value(obj: DynamicObject) -> Result<Value> {
-    serde_json::to_value(obj).map_err(|e| ClusterError::Invalid(format!("the server sent an object that is not JSON: {e}")))
+    serde_json::to_value(obj).map_err(|e| {
+        ClusterError::Invalid(format!("the server sent an object that is not JSON: {e}"))
+    })
 }
 
 #[async_trait::async_trait]
@@ -375,26 +437,35 @@ impl ClusterBackend for LiveCluster {
 
     async fn resource(&self, api_version: &str, kind: &str) -> Result<ResourceInfo> {
         if kind.is_empty() || api_version.is_empty() {
-            return Err(ClusterError::Invalid("an object needs apiVersion and kind".into()));
+            return Err(ClusterError::Invalid(
+                "an object needs apiVersion and kind".into(),
+            ));
         }
         let key = (api_version.to_string(), kind.to_string());
-        if let Some((info, _)) = self.kinds.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some((info, _)) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(info.clone());
         }
         let (group, version) = split_api_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let what = format!("discovery of {kind} in {api_version}");
-        let (ar, caps): (ApiResource, ApiCapabilities) =
-            match self.read(&what, || kube::discovery::pinned_kind(&self.client, &gvk)).await {
-                Ok(found) => found,
-                Err(ClusterError::NotFound(_)) => {
-                    return Err(ClusterError::NotFound(format!(
-                        "the server at {} does not serve kind {kind} in {api_version} (is its CRD installed?)",
-                        self.server
-                    )));
-                }
-                Err(e) => return Err(e),
-            };
+        let (ar, caps): (ApiResource, ApiCapabilities) = match self
+            .read(&what, || kube::discovery::pinned_kind(&self.client, &gvk))
+            .await
+        {
+            Ok(found) => found,
+            Err(ClusterError::NotFound(_)) => {
+                return Err(ClusterError::NotFound(format!(
+                    "the server at {} does not serve kind {kind} in {api_version} (is its CRD installed?)",
+                    self.server
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         let info = ResourceInfo {
             api_version: ar.api_version.clone(),
             group: ar.group.clone(),
@@ -403,7 +474,10 @@ impl ClusterBackend for LiveCluster {
             plural: ar.plural.clone(),
             namespaced: caps.scope == Scope::Namespaced,
         };
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (info.clone(), ar));
+        self.kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (info.clone(), ar));
         Ok(info)
     }
 
@@ -416,7 +490,12 @@ impl ClusterBackend for LiveCluster {
         }
     }
 
-    async fn list(&self, res: &ResourceInfo, namespace: &str, selector: Option<&LabelSelector>) -> Result<Vec<Value>> {
+    async fn list(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        selector: Option<&LabelSelector>,
+    ) -> Result<Vec<Value>> {
         let api = self.api(&self.cached(res), res.namespaced, namespace);
         let mut params = ListParams::default();
         if let Some(s) = selector.filter(|s| !s.is_empty()) {
@@ -424,16 +503,36 @@ impl ClusterBackend for LiveCluster {
         }
         let what = format!("list {}", res.plural);
         let list = self.read(&what, || api.list(&params)).await?;
-        let mut items = list.items.into_iter().map(to_value).collect::<Result<Vec<_>>>()?;
+        let mut items = list
+            .items
+            .into_iter()
+            .map(to_value)
+            .collect::<Result<Vec<_>>>()?;
         items.sort_by(|a, b| {
-            let n = |v: &Value| v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let n = |v: &Value| {
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
             n(a).cmp(&n(b))
         });
         Ok(items)
     }
 
-    async fn apply(&self, res: &ResourceInfo, namespace: &str, object: &Value, field_manager: &str, force: bool) -> Result<Change> {
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    async fn apply(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        object: &Value,
+        field_manager: &str,
+        force: bool,
+    ) -> Result<Change> {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let before = self.get(res, namespace, &name).await?;
         let api = self.api(&self.cached(res), res.namespaced, namespace);
         let mut params = PatchParams::apply(field_manager);
@@ -443,29 +542,56 @@ impl ClusterBackend for LiveCluster {
             .patch(&name, &params, &Patch::Apply(object))
             .await
             .map_err(|e| self.write_error(e, &format!("apply {} {name}", res.kind)))?;
-        Ok(Change { before, after: to_value(after)? })
+        Ok(Change {
+            before,
+            after: to_value(after)?,
+        })
     }
 
-    async fn merge_patch(&self, res: &ResourceInfo, namespace: &str, name: &str, patch: &Value) -> Result<Change> {
+    async fn merge_patch(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Change> {
         let before = self.get(res, namespace, name).await?;
         if before.is_none() {
-            return Err(ClusterError::NotFound(format!("{} {name:?} not found in namespace {namespace:?}", res.kind)));
+            return Err(ClusterError::NotFound(format!(
+                "{} {name:?} not found in namespace {namespace:?}",
+                res.kind
+            )));
         }
         let api = self.api(&self.cached(res), res.namespaced, namespace);
-        let params = PatchParams { dry_run: self.dry_run, field_manager: Some("stepbox".into()), ..Default::default() };
+        let params = PatchParams {
+            dry_run: self.dry_run,
+            field_manager: Some("stepbox".into()),
+            ..Default::default()
+        };
         let after = api
             .patch(name, &params, &Patch::Merge(patch))
             .await
             .map_err(|e| self.write_error(e, &format!("patch {} {name}", res.kind)))?;
-        Ok(Change { before, after: to_value(after)? })
+        Ok(Change {
+            before,
+            after: to_value(after)?,
+        })
     }
 
-    async fn delete(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>> {
+    async fn delete(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>> {
         let Some(before) = self.get(res, namespace, name).await? else {
             return Ok(None);
         };
         let api = self.api(&self.cached(res), res.namespaced, namespace);
-        let params = DeleteParams { dry_run: self.dry_run, ..Default::default() };
+        let params = DeleteParams {
+            dry_run: self.dry_run,
+            ..Default::default()
+        };
         match api.delete(name, &params).await {
             Ok(_) => Ok(Some(before)),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
@@ -489,17 +615,42 @@ mod tests {
     fn api_errors_map_to_wit_cases() {
         let api = |code: u16, reason: &str| {
             kube::Error::Api(
-                kube::core::Status::failure("boom", reason).with_code(code).boxed(),
+                kube::core::Status::failure("boom", reason)
+                    .with_code(code)
+                    .boxed(),
             )
         };
-        assert!(matches!(map_error(api(401, "Unauthorized"), "s", "get"), ClusterError::Unavailable(m) if m.contains("expired")));
-        assert!(matches!(map_error(api(403, "Forbidden"), "s", "get"), ClusterError::Forbidden(_)));
-        assert!(matches!(map_error(api(404, "NotFound"), "s", "get"), ClusterError::NotFound(_)));
-        assert!(matches!(map_error(api(409, "Conflict"), "s", "get"), ClusterError::Conflict(_)));
-        assert!(matches!(map_error(api(409, "AlreadyExists"), "s", "get"), ClusterError::AlreadyExists(_)));
-        assert!(matches!(map_error(api(422, "Invalid"), "s", "get"), ClusterError::Invalid(_)));
-        assert!(matches!(map_error(api(429, "TooManyRequests"), "s", "get"), ClusterError::Unavailable(_)));
-        assert!(matches!(map_error(api(500, "InternalError"), "s", "get"), ClusterError::Unavailable(_)));
+        assert!(
+            matches!(map_error(api(401, "Unauthorized"), "s", "get"), ClusterError::Unavailable(m) if m.contains("expired"))
+        );
+        assert!(matches!(
+            map_error(api(403, "Forbidden"), "s", "get"),
+            ClusterError::Forbidden(_)
+        ));
+        assert!(matches!(
+            map_error(api(404, "NotFound"), "s", "get"),
+            ClusterError::NotFound(_)
+        ));
+        assert!(matches!(
+            map_error(api(409, "Conflict"), "s", "get"),
+            ClusterError::Conflict(_)
+        ));
+        assert!(matches!(
+            map_error(api(409, "AlreadyExists"), "s", "get"),
+            ClusterError::AlreadyExists(_)
+        ));
+        assert!(matches!(
+            map_error(api(422, "Invalid"), "s", "get"),
+            ClusterError::Invalid(_)
+        ));
+        assert!(matches!(
+            map_error(api(429, "TooManyRequests"), "s", "get"),
+            ClusterError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map_error(api(500, "InternalError"), "s", "get"),
+            ClusterError::Unavailable(_)
+        ));
         assert!(retryable(&api(429, "TooManyRequests")));
         assert!(retryable(&api(503, "ServiceUnavailable")));
         assert!(!retryable(&api(409, "Conflict")));

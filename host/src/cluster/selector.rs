@@ -794,13 +794,29 @@ mod field_tests {
 
     #[test]
     fn parses_and_matches() {
-        let sel = FieldSelector::parse("metadata.name==web, metadata.namespace!=kube-system").unwrap();
-        assert_eq!(sel.to_string(), "metadata.name=web,metadata.namespace!=kube-system");
+        let sel =
+            FieldSelector::parse("metadata.name==web, metadata.namespace!=kube-system").unwrap();
+        assert_eq!(
+            sel.to_string(),
+            "metadata.name=web,metadata.namespace!=kube-system"
+        );
         let obj = json!({"metadata": {"name": "web", "namespace": "dev"}, "spec": {"replicas": 2}});
         assert!(sel.matches_value(&obj));
-        assert!(!FieldSelector::parse("metadata.name=db").unwrap().matches_value(&obj));
-        assert!(FieldSelector::parse("spec.replicas=2").unwrap().matches_value(&obj));
-        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches_value(&obj));
+        assert!(
+            !FieldSelector::parse("metadata.name=db")
+                .unwrap()
+                .matches_value(&obj)
+        );
+        assert!(
+            FieldSelector::parse("spec.replicas=2")
+                .unwrap()
+                .matches_value(&obj)
+        );
+        assert!(
+            FieldSelector::parse("spec.nodeName=")
+                .unwrap()
+                .matches_value(&obj)
+        );
         assert!(FieldSelector::parse("").unwrap().is_empty());
         for bad in ["metadata.name", "=x", "a..b=c", "a b=c"] {
             assert!(FieldSelector::parse(bad).is_err(), "{bad}");

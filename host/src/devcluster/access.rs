@@ -18,11 +18,17 @@ use super::status::ApiError;
 pub async fn self_subject_access_review(body: Bytes) -> Response {
     let review: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return ApiError::bad_request("the body is not a SelfSubjectAccessReview object").into_response(),
+        _ => {
+            return ApiError::bad_request("the body is not a SelfSubjectAccessReview object")
+                .into_response();
+        }
     };
     let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
     if spec.get("resourceAttributes").is_none() && spec.get("nonResourceAttributes").is_none() {
-        return ApiError::bad_request("spec.resourceAttributes or spec.nonResourceAttributes is required").into_response();
+        return ApiError::bad_request(
+            "spec.resourceAttributes or spec.nonResourceAttributes is required",
+        )
+        .into_response();
     }
     let answer = json!({
         "kind": "SelfSubjectAccessReview",

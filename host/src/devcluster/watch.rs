@@ -81,8 +81,12 @@ struct WatchState {
 
 fn ident(obj: &Value) -> (String, String) {
     (
-        crate::cluster::object::namespace(obj).unwrap_or_default().to_string(),
-        crate::cluster::object::name(obj).unwrap_or_default().to_string(),
+        crate::cluster::object::namespace(obj)
+            .unwrap_or_default()
+            .to_string(),
+        crate::cluster::object::name(obj)
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 

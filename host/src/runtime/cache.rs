@@ -45,7 +45,10 @@ impl CompileCache {
         if let Some(d) = std::env::var_os("STEPBOX_CACHE_DIR") {
             return PathBuf::from(d);
         }
-        dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("stepbox").join("components")
+        dirs::cache_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("stepbox")
+            .join("components")
     }
 
     /// The directory.
@@ -61,7 +64,8 @@ impl CompileCache {
         d.update(sha256.as_bytes());
         d.update(engine_key.as_bytes());
         d.update(env!("CARGO_PKG_VERSION").as_bytes());
-        self.dir.join(format!("{}.cwasm", hex::encode(&d.finalize()[..20])))
+        self.dir
+            .join(format!("{}.cwasm", hex::encode(&d.finalize()[..20])))
     }
 
     /// Loads the precompiled component for `bytes` (whose sha256 is
@@ -98,7 +102,9 @@ impl CompileCache {
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let bytes = component
+            .serialize()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::io::Write::write_all(&mut tmp, &bytes)?;
         tmp.persist(path)?;

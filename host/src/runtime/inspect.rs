@@ -8,8 +8,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 
 /// The stepbox interfaces this host implements (package `stepbox:step`,
 /// any 0.1.x version).
@@ -38,7 +38,13 @@ pub fn detect(bytes: &[u8]) -> WasmKind {
         } else {
             WasmKind::CoreModule
         }
-    } else if bytes.iter().take(512).skip_while(|b| b.is_ascii_whitespace()).take(1).eq(b"(".iter()) {
+    } else if bytes
+        .iter()
+        .take(512)
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(1)
+        .eq(b"(".iter())
+    {
         WasmKind::Text
     } else {
         WasmKind::NotWasm
@@ -146,7 +152,12 @@ pub fn describe(engine: &Engine, component: &Component, bytes: &[u8]) -> Compone
         .collect();
     let exports: Vec<Item> = ty
         .exports(engine)
-        .map(|(name, ext)| Item { name: name.to_string(), kind: kind_of(&ext.ty), provided: None, capability: None })
+        .map(|(name, ext)| Item {
+            name: name.to_string(),
+            kind: kind_of(&ext.ty),
+            provided: None,
+            capability: None,
+        })
         .collect();
     let mut capabilities: Vec<&'static str> = imports.iter().filter_map(|i| i.capability).collect();
     capabilities.sort_unstable();

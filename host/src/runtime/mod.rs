@@ -90,13 +90,17 @@ pub enum LoadError {
         max: u64,
     },
     /// Not WebAssembly at all.
-    #[error("{path} is not a WebAssembly component (no `\\0asm` header); build the step with `stepbox build STEP_DIR`")]
+    #[error(
+        "{path} is not a WebAssembly component (no `\\0asm` header); build the step with `stepbox build STEP_DIR`"
+    )]
     NotWasm {
         /// The file.
         path: PathBuf,
     },
     /// WebAssembly text.
-    #[error("{path} is WebAssembly text; stepbox runs binary components (build the step with `stepbox build STEP_DIR`)")]
+    #[error(
+        "{path} is WebAssembly text; stepbox runs binary components (build the step with `stepbox build STEP_DIR`)"
+    )]
     Text {
         /// The file.
         path: PathBuf,
@@ -150,7 +154,10 @@ pub struct LoadedStep {
 
 impl std::fmt::Debug for LoadedStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedStep").field("sha256", &self.info.sha256).field("cache", &self.cache).finish()
+        f.debug_struct("LoadedStep")
+            .field("sha256", &self.info.sha256)
+            .field("cache", &self.cache)
+            .finish()
     }
 }
 
@@ -196,7 +203,10 @@ pub struct StepState {
 
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -214,7 +224,12 @@ struct RunLimiter {
 
 impl RunLimiter {
     fn new(memory_limit: u64, recorder: RunRecorder) -> Self {
-        Self { memory_limit, memory_used: 0, table_elements: 0, recorder }
+        Self {
+            memory_limit,
+            memory_used: 0,
+            table_elements: 0,
+            recorder,
+        }
     }
 
     fn exceeded(&self, limit: LimitKind) -> wasmtime::Error {
@@ -224,19 +239,40 @@ impl RunLimiter {
 }
 
 impl ResourceLimiter for RunLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.memory_used.saturating_sub(current as u64).saturating_add(desired as u64);
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .memory_used
+            .saturating_sub(current as u64)
+            .saturating_add(desired as u64);
         if total > self.memory_limit {
-            return Err(self.exceeded(LimitKind::Memory { limit: self.memory_limit, requested: total }));
+            return Err(self.exceeded(LimitKind::Memory {
+                limit: self.memory_limit,
+                requested: total,
+            }));
         }
         self.memory_used = total;
         Ok(true)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.table_elements.saturating_sub(current as u64).saturating_add(desired as u64);
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .table_elements
+            .saturating_sub(current as u64)
+            .saturating_add(desired as u64);
         if total > MAX_TABLE_ELEMENTS as u64 {
-            return Err(self.exceeded(LimitKind::TableElements { limit: MAX_TABLE_ELEMENTS as u64 }));
+            return Err(self.exceeded(LimitKind::TableElements {
+                limit: MAX_TABLE_ELEMENTS as u64,
+            }));
         }
         self.table_elements = total;
         Ok(true)
@@ -265,17 +301,21 @@ impl EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
-        let spawned = std::thread::Builder::new().name("stepbox-epoch".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+        let spawned = std::thread::Builder::new()
+            .name("stepbox-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
-            tracing::error!("could not start the epoch thread, time limits will only hold in host calls: {e}");
+            tracing::error!(
+                "could not start the epoch thread, time limits will only hold in host calls: {e}"
+            );
         }
         Self { stop }
     }
@@ -298,7 +338,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("cache", &self.cache).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
     }
 }
 
@@ -309,21 +351,33 @@ impl Runtime {
         c.wasm_component_model(true)
             .epoch_interruption(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
+        let engine =
+            Engine::new(&c).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
         let mut linker = Linker::<StepState>::new(&engine);
-        let link = |r: wasmtime::Result<()>, what: &str| r.map_err(|e| anyhow::anyhow!("linking {what}: {e:#}"));
+        let link = |r: wasmtime::Result<()>, what: &str| {
+            r.map_err(|e| anyhow::anyhow!("linking {what}: {e:#}"))
+        };
         link(wasmtime_wasi::p2::add_to_linker_async(&mut linker), "WASI")?;
-        link(crate::bindings::types::add_to_linker::<_, HasTypes>(&mut linker, |_| TypesView), "types")?;
         link(
-            crate::bindings::kube::add_to_linker::<_, HasKube>(&mut linker, |s| KubeView { ctx: &s.kube }),
+            crate::bindings::types::add_to_linker::<_, HasTypes>(&mut linker, |_| TypesView),
+            "types",
+        )?;
+        link(
+            crate::bindings::kube::add_to_linker::<_, HasKube>(&mut linker, |s| KubeView {
+                ctx: &s.kube,
+            }),
             "kube",
         )?;
         link(
-            crate::bindings::helm::add_to_linker::<_, HasHelm>(&mut linker, |s| HelmView { ctx: &s.helm }),
+            crate::bindings::helm::add_to_linker::<_, HasHelm>(&mut linker, |s| HelmView {
+                ctx: &s.helm,
+            }),
             "helm",
         )?;
         link(
-            crate::bindings::run::add_to_linker::<_, HasRun>(&mut linker, |s| RunView { ctx: &s.run }),
+            crate::bindings::run::add_to_linker::<_, HasRun>(&mut linker, |s| RunView {
+                ctx: &s.run,
+            }),
             "run",
         )?;
         let ticker = EpochTicker::start(&engine);
@@ -343,19 +397,34 @@ impl Runtime {
 
     /// Reads a component file and loads it (see [`Runtime::load_bytes`]).
     pub fn load_file(&self, path: &Path) -> Result<Arc<LoadedStep>, LoadError> {
-        let read_err = |source| LoadError::Read { path: path.to_path_buf(), source };
+        let read_err = |source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
         let meta = std::fs::metadata(path).map_err(read_err)?;
         if meta.len() > MAX_COMPONENT_BYTES {
-            return Err(LoadError::TooLarge { path: path.to_path_buf(), size: meta.len(), max: MAX_COMPONENT_BYTES });
+            return Err(LoadError::TooLarge {
+                path: path.to_path_buf(),
+                size: meta.len(),
+                max: MAX_COMPONENT_BYTES,
+            });
         }
         let bytes = std::fs::read(path).map_err(read_err)?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_else(|| "step".into());
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-"))
+            .unwrap_or_else(|| "step".into());
         self.load_bytes(path, &bytes, &name)
     }
 
     /// Checks, compiles (or loads from the compile cache) and links a
     /// component as a step. The same bytes load once per runtime.
-    pub fn load_bytes(&self, path: &Path, bytes: &[u8], default_name: &str) -> Result<Arc<LoadedStep>, LoadError> {
+    pub fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        default_name: &str,
+    ) -> Result<Arc<LoadedStep>, LoadError> {
         let path_buf = path.to_path_buf();
         match inspect::detect(bytes) {
             WasmKind::Component => {}
@@ -364,29 +433,52 @@ impl Runtime {
             WasmKind::NotWasm => return Err(LoadError::NotWasm { path: path_buf }),
         }
         let sha = inspect::sha256_hex(bytes);
-        if let Some(hit) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&sha) {
+        if let Some(hit) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sha)
+        {
             return Ok(hit.clone());
         }
         let started = Instant::now();
         let compiled = match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, bytes, &sha),
-            None => wasmtime::component::Component::new(&self.engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
+            None => wasmtime::component::Component::new(&self.engine, bytes)
+                .map(|c| (c, CacheOutcome::Disabled)),
         };
-        let (component, outcome) =
-            compiled.map_err(|e| LoadError::Malformed { path: path_buf.clone(), reason: format!("{e:#}") })?;
+        let (component, outcome) = compiled.map_err(|e| LoadError::Malformed {
+            path: path_buf.clone(),
+            reason: format!("{e:#}"),
+        })?;
         let load_time = started.elapsed();
         let info = inspect::describe(&self.engine, &component, bytes);
         if let Err(reason) = &info.step_world {
-            return Err(LoadError::WrongWorld { path: path_buf, reason: reason.clone() });
+            return Err(LoadError::WrongWorld {
+                path: path_buf,
+                reason: reason.clone(),
+            });
         }
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(StepPre::new)
-            .map_err(|e| LoadError::WrongWorld { path: path_buf.clone(), reason: format!("{e:#}") })?;
+            .map_err(|e| LoadError::WrongWorld {
+                path: path_buf.clone(),
+                reason: format!("{e:#}"),
+            })?;
         tracing::debug!(sha256 = %sha, cache = ?outcome, ms = load_time.as_millis() as u64, "component loaded");
-        let loaded = Arc::new(LoadedStep { pre, info, cache: outcome, load_time, default_name: default_name.to_string() });
-        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(sha, loaded.clone());
+        let loaded = Arc::new(LoadedStep {
+            pre,
+            info,
+            cache: outcome,
+            load_time,
+            default_name: default_name.to_string(),
+        });
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sha, loaded.clone());
         Ok(loaded)
     }
 
@@ -394,7 +486,10 @@ impl Runtime {
     /// Never panics because of the guest; limits end the run, not the host.
     pub async fn run(&self, step: &LoadedStep, opts: RunOptions) -> RunReport {
         let run_id = uuid::Uuid::new_v4().to_string();
-        let name = opts.name.clone().unwrap_or_else(|| step.default_name.clone());
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| step.default_name.clone());
         let meta = RunMeta {
             step: name.clone(),
             run_id: run_id.clone(),
@@ -404,7 +499,12 @@ impl Runtime {
         };
         let limits = opts.limits;
         let masker = SecretMasker::new(opts.secrets.values().map(String::as_str));
-        let recorder = RunRecorder::new(masker, limits.log_bytes, limits.output_bytes, opts.log_sink.clone());
+        let recorder = RunRecorder::new(
+            masker,
+            limits.log_bytes,
+            limits.output_bytes,
+            opts.log_sink.clone(),
+        );
 
         let mut fs = match RunFs::prepare(opts.workspace.as_deref(), opts.packages.as_deref()) {
             Ok(fs) => fs,
@@ -416,10 +516,19 @@ impl Runtime {
             match tokio::task::spawn_blocking(move || WorkspaceQuota::new(&root, &limits)).await {
                 Ok(Ok(q)) => q,
                 Ok(Err(e)) => {
-                    let msg = format!("--workspace {}: {e}; stepbox cannot enforce the workspace limits", workspace.display());
+                    let msg = format!(
+                        "--workspace {}: {e}; stepbox cannot enforce the workspace limits",
+                        workspace.display()
+                    );
                     return recorder.finish(Status::Invalid, Some(msg), meta);
                 }
-                Err(e) => return recorder.finish(Status::Invalid, Some(format!("measuring the workspace: {e}")), meta),
+                Err(e) => {
+                    return recorder.finish(
+                        Status::Invalid,
+                        Some(format!("measuring the workspace: {e}")),
+                        meta,
+                    );
+                }
             }
         };
         let (wasi, streams) = fs.wasi_ctx(&recorder);
@@ -445,7 +554,10 @@ impl Runtime {
                 opts.policy.clone(),
                 opts.backend.clone(),
                 recorder.clone(),
-                ChartRoots { packages: fs.packages().to_path_buf(), workspace: fs.workspace().to_path_buf() },
+                ChartRoots {
+                    packages: fs.packages().to_path_buf(),
+                    workspace: fs.workspace().to_path_buf(),
+                },
                 opts.helm.clone(),
                 opts.dry_run,
             ),
@@ -469,10 +581,18 @@ impl Runtime {
             }
             // Yield to tokio on every tick so a CPU-bound guest cannot starve
             // the other runs on this worker thread.
-            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         });
 
-        let ctx = RunContext { namespace: opts.namespace.clone(), step_name: name, run_id, dry_run: opts.dry_run };
+        let ctx = RunContext {
+            namespace: opts.namespace.clone(),
+            step_name: name,
+            run_id,
+            dry_run: opts.dry_run,
+        };
         let call = async {
             let instance: Step = match step.pre.instantiate_async(&mut store).await {
                 Ok(i) => i,
@@ -502,18 +622,25 @@ impl Runtime {
         let (status, error) = match (outcome, recorder.limit_hit()) {
             (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
             (Outcome::TimedOut | Outcome::Tripped, None) => {
-                let limit = LimitKind::Time { limit: limits.timeout };
+                let limit = LimitKind::Time {
+                    limit: limits.timeout,
+                };
                 recorder.limit_exceeded(limit.clone());
                 (Status::LimitExceeded, Some(limit.to_string()))
             }
-            (Outcome::NotStarted(e), None) => (Status::Failed, Some(format!("the step could not be started: {e:#}"))),
+            (Outcome::NotStarted(e), None) => (
+                Status::Failed,
+                Some(format!("the step could not be started: {e:#}")),
+            ),
             (Outcome::Returned(Ok(Ok(()))), None) => (Status::Succeeded, None),
             (Outcome::Returned(Ok(Err(msg))), None) => (Status::Failed, Some(msg)),
             (Outcome::Returned(Err(trap)), None) => {
                 if let Some(LimitTrap(limit)) = trap.downcast_ref::<LimitTrap>() {
                     (Status::LimitExceeded, Some(limit.to_string()))
                 } else if is_table_full(&trap) {
-                    let limit = LimitKind::Handles { limit: MAX_HANDLES as u64 };
+                    let limit = LimitKind::Handles {
+                        limit: MAX_HANDLES as u64,
+                    };
                     recorder.limit_exceeded(limit.clone());
                     (Status::LimitExceeded, Some(limit.to_string()))
                 } else {
@@ -559,10 +686,15 @@ fn is_table_full(e: &wasmtime::Error) -> bool {
 /// A trap is a bug in the step (or a host fault): say which, with the
 /// cause first and wasmtime's backtrace of the guest after it.
 fn describe_trap(e: &wasmtime::Error) -> String {
-    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|b| format!("\n{b}")).unwrap_or_default();
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|b| format!("\n{b}"))
+        .unwrap_or_default();
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         let hint = match trap {
-            wasmtime::Trap::StackOverflow => " (the step used more stack than allowed: unbounded recursion?)",
+            wasmtime::Trap::StackOverflow => {
+                " (the step used more stack than allowed: unbounded recursion?)"
+            }
             wasmtime::Trap::UnreachableCodeReached => " (the step panicked or hit `unreachable`)",
             wasmtime::Trap::MemoryOutOfBounds => {
                 " (a bug in the step, or a stack overflow in linear memory: deep recursion or large local variables?)"
@@ -575,7 +707,10 @@ fn describe_trap(e: &wasmtime::Error) -> String {
         // An error raised while the guest was running: a host call it made
         // could not be completed, typically because its arguments do not
         // follow the canonical ABI (bad pointer, enum value, UTF-8).
-        return format!("the step trapped in a host call: {}{backtrace}", e.root_cause());
+        return format!(
+            "the step trapped in a host call: {}{backtrace}",
+            e.root_cause()
+        );
     }
     format!("the step failed in the host: {e:?}")
 }

@@ -30,12 +30,17 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
     run::progress(0, "reading manifests");
     let (files, documents) = load(Path::new(PACKAGES), &inputs)?;
     if documents.is_empty() {
-        return Err(Error::step(format!("no manifests found under {PACKAGES}; pass --package DIR")));
+        return Err(Error::step(format!(
+            "no manifests found under {PACKAGES}; pass --package DIR"
+        )));
     }
     debug!("{} documents in {files} files", documents.len());
     run::progress(20, &format!("applying {} objects", documents.len()));
 
-    let manifests = documents.iter().map(yaml::to_string).collect::<stepbox_sdk::Result<Vec<_>>>()?;
+    let manifests = documents
+        .iter()
+        .map(yaml::to_string)
+        .collect::<stepbox_sdk::Result<Vec<_>>>()?;
     let applied = kube::apply(&manifests.join("\n---\n"))?;
     for object in &applied {
         info!("{} {}", object.kubectl_name(), object.action);
@@ -46,12 +51,27 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
         let workloads: Vec<&Applied> = applied.iter().filter(|a| is_workload(a)).collect();
         for (i, workload) in workloads.iter().enumerate() {
             let name = workload.kubectl_name();
-            let (waiting, done) = if workload.kind == "Job" { ("complete", "completed") } else { ("roll out", "rolled out") };
-            info!("waiting for {name} to {waiting} (timeout {}s)", timeout.as_secs());
-            kube::raw::wait(&workload.kind_ref(), &workload.name, &WaitFor::Rollout, timeout)
-                .with_context(|| format!("waiting for {name}"))?;
+            let (waiting, done) = if workload.kind == "Job" {
+                ("complete", "completed")
+            } else {
+                ("roll out", "rolled out")
+            };
+            info!(
+                "waiting for {name} to {waiting} (timeout {}s)",
+                timeout.as_secs()
+            );
+            kube::raw::wait(
+                &workload.kind_ref(),
+                &workload.name,
+                &WaitFor::Rollout,
+                timeout,
+            )
+            .with_context(|| format!("waiting for {name}"))?;
             let percent = 50 + 45 * (i + 1) / workloads.len();
-            run::progress(u8::try_from(percent).unwrap_or(95), &format!("{name} {done}"));
+            run::progress(
+                u8::try_from(percent).unwrap_or(95),
+                &format!("{name} {done}"),
+            );
         }
     }
 
@@ -69,7 +89,10 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
 
 /// Reads, substitutes and parses every manifest under `root`: the number of
 /// files and their documents, in order.
-fn load(root: &Path, inputs: &BTreeMap<String, String>) -> stepbox_sdk::Result<(usize, Vec<Value>)> {
+fn load(
+    root: &Path,
+    inputs: &BTreeMap<String, String>,
+) -> stepbox_sdk::Result<(usize, Vec<Value>)> {
     let files = manifest_files(root)?;
     let mut texts = Vec::with_capacity(files.len());
     let mut unknown = Vec::new();
@@ -88,7 +111,11 @@ fn load(root: &Path, inputs: &BTreeMap<String, String>) -> stepbox_sdk::Result<(
 
     let mut documents = Vec::new();
     for (name, text) in &texts {
-        let parsed = if name.to_ascii_lowercase().ends_with(".json") { json_documents(text) } else { yaml::documents(text) };
+        let parsed = if name.to_ascii_lowercase().ends_with(".json") {
+            json_documents(text)
+        } else {
+            yaml::documents(text)
+        };
         documents.extend(parsed.context(name)?);
     }
     Ok((files.len(), documents))
@@ -126,7 +153,9 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> stepbox_sdk::Re
             continue;
         }
         let path = entry.path();
-        let kind = entry.file_type().with_context(|| format!("reading {}", display_name(root, &path)))?;
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("reading {}", display_name(root, &path)))?;
         if kind.is_dir() {
             collect(root, &path, files)?;
         } else if is_manifest(&path) {
@@ -137,9 +166,11 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> stepbox_sdk::Re
 }
 
 fn is_manifest(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["yaml", "yml", "json"].iter().any(|m| e.eq_ignore_ascii_case(m)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["yaml", "yml", "json"]
+            .iter()
+            .any(|m| e.eq_ignore_ascii_case(m))
+    })
 }
 
 /// A path as the user knows it: relative to the package directory.
@@ -154,7 +185,10 @@ fn display_name(root: &Path, path: &Path) -> String {
 /// The JSON values of a `.json` file (one, or several one after another).
 fn json_documents(text: &str) -> stepbox_sdk::Result<Vec<Value>> {
     let mut docs = Vec::new();
-    for (index, doc) in serde_json::Deserializer::from_str(text).into_iter::<Value>().enumerate() {
+    for (index, doc) in serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .enumerate()
+    {
         let doc = doc.map_err(|e| Error::invalid(format!("document {}: {e}", index + 1)))?;
         if !doc.is_null() {
             docs.push(doc);
@@ -166,7 +200,10 @@ fn json_documents(text: &str) -> stepbox_sdk::Result<Vec<Value>> {
 /// Objects that roll out: the workload kinds and Jobs.
 fn is_workload(a: &Applied) -> bool {
     let group = a.api_version.split_once('/').map_or("", |(g, _)| g);
-    matches!((group, a.kind.as_str()), ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job"))
+    matches!(
+        (group, a.kind.as_str()),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job")
+    )
 }
 
 stepbox_sdk::step!(run);
@@ -187,12 +224,31 @@ mod tests {
     fn the_example_holds_five_objects_with_the_image_substituted() {
         let (files, docs) = load(&example(), &image("nginx:1.27")).unwrap();
         assert!(files >= 3, "several files");
-        let objects: Vec<(String, String)> =
-            docs.iter().map(|d| (d["kind"].as_str().unwrap().into(), d["metadata"]["name"].as_str().unwrap().into())).collect();
-        let expected = [("ConfigMap", "web-config"), ("Deployment", "web"), ("Service", "web"), ("Deployment", "worker"), ("Job", "migrate")];
-        assert_eq!(objects, expected.map(|(k, n)| (k.to_string(), n.to_string())));
+        let objects: Vec<(String, String)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["kind"].as_str().unwrap().into(),
+                    d["metadata"]["name"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("ConfigMap", "web-config"),
+            ("Deployment", "web"),
+            ("Service", "web"),
+            ("Deployment", "worker"),
+            ("Job", "migrate"),
+        ];
+        assert_eq!(
+            objects,
+            expected.map(|(k, n)| (k.to_string(), n.to_string()))
+        );
         assert_eq!(docs[1]["spec"]["replicas"], 2);
-        assert_eq!(docs[1]["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+        assert_eq!(
+            docs[1]["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.27"
+        );
         assert!(!docs.iter().any(|d| d.to_string().contains("#{")));
     }
 
@@ -200,7 +256,11 @@ mod tests {
     fn unknown_inputs_are_listed_per_file() {
         let e = load(&example(), &BTreeMap::new()).unwrap_err();
         assert!(e.is_invalid());
-        for file in ["10-web.yaml: unknown inputs: image", "20-worker.yaml", "30-migrate.yaml"] {
+        for file in [
+            "10-web.yaml: unknown inputs: image",
+            "20-worker.yaml",
+            "30-migrate.yaml",
+        ] {
             assert!(e.message().contains(file), "{e}");
         }
         assert!(!e.message().contains("00-config.yaml"), "{e}");
@@ -208,7 +268,8 @@ mod tests {
 
     #[test]
     fn files_are_found_recursively_in_order_skipping_hidden_and_other_files() {
-        let dir = std::env::temp_dir().join(format!("deploy-manifests-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("deploy-manifests-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (name, text) in [
             ("b/2.yml", "kind: B\n"),
@@ -231,7 +292,11 @@ mod tests {
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["A1", "A2", "B1", "B2", "B"]);
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(load(&dir, &BTreeMap::new()).unwrap(), (0, vec![]), "a missing directory has no manifests");
+        assert_eq!(
+            load(&dir, &BTreeMap::new()).unwrap(),
+            (0, vec![]),
+            "a missing directory has no manifests"
+        );
     }
 
     #[test]

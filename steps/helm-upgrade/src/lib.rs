@@ -38,15 +38,24 @@ fn run(ctx: &Context) -> stepbox_sdk::Result<()> {
             let path = under_packages(&path);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::invalid(format!("values file {path}: {e}")))?;
-            let inputs: BTreeMap<String, String> =
-                run::inputs().into_iter().filter(|(k, _)| !OWN_INPUTS.contains(&k.as_str())).collect();
+            let inputs: BTreeMap<String, String> = run::inputs()
+                .into_iter()
+                .filter(|(k, _)| !OWN_INPUTS.contains(&k.as_str()))
+                .collect();
             substitute(&text, &inputs).with_context(|| format!("values file {path}"))?
         }
     };
 
-    info!("helm upgrade --install {release} {chart} in {}{}", ctx.namespace, if wait || atomic { " (waiting)" } else { "" });
+    info!(
+        "helm upgrade --install {release} {chart} in {}{}",
+        ctx.namespace,
+        if wait || atomic { " (waiting)" } else { "" }
+    );
     run::progress(10, "installing");
-    let options = UpgradeOptions::new().wait(wait).atomic(atomic).timeout(Duration::from_secs(timeout));
+    let options = UpgradeOptions::new()
+        .wait(wait)
+        .atomic(atomic)
+        .timeout(Duration::from_secs(timeout));
     let result = helm::upgrade_or_install(&release, &chart, &values, &options)
         .with_context(|| format!("release {release} from {chart}"))?;
 
@@ -76,7 +85,11 @@ fn run(ctx: &Context) -> stepbox_sdk::Result<()> {
 /// `web` → `/packages/web`; absolute paths stay as they are (the host
 /// refuses those outside `/packages` and `/workspace`).
 fn under_packages(path: &str) -> String {
-    if path.starts_with('/') { path.to_string() } else { format!("{PACKAGES}/{}", path.trim_start_matches("./")) }
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{PACKAGES}/{}", path.trim_start_matches("./"))
+    }
 }
 
 stepbox_sdk::step!(run);
@@ -88,7 +101,10 @@ mod tests {
     #[test]
     fn paths_are_under_packages() {
         assert_eq!(under_packages("webapp"), "/packages/webapp");
-        assert_eq!(under_packages("./charts/web-1.0.0.tgz"), "/packages/charts/web-1.0.0.tgz");
+        assert_eq!(
+            under_packages("./charts/web-1.0.0.tgz"),
+            "/packages/charts/web-1.0.0.tgz"
+        );
         assert_eq!(under_packages("/packages/webapp"), "/packages/webapp");
     }
 }

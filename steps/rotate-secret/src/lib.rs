@@ -31,7 +31,10 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_string(), "stepbox".to_string())])),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                "stepbox".to_string(),
+            )])),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_string()),
@@ -49,8 +52,12 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
         let patch = json!({"spec": {"template": {"metadata": {"annotations": {CHECKSUM_ANNOTATION: checksum}}}}});
         for deployment in deployments {
             // The patched object is not needed: raw::patch spares parsing it.
-            kube::raw::patch(&KindRef::of::<Deployment>(), &deployment, &patch.to_string())
-                .with_context(|| format!("restarting deployment {deployment}"))?;
+            kube::raw::patch(
+                &KindRef::of::<Deployment>(),
+                &deployment,
+                &patch.to_string(),
+            )
+            .with_context(|| format!("restarting deployment {deployment}"))?;
             info!("deployment.apps/{deployment} restarted");
             restarted.push(deployment);
         }
@@ -78,7 +85,10 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
 }
 
 fn sha256_hex(value: &str) -> String {
-    Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 stepbox_sdk::step!(run);
@@ -89,6 +99,9 @@ mod tests {
 
     #[test]
     fn checksum_is_lowercase_sha256_hex() {
-        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -11,7 +11,9 @@ use crate::{host_carries_on, runtime};
 /// Loads `file` in the shared runtime (expecting an error), then checks the
 /// CLI exits 2 with the same message, and that an ordinary step still runs.
 async fn refused(file: &Path, needles: &[&str]) -> LoadError {
-    let err = runtime().load_file(file).expect_err("the component is refused");
+    let err = runtime()
+        .load_file(file)
+        .expect_err("the component is refused");
     let text = err.to_string();
     for n in needles {
         assert!(text.contains(n), "{text:?} should mention {n:?}");
@@ -20,7 +22,10 @@ async fn refused(file: &Path, needles: &[&str]) -> LoadError {
     assert_eq!(run.code, 2, "{}", run.all_output());
     let report = run.report();
     assert_eq!(report["status"], "invalid");
-    assert!(report["error"].as_str().unwrap().contains(needles[0]), "{report:#}");
+    assert!(
+        report["error"].as_str().unwrap().contains(needles[0]),
+        "{report:#}"
+    );
     host_carries_on().await;
     err
 }
@@ -34,7 +39,9 @@ fn file_with(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_component_garbage_bytes() {
-    let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let (_d, p) = file_with("garbage.wasm", &bytes);
     let err = refused(&p, &["is not a WebAssembly component (no `\\0asm` header)"]).await;
     assert!(matches!(err, LoadError::NotWasm { .. }));
@@ -58,7 +65,11 @@ async fn hostile_component_header_then_garbage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_component_of_another_world() {
-    let err = refused(&guest("cli-command"), &["not a stepbox step", "wasi:cli/command"]).await;
+    let err = refused(
+        &guest("cli-command"),
+        &["not a stepbox step", "wasi:cli/command"],
+    )
+    .await;
     assert!(matches!(err, LoadError::WrongWorld { .. }));
 }
 
@@ -92,6 +103,12 @@ async fn hostile_component_of_100_mb() {
     let p = d.path().join("huge.wasm");
     let f = std::fs::File::create(&p).unwrap();
     f.set_len(100_000_000).unwrap();
-    let err = refused(&p, &["is 100000000 bytes, more than the 67108864 bytes a step may be"]).await;
-    assert!(matches!(err, LoadError::TooLarge { size: 100_000_000, max, .. } if max == MAX_COMPONENT_BYTES));
+    let err = refused(
+        &p,
+        &["is 100000000 bytes, more than the 67108864 bytes a step may be"],
+    )
+    .await;
+    assert!(
+        matches!(err, LoadError::TooLarge { size: 100_000_000, max, .. } if max == MAX_COMPONENT_BYTES)
+    );
 }

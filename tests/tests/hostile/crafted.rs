@@ -3,9 +3,9 @@
 //! here with wasm-encoder and wit-component.
 
 use wasm_encoder::{
-    CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection, GlobalType,
-    HeapType, Instruction, MemorySection, MemoryType, Module, RefType, TableSection, TableType, TypeSection,
-    ValType,
+    CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
+    GlobalType, HeapType, Instruction, MemorySection, MemoryType, Module, RefType, TableSection,
+    TableType, TypeSection, ValType,
 };
 
 use crate::{Case, assert_limit, runtime};
@@ -19,7 +19,13 @@ enum Attack {
 }
 
 fn memory(minimum: u64) -> MemoryType {
-    MemoryType { minimum, maximum: None, memory64: false, shared: false, page_size_log2: None }
+    MemoryType {
+        minimum,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    }
 }
 
 /// A core module of the step world: `memory`, a bump `cabi_realloc`, and
@@ -37,7 +43,13 @@ fn core_module(attack: &Attack) -> Vec<u8> {
     module.section(&funcs);
     if let Attack::GrowTable = attack {
         let mut tables = TableSection::new();
-        tables.table(TableType { element_type: RefType::FUNCREF, table64: false, minimum: 1, maximum: None, shared: false });
+        tables.table(TableType {
+            element_type: RefType::FUNCREF,
+            table64: false,
+            minimum: 1,
+            maximum: None,
+            shared: false,
+        });
         module.section(&tables);
     }
     let mut memories = MemorySection::new();
@@ -49,7 +61,14 @@ fn core_module(attack: &Attack) -> Vec<u8> {
     }
     module.section(&memories);
     let mut globals = GlobalSection::new();
-    globals.global(GlobalType { val_type: ValType::I32, mutable: true, shared: false }, &ConstExpr::i32_const(4096));
+    globals.global(
+        GlobalType {
+            val_type: ValType::I32,
+            mutable: true,
+            shared: false,
+        },
+        &ConstExpr::i32_const(4096),
+    );
     module.section(&globals);
     let mut exports = ExportSection::new();
     exports.export("memory", ExportKind::Memory, 0);
@@ -92,11 +111,14 @@ fn core_module(attack: &Attack) -> Vec<u8> {
         }
         Attack::ManyMemories { count } => {
             for m in 1..=*count {
-                run.instruction(&Instruction::I32Const(256)).instruction(&Instruction::MemoryGrow(m)).instruction(&Instruction::Drop);
+                run.instruction(&Instruction::I32Const(256))
+                    .instruction(&Instruction::MemoryGrow(m))
+                    .instruction(&Instruction::Drop);
             }
         }
     }
-    run.instruction(&Instruction::I32Const(1024)).instruction(&Instruction::End);
+    run.instruction(&Instruction::I32Const(1024))
+        .instruction(&Instruction::End);
     code.function(&run);
     module.section(&code);
     module.finish()
@@ -105,11 +127,21 @@ fn core_module(attack: &Attack) -> Vec<u8> {
 /// The component of `attack`, written to a temp file.
 fn component(attack: &Attack) -> (tempfile::TempDir, std::path::PathBuf) {
     let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve.push_dir(stepbox_tests::repo_root().join("wit")).expect("wit/");
-    let world = resolve.select_world(&[pkg], Some("step")).expect("world step");
+    let (pkg, _) = resolve
+        .push_dir(stepbox_tests::repo_root().join("wit"))
+        .expect("wit/");
+    let world = resolve
+        .select_world(&[pkg], Some("step"))
+        .expect("world step");
     let mut module = core_module(attack);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
-        .expect("embed");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .expect("embed");
     let bytes = wit_component::ComponentEncoder::default()
         .module(&module)
         .expect("module")
@@ -131,7 +163,11 @@ async fn run(attack: Attack, memory: u64) -> stepbox::report::RunReport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_res_table_growth() {
     let r = run(Attack::GrowTable, 64 << 20).await;
-    assert_limit(&r, "table-elements", &["table limit exceeded: the step grew its tables past 1000000 elements"]);
+    assert_limit(
+        &r,
+        "table-elements",
+        &["table limit exceeded: the step grew its tables past 1000000 elements"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,12 +175,20 @@ async fn hostile_res_memory_spread_over_many_memories() {
     // Eight memories of 16 MiB each: each is under the 64 MiB limit, all of
     // them together are not.
     let r = run(Attack::ManyMemories { count: 8 }, 64 << 20).await;
-    assert_limit(&r, "memory", &["memory limit exceeded", "the limit is 64 MiB"]);
+    assert_limit(
+        &r,
+        "memory",
+        &["memory limit exceeded", "the limit is 64 MiB"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_res_too_many_memories() {
     // More memories than a run may create: it cannot even start.
     let r = run(Attack::ManyMemories { count: 20 }, 64 << 20).await;
-    crate::assert_status(&r, stepbox::report::Status::Failed, &["the step could not be started", "memory count"]);
+    crate::assert_status(
+        &r,
+        stepbox::report::Status::Failed,
+        &["the step could not be started", "memory count"],
+    );
 }

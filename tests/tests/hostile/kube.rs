@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepbox::cluster::memory::MemoryCluster;
 use stepbox::cluster::ClusterBackend;
+use stepbox::cluster::memory::MemoryCluster;
 use stepbox::policy::Policy;
 
 use crate::{Case, assert_limit, assert_outcome, out, policy};
@@ -35,11 +35,18 @@ fn seeded(yaml: &str) -> Arc<MemoryCluster> {
 async fn names(cluster: &MemoryCluster, api_version: &str, kind: &str) -> Vec<String> {
     let res = cluster.resource(api_version, kind).await.unwrap();
     let items = cluster.list(&res, crate::NS, None).await.unwrap();
-    items.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()).collect()
+    items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn apply(manifest: &str, policy: Policy) -> stepbox::report::RunReport {
-    Case::new("kube-apply").policy(policy).input("manifest", manifest).run().await
+    Case::new("kube-apply")
+        .policy(policy)
+        .input("manifest", manifest)
+        .run()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,10 +59,16 @@ async fn hostile_kube_other_namespace_in_metadata() {
     assert_outcome(
         &r,
         "forbidden",
-        &["ConfigMap \"sneaky\" names namespace \"kube-system\", but this run is confined to namespace \"dev\""],
+        &[
+            "ConfigMap \"sneaky\" names namespace \"kube-system\", but this run is confined to namespace \"dev\"",
+        ],
     );
     assert!(r.plan.is_empty());
-    assert!(r.audit.iter().any(|a| a.decision == stepbox::report::Decision::Denied));
+    assert!(
+        r.audit
+            .iter()
+            .any(|a| a.decision == stepbox::report::Decision::Denied)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,14 +79,20 @@ async fn hostile_kube_list_cannot_name_another_namespace() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs, namespace: other}\n",
     );
-    let r = Case::new("kube-list").cluster(cluster).input("api-version", "v1").input("kind", "ConfigMap").run().await;
+    let r = Case::new("kube-list")
+        .cluster(cluster)
+        .input("api-version", "v1")
+        .input("kind", "ConfigMap")
+        .run()
+        .await;
     assert_outcome(&r, "ok", &[]);
     assert_eq!(out(&r, "names"), "dev/mine");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_get_cannot_reach_another_namespace() {
-    let cluster = seeded("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs, namespace: other}\n");
+    let cluster =
+        seeded("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs, namespace: other}\n");
     let r = Case::new("kube-get")
         .cluster(cluster)
         .input("api-version", "v1")
@@ -81,7 +100,11 @@ async fn hostile_kube_get_cannot_reach_another_namespace() {
         .input("name", "theirs")
         .run()
         .await;
-    assert_outcome(&r, "not-found", &["ConfigMap \"theirs\" not found in namespace \"dev\""]);
+    assert_outcome(
+        &r,
+        "not-found",
+        &["ConfigMap \"theirs\" not found in namespace \"dev\""],
+    );
 }
 
 macro_rules! cluster_scoped {
@@ -133,54 +156,102 @@ async fn hostile_kube_kind_outside_the_policy() {
     assert_outcome(
         &r,
         "forbidden",
-        &["the step policy does not grant \"create\" on roles.rbac.authorization.k8s.io in namespace \"dev\""],
+        &[
+            "the step policy does not grant \"create\" on roles.rbac.authorization.k8s.io in namespace \"dev\"",
+        ],
     );
 }
 
-const ROLE_HEAD: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: escalate}\n";
+const ROLE_HEAD: &str =
+    "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: escalate}\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_role_granting_wildcard_verbs() {
-    let r = apply(&format!("{ROLE_HEAD}rules: [{{apiGroups: [\"\"], resources: [configmaps], verbs: [\"*\"]}}]\n"), rbac_manager()).await;
-    assert_outcome(&r, "forbidden", &["Role \"escalate\" rules[0] grants \"*\" in verbs"]);
+    let r = apply(
+        &format!(
+            "{ROLE_HEAD}rules: [{{apiGroups: [\"\"], resources: [configmaps], verbs: [\"*\"]}}]\n"
+        ),
+        rbac_manager(),
+    )
+    .await;
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["Role \"escalate\" rules[0] grants \"*\" in verbs"],
+    );
     assert!(r.plan.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_role_granting_wildcard_resources() {
-    let r = apply(&format!("{ROLE_HEAD}rules: [{{apiGroups: [\"*\"], resources: [\"*\"], verbs: [get]}}]\n"), rbac_manager()).await;
-    assert_outcome(&r, "forbidden", &["Role \"escalate\" rules[0] grants \"*\" in apiGroups"]);
+    let r = apply(
+        &format!("{ROLE_HEAD}rules: [{{apiGroups: [\"*\"], resources: [\"*\"], verbs: [get]}}]\n"),
+        rbac_manager(),
+    )
+    .await;
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["Role \"escalate\" rules[0] grants \"*\" in apiGroups"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_role_granting_more_than_the_policy() {
-    let r = apply(&format!("{ROLE_HEAD}rules: [{{apiGroups: [\"\"], resources: [secrets], verbs: [get]}}]\n"), rbac_manager()).await;
+    let r = apply(
+        &format!("{ROLE_HEAD}rules: [{{apiGroups: [\"\"], resources: [secrets], verbs: [get]}}]\n"),
+        rbac_manager(),
+    )
+    .await;
     assert_outcome(
         &r,
         "forbidden",
-        &["Role \"escalate\" rules[0] grants \"get\" on secrets, which the step policy does not grant"],
+        &[
+            "Role \"escalate\" rules[0] grants \"get\" on secrets, which the step policy does not grant",
+        ],
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_role_patched_to_escalate() {
-    let cluster = seeded(&format!("{ROLE_HEAD}rules: [{{apiGroups: [\"\"], resources: [configmaps], verbs: [get]}}]\n"));
+    let cluster = seeded(&format!(
+        "{ROLE_HEAD}rules: [{{apiGroups: [\"\"], resources: [configmaps], verbs: [get]}}]\n"
+    ));
     let r = Case::new("kube-patch")
         .policy(rbac_manager())
         .cluster(cluster.clone())
         .input("api-version", "rbac.authorization.k8s.io/v1")
         .input("kind", "Role")
         .input("name", "escalate")
-        .input("patch", r#"{"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}"#)
+        .input(
+            "patch",
+            r#"{"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}"#,
+        )
         .run()
         .await;
-    assert_outcome(&r, "forbidden", &["Role \"escalate\" rules[0] grants \"*\""]);
-    let res = cluster.resource("rbac.authorization.k8s.io/v1", "Role").await.unwrap();
-    let role = cluster.get(&res, crate::NS, "escalate").await.unwrap().unwrap();
-    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["get"]), "unchanged");
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["Role \"escalate\" rules[0] grants \"*\""],
+    );
+    let res = cluster
+        .resource("rbac.authorization.k8s.io/v1", "Role")
+        .await
+        .unwrap();
+    let role = cluster
+        .get(&res, crate::NS, "escalate")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        role["rules"][0]["verbs"],
+        serde_json::json!(["get"]),
+        "unchanged"
+    );
 }
 
-const BINDING_HEAD: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: bind}\n";
+const BINDING_HEAD: &str =
+    "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: bind}\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_rolebinding_to_a_cluster_role() {
@@ -192,7 +263,11 @@ async fn hostile_kube_rolebinding_to_a_cluster_role() {
         rbac_manager(),
     )
     .await;
-    assert_outcome(&r, "forbidden", &["RoleBinding \"bind\" binds ClusterRole \"cluster-admin\": steps may only bind Roles"]);
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["RoleBinding \"bind\" binds ClusterRole \"cluster-admin\": steps may only bind Roles"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +283,9 @@ async fn hostile_kube_rolebinding_to_a_subject_in_another_namespace() {
     assert_outcome(
         &r,
         "forbidden",
-        &["RoleBinding \"bind\" subjects[0] is ServiceAccount \"builder\" in namespace \"ci\", which reaches beyond namespace \"dev\""],
+        &[
+            "RoleBinding \"bind\" subjects[0] is ServiceAccount \"builder\" in namespace \"ci\", which reaches beyond namespace \"dev\"",
+        ],
     );
 }
 
@@ -222,7 +299,11 @@ async fn hostile_kube_rolebinding_to_every_authenticated_user() {
         rbac_manager(),
     )
     .await;
-    assert_outcome(&r, "forbidden", &["subjects[0] is Group \"system:authenticated\""]);
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["subjects[0] is Group \"system:authenticated\""],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +329,9 @@ async fn hostile_kube_rolebinding_to_a_stronger_existing_role() {
     assert_outcome(
         &r,
         "forbidden",
-        &["Role \"secret-reader\" (bound by RoleBinding \"bind\") rules[0] grants \"get\" on secrets"],
+        &[
+            "Role \"secret-reader\" (bound by RoleBinding \"bind\") rules[0] grants \"get\" on secrets",
+        ],
     );
 }
 
@@ -272,7 +355,10 @@ async fn hostile_kube_rbac_within_the_policy_is_applied() {
         .await;
     assert_outcome(&r, "ok", &[]);
     assert_eq!(out(&r, "applied"), "2");
-    assert_eq!(names(&cluster, "rbac.authorization.k8s.io/v1", "RoleBinding").await, ["bind"]);
+    assert_eq!(
+        names(&cluster, "rbac.authorization.k8s.io/v1", "RoleBinding").await,
+        ["bind"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +372,10 @@ async fn hostile_kube_service_account_token_secret() {
     assert_outcome(
         &r,
         "forbidden",
-        &["Secret \"token\" is of type kubernetes.io/service-account-token", "ServiceAccount \"stepbox-worker\""],
+        &[
+            "Secret \"token\" is of type kubernetes.io/service-account-token",
+            "ServiceAccount \"stepbox-worker\"",
+        ],
     );
 }
 
@@ -305,10 +394,20 @@ async fn hostile_kube_one_bad_document_means_nothing_is_applied() {
         )
         .run()
         .await;
-    assert_outcome(&r, "forbidden", &["1 of 3 documents refused, nothing was applied", "ClusterRoleBinding is cluster-scoped"]);
+    assert_outcome(
+        &r,
+        "forbidden",
+        &[
+            "1 of 3 documents refused, nothing was applied",
+            "ClusterRoleBinding is cluster-scoped",
+        ],
+    );
     assert_eq!(out(&r, "applied"), "0");
     assert!(r.plan.is_empty());
-    assert!(names(&cluster, "v1", "ConfigMap").await.is_empty(), "nothing was applied");
+    assert!(
+        names(&cluster, "v1", "ConfigMap").await.is_empty(),
+        "nothing was applied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +418,11 @@ async fn hostile_kube_list_wrapper_around_a_cluster_scoped_object() {
         grant_all(),
     )
     .await;
-    assert_outcome(&r, "forbidden", &["1 of 2 documents refused", "Namespace is cluster-scoped"]);
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["1 of 2 documents refused", "Namespace is cluster-scoped"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,13 +436,21 @@ async fn hostile_kube_patch_moving_an_object_to_another_namespace() {
         .input("patch", r#"{"metadata": {"namespace": "kube-system"}}"#)
         .run()
         .await;
-    assert_outcome(&r, "forbidden", &["names namespace \"kube-system\", but this run is confined to namespace \"dev\""]);
+    assert_outcome(
+        &r,
+        "forbidden",
+        &["names namespace \"kube-system\", but this run is confined to namespace \"dev\""],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_oversized_manifest() {
     let r = Case::new("kube-oversized").run().await;
-    assert_outcome(&r, "invalid", &["bytes, more than the limit of 8388608 bytes"]);
+    assert_outcome(
+        &r,
+        "invalid",
+        &["bytes, more than the limit of 8388608 bytes"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,30 +464,59 @@ async fn hostile_kube_yaml_bomb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_deeply_nested_json() {
     let r = Case::new("kube-deep-json").run().await;
-    assert_outcome(&r, "invalid", &["flow collections ([...] or {...}) nest more than 128 levels deep"]);
+    assert_outcome(
+        &r,
+        "invalid",
+        &["flow collections ([...] or {...}) nest more than 128 levels deep"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_deeply_nested_patch() {
     let cluster = seeded("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n");
-    let r = Case::new("kube-deep-patch").cluster(cluster).input("name", "mine").run().await;
-    assert_outcome(&r, "invalid", &["the merge patch is not JSON: recursion limit exceeded"]);
+    let r = Case::new("kube-deep-patch")
+        .cluster(cluster)
+        .input("name", "mine")
+        .run()
+        .await;
+    assert_outcome(
+        &r,
+        "invalid",
+        &["the merge patch is not JSON: recursion limit exceeded"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_call_flood_fills_the_audit() {
     // Each call leaves an audit line in host memory; a flood of them ends
     // the run instead of growing the host.
-    let r = Case::new("kube-flood").timeout(Duration::from_secs(60)).run().await;
+    let r = Case::new("kube-flood")
+        .timeout(Duration::from_secs(60))
+        .run()
+        .await;
     assert_limit(&r, "record-bytes", &["record limit exceeded", "16 MiB"]);
-    let recorded: usize = r.audit.iter().map(|a| a.target.len() + a.reason.len()).sum();
-    assert!(recorded <= 16 << 20, "the audit stays within its limit: {recorded}");
+    let recorded: usize = r
+        .audit
+        .iter()
+        .map(|a| a.target.len() + a.reason.len())
+        .sum();
+    assert!(
+        recorded <= 16 << 20,
+        "the audit stays within its limit: {recorded}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_kube_wait_past_the_time_limit() {
     let started = Instant::now();
-    let r = Case::new("kube-wait-forever").timeout(Duration::from_secs(1)).run().await;
+    let r = Case::new("kube-wait-forever")
+        .timeout(Duration::from_secs(1))
+        .run()
+        .await;
     assert_limit(&r, "time", &["time limit exceeded"]);
-    assert!(started.elapsed() < Duration::from_secs(10), "ended at the time limit: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended at the time limit: {:?}",
+        started.elapsed()
+    );
 }

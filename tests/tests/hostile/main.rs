@@ -42,13 +42,17 @@ pub fn runtime() -> &'static Runtime {
 
 /// Loads a test guest into the shared runtime.
 pub fn load(name: &str) -> Arc<LoadedStep> {
-    runtime().load_file(&guest(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    runtime()
+        .load_file(&guest(name))
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
 /// A policy from YAML rules (and optional limits).
 pub fn policy(rules_and_limits: &str) -> Policy {
-    Policy::from_yaml(&format!("apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\n{rules_and_limits}"))
-        .unwrap_or_else(|e| panic!("test policy: {e}"))
+    Policy::from_yaml(&format!(
+        "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\n{rules_and_limits}"
+    ))
+    .unwrap_or_else(|e| panic!("test policy: {e}"))
 }
 
 /// One run of the `hostile` guest (or another guest), built up then run.
@@ -169,7 +173,12 @@ impl Case {
 pub async fn host_carries_on() {
     let hello = Case::guest("hello");
     let report = runtime().run(&hello.step, hello.opts).await;
-    assert_eq!(report.status, Status::Succeeded, "the next ordinary step fails: {:?}", report.error);
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "the next ordinary step fails: {:?}",
+        report.error
+    );
     assert_eq!(report.outputs["greeting"], "hello from hello in dev");
 }
 
@@ -186,9 +195,17 @@ pub fn error(report: &RunReport) -> &str {
 /// Asserts the status, and that the error contains each needle.
 #[track_caller]
 pub fn assert_status(report: &RunReport, status: Status, needles: &[&str]) {
-    assert_eq!(report.status, status, "error: {:?}\noutputs: {:?}", report.error, report.outputs);
+    assert_eq!(
+        report.status, status,
+        "error: {:?}\noutputs: {:?}",
+        report.error, report.outputs
+    );
     for n in needles {
-        assert!(error(report).contains(n), "error {:?} should mention {n:?}", error(report));
+        assert!(
+            error(report).contains(n),
+            "error {:?} should mention {n:?}",
+            error(report)
+        );
     }
 }
 
@@ -203,10 +220,24 @@ pub fn assert_limit(report: &RunReport, kind: &str, needles: &[&str]) {
 /// Asserts the step saw `outcome` with a message containing each needle.
 #[track_caller]
 pub fn assert_outcome(report: &RunReport, outcome: &str, needles: &[&str]) {
-    assert_eq!(report.status, Status::Succeeded, "the step handles the error itself: {:?}", report.error);
-    assert_eq!(out(report, "outcome"), outcome, "message: {:?}", out(report, "message"));
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "the step handles the error itself: {:?}",
+        report.error
+    );
+    assert_eq!(
+        out(report, "outcome"),
+        outcome,
+        "message: {:?}",
+        out(report, "message")
+    );
     for n in needles {
-        assert!(out(report, "message").contains(n), "message {:?} should mention {n:?}", out(report, "message"));
+        assert!(
+            out(report, "message").contains(n),
+            "message {:?} should mention {n:?}",
+            out(report, "message")
+        );
     }
 }
 

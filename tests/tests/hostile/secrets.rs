@@ -15,9 +15,15 @@ fn base64(s: &str) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in s.as_bytes().chunks(3) {
-        let n = u32::from(chunk[0]) << 16 | u32::from(*chunk.get(1).unwrap_or(&0)) << 8 | u32::from(*chunk.get(2).unwrap_or(&0));
+        let n = u32::from(chunk[0]) << 16
+            | u32::from(*chunk.get(1).unwrap_or(&0)) << 8
+            | u32::from(*chunk.get(2).unwrap_or(&0));
         for i in 0..4 {
-            out.push(if i <= chunk.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            out.push(if i <= chunk.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -32,26 +38,44 @@ async fn leak(case: &str) -> RunReport {
 fn assert_masked(r: &RunReport) {
     let text = json(r);
     assert!(!text.contains(SECRET), "the secret leaked: {text}");
-    assert!(!text.contains(&base64(SECRET)), "the base64 of the secret leaked: {text}");
-    assert!(!text.contains(base64(SECRET).trim_end_matches('=')), "unpadded base64 leaked: {text}");
+    assert!(
+        !text.contains(&base64(SECRET)),
+        "the base64 of the secret leaked: {text}"
+    );
+    assert!(
+        !text.contains(base64(SECRET).trim_end_matches('=')),
+        "unpadded base64 leaked: {text}"
+    );
 }
 
 fn log_text(r: &RunReport) -> String {
-    r.log.iter().map(|l| l.message.as_str()).collect::<Vec<_>>().join("\n")
+    r.log
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_secret_in_the_log() {
     let r = leak("secret-log").await;
     assert_masked(&r);
-    assert!(log_text(&r).contains("the token is ********"), "{}", log_text(&r));
+    assert!(
+        log_text(&r).contains("the token is ********"),
+        "{}",
+        log_text(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_secret_in_stdout_in_two_writes() {
     let r = leak("secret-stdout-pieces").await;
     assert_masked(&r);
-    assert!(r.log.iter().any(|l| l.message == "********"), "{}", log_text(&r));
+    assert!(
+        r.log.iter().any(|l| l.message == "********"),
+        "{}",
+        log_text(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +101,11 @@ async fn hostile_secret_split_across_log_lines() {
 async fn hostile_secret_base64_encoded() {
     let r = leak("secret-base64").await;
     assert_masked(&r);
-    assert!(log_text(&r).contains("encoded: ********"), "{}", log_text(&r));
+    assert!(
+        log_text(&r).contains("encoded: ********"),
+        "{}",
+        log_text(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +136,11 @@ async fn hostile_secret_as_an_output_name() {
 async fn hostile_secret_in_progress() {
     let r = leak("secret-progress").await;
     assert_masked(&r);
-    assert!(log_text(&r).contains("working with ********"), "{}", log_text(&r));
+    assert!(
+        log_text(&r).contains("working with ********"),
+        "{}",
+        log_text(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +149,10 @@ async fn hostile_secret_in_object_annotations() {
     assert_masked(&r);
     assert_eq!(r.plan.len(), 1);
     let diff = r.plan[0].diff.as_deref().unwrap_or_default();
-    assert!(diff.contains("leak: ********") && diff.contains("encoded: ********"), "{diff}");
+    assert!(
+        diff.contains("leak: ********") && diff.contains("encoded: ********"),
+        "{diff}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,16 +161,32 @@ async fn hostile_secret_in_the_hosts_error_text() {
     // not-found message, the audit and the step's view are all masked.
     let r = leak("secret-host-error").await;
     assert_masked(&r);
-    assert!(out(&r, "message").contains("********"), "{}", out(&r, "message"));
+    assert!(
+        out(&r, "message").contains("********"),
+        "{}",
+        out(&r, "message")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_secret_in_the_error() {
     let r = leak("secret-error").await;
     assert_masked(&r);
-    assert_status(&r, Status::Failed, &["failing with the token ******** in the message"]);
+    assert_status(
+        &r,
+        Status::Failed,
+        &["failing with the token ******** in the message"],
+    );
 
-    let run = run_json(&hostile_wasm(), &["--input", "case=secret-error", "--secret", &format!("token={SECRET}")]);
+    let run = run_json(
+        &hostile_wasm(),
+        &[
+            "--input",
+            "case=secret-error",
+            "--secret",
+            &format!("token={SECRET}"),
+        ],
+    );
     assert_eq!(run.code, 1, "{}", run.all_output());
     assert!(!run.all_output().contains(SECRET), "{}", run.all_output());
 }
@@ -145,8 +196,15 @@ async fn hostile_secret_in_an_artifact_file() {
     // Files are the step's to write: the report is masked, but the file
     // holds what the step wrote (SECURITY.md says so).
     let ws = tempfile::tempdir().unwrap();
-    let r = Case::new("secret-artifact").workspace(ws.path()).secret("token", SECRET).run().await;
+    let r = Case::new("secret-artifact")
+        .workspace(ws.path())
+        .secret("token", SECRET)
+        .run()
+        .await;
     assert_masked(&r);
     assert_eq!(r.artifacts.len(), 1);
-    assert_eq!(std::fs::read_to_string(ws.path().join("token.txt")).unwrap(), SECRET);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("token.txt")).unwrap(),
+        SECRET
+    );
 }

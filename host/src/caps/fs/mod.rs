@@ -72,7 +72,10 @@ impl RunFs {
                 let t = tempfile::Builder::new()
                     .prefix("stepbox-workspace-")
                     .tempdir()
-                    .map_err(|source| FsError::TempDir { what: "workspace", source })?;
+                    .map_err(|source| FsError::TempDir {
+                        what: "workspace",
+                        source,
+                    })?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -82,11 +85,19 @@ impl RunFs {
                 let t = tempfile::Builder::new()
                     .prefix("stepbox-packages-")
                     .tempdir()
-                    .map_err(|source| FsError::TempDir { what: "packages", source })?;
+                    .map_err(|source| FsError::TempDir {
+                        what: "packages",
+                        source,
+                    })?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        Ok(Self { workspace, packages, temp_workspace, _temp_packages: temp_packages })
+        Ok(Self {
+            workspace,
+            packages,
+            temp_workspace,
+            _temp_packages: temp_packages,
+        })
     }
 
     /// Host path behind `/workspace`.
@@ -133,7 +144,11 @@ impl RunFs {
 }
 
 fn existing_dir(what: &'static str, p: &Path) -> Result<PathBuf, FsError> {
-    let err = |reason: String| FsError::NotADirectory { what, path: p.to_path_buf(), reason };
+    let err = |reason: String| FsError::NotADirectory {
+        what,
+        path: p.to_path_buf(),
+        reason,
+    };
     let meta = std::fs::metadata(p).map_err(|e| err(e.to_string()))?;
     if !meta.is_dir() {
         return Err(err("it is a file".into()));

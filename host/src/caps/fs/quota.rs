@@ -75,7 +75,11 @@ impl WorkspaceQuota {
     /// When the workspace cannot be measured (see [`measure`]).
     pub fn new(root: &Path, limits: &Limits) -> Result<Self, MeasureError> {
         let baseline = measure(root, None)?;
-        Ok(Self { baseline, limit_bytes: limits.workspace_bytes, limit_files: limits.workspace_files })
+        Ok(Self {
+            baseline,
+            limit_bytes: limits.workspace_bytes,
+            limit_files: limits.workspace_files,
+        })
     }
 
     fn max(&self) -> WorkspaceUsage {
@@ -89,10 +93,16 @@ impl WorkspaceQuota {
     pub fn check(&self, root: &Path) -> Option<LimitKind> {
         let max = self.max();
         match measure(root, Some(max)) {
-            Ok(usage) if usage.files > max.files => Some(LimitKind::WorkspaceFiles { limit: self.limit_files }),
-            Ok(usage) if usage.bytes > max.bytes => Some(LimitKind::WorkspaceBytes { limit: self.limit_bytes }),
+            Ok(usage) if usage.files > max.files => Some(LimitKind::WorkspaceFiles {
+                limit: self.limit_files,
+            }),
+            Ok(usage) if usage.bytes > max.bytes => Some(LimitKind::WorkspaceBytes {
+                limit: self.limit_bytes,
+            }),
             Ok(_) => None,
-            Err(MeasureError::TooDeep) => Some(LimitKind::WorkspaceDepth { limit: MAX_DEPTH as u64 }),
+            Err(MeasureError::TooDeep) => Some(LimitKind::WorkspaceDepth {
+                limit: MAX_DEPTH as u64,
+            }),
             // The workspace vanished or became unreadable: nothing is held.
             Err(MeasureError::Io(e)) => {
                 tracing::debug!(root = %root.display(), "workspace not measured: {e}");
@@ -109,9 +119,17 @@ impl WorkspaceQuota {
 /// [`MeasureError::TooDeep`] past [`MAX_DEPTH`] levels; [`MeasureError::Io`]
 /// when `root` itself cannot be read (unreadable entries below it are
 /// skipped).
-pub fn measure(root: &Path, stop_over: Option<WorkspaceUsage>) -> Result<WorkspaceUsage, MeasureError> {
-    let over = |u: &WorkspaceUsage| stop_over.is_some_and(|max| u.bytes > max.bytes || u.files > max.files);
-    let mut usage = WorkspaceUsage { bytes: open_deleted_bytes(root), files: 0 };
+pub fn measure(
+    root: &Path,
+    stop_over: Option<WorkspaceUsage>,
+) -> Result<WorkspaceUsage, MeasureError> {
+    let over = |u: &WorkspaceUsage| {
+        stop_over.is_some_and(|max| u.bytes > max.bytes || u.files > max.files)
+    };
+    let mut usage = WorkspaceUsage {
+        bytes: open_deleted_bytes(root),
+        files: 0,
+    };
     let top = Arc::new(Dir::open_ambient_dir(root, cap_std::ambient_authority())?);
     // Pending directories as (parent handle, name, depth): a handle stays
     // open only while some of its children are pending, so at most about
@@ -128,7 +146,9 @@ pub fn measure(root: &Path, stop_over: Option<WorkspaceUsage>) -> Result<Workspa
         };
         let Ok(entries) = dir.entries() else { continue };
         for entry in entries.flatten() {
-            let Ok(file_type) = entry.file_type() else { continue };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
             usage.files += 1;
             if file_type.is_dir() {
                 if depth + 1 > MAX_DEPTH {
@@ -153,13 +173,21 @@ fn open_deleted_bytes(root: &Path) -> u64 {
     if !cfg!(target_os = "linux") {
         return 0;
     }
-    let Ok(root) = std::fs::canonicalize(root) else { return 0 };
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return 0 };
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return 0;
+    };
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
     let mut bytes = 0u64;
     for fd in fds.flatten() {
-        let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
         let text = target.to_string_lossy();
-        let Some(path) = text.strip_suffix(" (deleted)") else { continue };
+        let Some(path) = text.strip_suffix(" (deleted)") else {
+            continue;
+        };
         if !Path::new(path).starts_with(&root) {
             continue;
         }
@@ -186,25 +214,32 @@ impl WorkspaceWatch {
     pub fn start(root: PathBuf, quota: WorkspaceQuota, recorder: RunRecorder) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let spawned = std::thread::Builder::new().name("stepbox-workspace".into()).spawn(move || {
-            let mut wait = SAMPLE_INTERVAL;
-            loop {
-                std::thread::park_timeout(wait);
-                if flag.load(Ordering::Relaxed) {
-                    return;
+        let spawned = std::thread::Builder::new()
+            .name("stepbox-workspace".into())
+            .spawn(move || {
+                let mut wait = SAMPLE_INTERVAL;
+                loop {
+                    std::thread::park_timeout(wait);
+                    if flag.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let started = Instant::now();
+                    if let Some(limit) = quota.check(&root) {
+                        recorder.limit_exceeded(limit);
+                        return;
+                    }
+                    wait = SAMPLE_INTERVAL.max(started.elapsed() * 2);
                 }
-                let started = Instant::now();
-                if let Some(limit) = quota.check(&root) {
-                    recorder.limit_exceeded(limit);
-                    return;
-                }
-                wait = SAMPLE_INTERVAL.max(started.elapsed() * 2);
-            }
-        });
+            });
         match spawned {
-            Ok(handle) => Self { stop, thread: Some(handle.thread().clone()) },
+            Ok(handle) => Self {
+                stop,
+                thread: Some(handle.thread().clone()),
+            },
             Err(e) => {
-                tracing::error!("could not start the workspace watch; the quota is checked only at the end of the run: {e}");
+                tracing::error!(
+                    "could not start the workspace watch; the quota is checked only at the end of the run: {e}"
+                );
                 Self { stop, thread: None }
             }
         }
@@ -225,7 +260,11 @@ mod tests {
     use super::*;
 
     fn limits(bytes: u64, files: u64) -> Limits {
-        Limits { workspace_bytes: bytes, workspace_files: files, ..Limits::default() }
+        Limits {
+            workspace_bytes: bytes,
+            workspace_files: files,
+            ..Limits::default()
+        }
     }
 
     #[test]
@@ -249,12 +288,18 @@ mod tests {
         let q = WorkspaceQuota::new(d.path(), &limits(1000, 2)).unwrap();
         assert_eq!(q.check(d.path()), None, "what was there does not count");
         std::fs::write(d.path().join("new"), vec![0u8; 1001]).unwrap();
-        assert_eq!(q.check(d.path()), Some(LimitKind::WorkspaceBytes { limit: 1000 }));
+        assert_eq!(
+            q.check(d.path()),
+            Some(LimitKind::WorkspaceBytes { limit: 1000 })
+        );
         std::fs::write(d.path().join("new"), b"").unwrap();
         std::fs::write(d.path().join("n2"), b"").unwrap();
         assert_eq!(q.check(d.path()), None);
         std::fs::write(d.path().join("n3"), b"").unwrap();
-        assert_eq!(q.check(d.path()), Some(LimitKind::WorkspaceFiles { limit: 2 }));
+        assert_eq!(
+            q.check(d.path()),
+            Some(LimitKind::WorkspaceFiles { limit: 2 })
+        );
     }
 
     #[test]
@@ -265,7 +310,10 @@ mod tests {
             p.push("d");
         }
         std::fs::create_dir_all(&p).unwrap();
-        assert!(matches!(measure(d.path(), None), Err(MeasureError::TooDeep)));
+        assert!(matches!(
+            measure(d.path(), None),
+            Err(MeasureError::TooDeep)
+        ));
     }
 
     #[cfg(target_os = "linux")]

@@ -24,7 +24,11 @@ use crate::caps::StepError;
 
 /// The oldest helm the host drives: `--wait`, `--atomic` and `-o json`
 /// everywhere as the host uses them.
-pub const MIN_VERSION: HelmVersion = HelmVersion { major: 3, minor: 8, patch: 0 };
+pub const MIN_VERSION: HelmVersion = HelmVersion {
+    major: 3,
+    minor: 8,
+    patch: 0,
+};
 
 /// How long a helm command that does not talk to the cluster for long
 /// (version, template, status, list, history) may take.
@@ -53,7 +57,11 @@ impl HelmVersion {
         let major = parts.next()??;
         let minor = parts.next().flatten().unwrap_or(0);
         let patch = parts.next().flatten().unwrap_or(0);
-        Some(Self { major, minor, patch })
+        Some(Self {
+            major,
+            minor,
+            patch,
+        })
     }
 
     /// Helm 4 renamed and reshaped some flags (`--wait=watcher`,
@@ -127,7 +135,10 @@ impl HelmCommand {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Self { args: args.into_iter().map(Into::into).collect(), deadline: QUICK_DEADLINE }
+        Self {
+            args: args.into_iter().map(Into::into).collect(),
+            deadline: QUICK_DEADLINE,
+        }
     }
 
     /// Adds arguments.
@@ -195,9 +206,17 @@ impl HelmOutput {
         let meaningful: Vec<&str> = lines
             .iter()
             .copied()
-            .filter(|l| !l.starts_with("WARNING:") && !l.starts_with("level=WARN") && !l.starts_with("walk.go:"))
+            .filter(|l| {
+                !l.starts_with("WARNING:")
+                    && !l.starts_with("level=WARN")
+                    && !l.starts_with("walk.go:")
+            })
             .collect();
-        let msg = if meaningful.is_empty() { lines.join("\n") } else { meaningful.join("\n") };
+        let msg = if meaningful.is_empty() {
+            lines.join("\n")
+        } else {
+            meaningful.join("\n")
+        };
         let msg = msg.trim().trim_start_matches("Error: ").to_string();
         if msg.is_empty() {
             match self.code {
@@ -231,14 +250,24 @@ impl HelmProcess {
             env.push(("PATH".into(), path));
         }
         let user_home = host_home.then(|| std::env::var_os("HOME")).flatten();
-        env.push(("HOME".into(), user_home.unwrap_or_else(|| dir.as_os_str().to_owned())));
+        env.push((
+            "HOME".into(),
+            user_home.unwrap_or_else(|| dir.as_os_str().to_owned()),
+        ));
         env.push(("HELM_CACHE_HOME".into(), dir.join("cache").into_os_string()));
-        env.push(("HELM_CONFIG_HOME".into(), dir.join("config").into_os_string()));
+        env.push((
+            "HELM_CONFIG_HOME".into(),
+            dir.join("config").into_os_string(),
+        ));
         env.push(("HELM_DATA_HOME".into(), dir.join("data").into_os_string()));
         env.push(("HELM_DRIVER".into(), "secret".into()));
         env.push(("KUBECONFIG".into(), kubeconfig.as_os_str().to_owned()));
         env.push(("TMPDIR".into(), dir.join("tmp").into_os_string()));
-        Self { binary, env, cwd: dir.to_path_buf() }
+        Self {
+            binary,
+            env,
+            cwd: dir.to_path_buf(),
+        }
     }
 
     /// Runs `cmd` to the end or its deadline (then the process is killed
@@ -277,7 +306,12 @@ impl HelmProcess {
 }
 
 fn first_words(cmd: &HelmCommand) -> String {
-    let words: Vec<String> = cmd.args.iter().take(2).map(|a| a.to_string_lossy().into_owned()).collect();
+    let words: Vec<String> = cmd
+        .args
+        .iter()
+        .take(2)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     format!("helm {}", words.join(" "))
 }
 
@@ -296,10 +330,17 @@ pub fn locate(explicit: &Path) -> Result<PathBuf, StepError> {
         return if explicit.is_file() {
             // helm runs in its own directory: a relative path must not
             // change meaning.
-            std::fs::canonicalize(explicit)
-                .map_err(|e| missing(format!("the helm binary {} cannot be used ({e})", explicit.display())))
+            std::fs::canonicalize(explicit).map_err(|e| {
+                missing(format!(
+                    "the helm binary {} cannot be used ({e})",
+                    explicit.display()
+                ))
+            })
         } else {
-            Err(missing(format!("the helm binary {} does not exist", explicit.display())))
+            Err(missing(format!(
+                "the helm binary {} does not exist",
+                explicit.display()
+            )))
         };
     }
     let paths = std::env::var_os("PATH").unwrap_or_default();
@@ -314,13 +355,32 @@ pub fn classify_failure(message: &str) -> StepError {
     let lower = message.to_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let msg = message.to_string();
-    if has(&["release: not found", "has no deployed releases", "release not loaded", "no revision for release"]) {
+    if has(&[
+        "release: not found",
+        "has no deployed releases",
+        "release not loaded",
+        "no revision for release",
+    ]) {
         StepError::NotFound(msg)
-    } else if has(&["parse error", "template: ", "execution error", "error converting yaml", "values don't meet the specifications"]) {
+    } else if has(&[
+        "parse error",
+        "template: ",
+        "execution error",
+        "error converting yaml",
+        "values don't meet the specifications",
+    ]) {
         StepError::Invalid(msg)
-    } else if has(&["another operation (install/upgrade/rollback) is in progress", "already exists", "conflict"]) {
+    } else if has(&[
+        "another operation (install/upgrade/rollback) is in progress",
+        "already exists",
+        "conflict",
+    ]) {
         StepError::Conflict(msg)
-    } else if has(&["timed out waiting", "context deadline exceeded", "timeout waiting"]) {
+    } else if has(&[
+        "timed out waiting",
+        "context deadline exceeded",
+        "timeout waiting",
+    ]) {
         StepError::Timeout(msg)
     } else if has(&["forbidden", "is not allowed"]) {
         StepError::Forbidden(msg)
@@ -360,8 +420,22 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(HelmVersion::parse("v3.14.2"), Some(HelmVersion { major: 3, minor: 14, patch: 2 }));
-        assert_eq!(HelmVersion::parse("v4.1.4+g05fa379\n"), Some(HelmVersion { major: 4, minor: 1, patch: 4 }));
+        assert_eq!(
+            HelmVersion::parse("v3.14.2"),
+            Some(HelmVersion {
+                major: 3,
+                minor: 14,
+                patch: 2
+            })
+        );
+        assert_eq!(
+            HelmVersion::parse("v4.1.4+g05fa379\n"),
+            Some(HelmVersion {
+                major: 4,
+                minor: 1,
+                patch: 4
+            })
+        );
         assert!(HelmVersion::parse("v3.7.1").unwrap() < MIN_VERSION);
         assert!(HelmVersion::parse("v4.0.0").unwrap().is_v4());
         assert_eq!(HelmVersion::parse("nonsense"), None);
@@ -369,20 +443,30 @@ mod tests {
 
     #[test]
     fn failures() {
-        assert!(matches!(classify_failure("UPGRADE FAILED: \"web\" has no deployed releases"), StepError::NotFound(_)));
         assert!(matches!(
-            classify_failure("template: web/templates/cm.yaml:4:3: executing \"x\" at <.Values.a.b>: nil pointer"),
+            classify_failure("UPGRADE FAILED: \"web\" has no deployed releases"),
+            StepError::NotFound(_)
+        ));
+        assert!(matches!(
+            classify_failure(
+                "template: web/templates/cm.yaml:4:3: executing \"x\" at <.Values.a.b>: nil pointer"
+            ),
             StepError::Invalid(_)
         ));
         assert!(matches!(
-            classify_failure("Kubernetes cluster unreachable: dial tcp 127.0.0.1:1: connect: connection refused"),
+            classify_failure(
+                "Kubernetes cluster unreachable: dial tcp 127.0.0.1:1: connect: connection refused"
+            ),
             StepError::Unavailable(_)
         ));
         assert!(matches!(
             classify_failure("another operation (install/upgrade/rollback) is in progress"),
             StepError::Conflict(_)
         ));
-        assert!(matches!(classify_failure("context deadline exceeded"), StepError::Timeout(_)));
+        assert!(matches!(
+            classify_failure("context deadline exceeded"),
+            StepError::Timeout(_)
+        ));
     }
 
     #[test]

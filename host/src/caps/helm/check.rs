@@ -71,7 +71,10 @@ pub(crate) fn foreign_subjects(role_binding: &Value, namespace: &str) -> Option<
         .iter()
         .filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
         .filter_map(|s| {
-            let ns = s.get("namespace").and_then(Value::as_str).unwrap_or_default();
+            let ns = s
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
             (!ns.is_empty() && ns != namespace).then(|| format!("{ns}/{name}"))
         })
@@ -85,7 +88,11 @@ pub(crate) fn foreign_subjects(role_binding: &Value, namespace: &str) -> Option<
 }
 
 fn verb_list(verbs: &[Verb]) -> String {
-    verbs.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+    verbs
+        .iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks `verbs` on helm's release records (Secrets); the refusal reason
@@ -138,16 +145,23 @@ impl HelmCtx {
                 Err(e) => {
                     let at = item.source.map(|s| format!(" ({s})")).unwrap_or_default();
                     let e = StepError::Invalid(format!("{key}{at}: {e}"));
-                    self.recorder.audit(call, &key.to_string(), Decision::Denied, &e.to_string());
+                    self.recorder
+                        .audit(call, &key.to_string(), Decision::Denied, &e.to_string());
                     return Err(e.into());
                 }
             };
-            let object_ns = item.object.pointer("/metadata/namespace").and_then(Value::as_str);
+            let object_ns = item
+                .object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str);
             let verbs = match item.intent {
                 Intent::Apply => {
                     let exists = res.namespaced
                         && object_ns.is_none_or(|ns| ns.is_empty() || ns == self.namespace)
-                        && matches!(self.backend.get(&res, &self.namespace, &key.name).await, Ok(Some(_)));
+                        && matches!(
+                            self.backend.get(&res, &self.namespace, &key.name).await,
+                            Ok(Some(_))
+                        );
                     vec![if exists { Verb::Patch } else { Verb::Create }]
                 }
                 Intent::Hook => vec![Verb::Create, Verb::Delete],
@@ -183,12 +197,17 @@ impl HelmCtx {
             match reason {
                 Some(why) => {
                     let at = item.source.map(|s| format!(" ({s})")).unwrap_or_default();
-                    self.recorder.audit(call, &target, Decision::Denied, &format!("{why}{at}"));
+                    self.recorder
+                        .audit(call, &target, Decision::Denied, &format!("{why}{at}"));
                     refusals.push(format!("{} {}{at}: {why}", key.kind, key.name));
                 }
                 None => {
                     self.recorder.audit(call, &target, Decision::Allowed, "");
-                    candidates.push(Candidate { res, key, hook: item.intent == Intent::Hook });
+                    candidates.push(Candidate {
+                        res,
+                        key,
+                        hook: item.intent == Intent::Hook,
+                    });
                 }
             }
         }
@@ -228,9 +247,28 @@ mod tests {
     #[test]
     fn release_records_need_secrets() {
         let policy = Policy::default();
-        assert_eq!(storage_refusal(&policy, "dev", &[Verb::Get, Verb::List, Verb::Create, Verb::Update, Verb::Delete]), None);
-        let none = Policy { rules: Vec::new(), ..Policy::default() };
+        assert_eq!(
+            storage_refusal(
+                &policy,
+                "dev",
+                &[
+                    Verb::Get,
+                    Verb::List,
+                    Verb::Create,
+                    Verb::Update,
+                    Verb::Delete
+                ]
+            ),
+            None
+        );
+        let none = Policy {
+            rules: Vec::new(),
+            ..Policy::default()
+        };
         let why = storage_refusal(&none, "dev", &[Verb::Get, Verb::List]).unwrap();
-        assert!(why.contains("get, list") && why.contains("Secrets"), "{why}");
+        assert!(
+            why.contains("get, list") && why.contains("Secrets"),
+            "{why}"
+        );
     }
 }

@@ -84,13 +84,26 @@ impl wit::Host for HelmView<'_> {
         values: String,
         options: wit::UpgradeOptions,
     ) -> Result<wit::ReleaseResult, CapError> {
-        let options =
-            UpgradeOptions { wait: options.wait, timeout: timeout(options.timeout_seconds), atomic: options.atomic };
-        self.ctx.upgrade_or_install(&release_name, &chart, &values, options).await.map(result)
+        let options = UpgradeOptions {
+            wait: options.wait,
+            timeout: timeout(options.timeout_seconds),
+            atomic: options.atomic,
+        };
+        self.ctx
+            .upgrade_or_install(&release_name, &chart, &values, options)
+            .await
+            .map(result)
     }
 
-    async fn uninstall(&mut self, release_name: String, options: wit::WaitOptions) -> Result<wit::ReleaseResult, CapError> {
-        let options = WaitOptions { wait: options.wait, timeout: timeout(options.timeout_seconds) };
+    async fn uninstall(
+        &mut self,
+        release_name: String,
+        options: wit::WaitOptions,
+    ) -> Result<wit::ReleaseResult, CapError> {
+        let options = WaitOptions {
+            wait: options.wait,
+            timeout: timeout(options.timeout_seconds),
+        };
         self.ctx.uninstall(&release_name, options).await.map(result)
     }
 
@@ -100,8 +113,14 @@ impl wit::Host for HelmView<'_> {
         revision: u32,
         options: wit::WaitOptions,
     ) -> Result<wit::ReleaseResult, CapError> {
-        let options = WaitOptions { wait: options.wait, timeout: timeout(options.timeout_seconds) };
-        self.ctx.rollback(&release_name, revision, options).await.map(result)
+        let options = WaitOptions {
+            wait: options.wait,
+            timeout: timeout(options.timeout_seconds),
+        };
+        self.ctx
+            .rollback(&release_name, revision, options)
+            .await
+            .map(result)
     }
 
     async fn status(&mut self, release_name: String) -> Result<wit::ReleaseDetails, CapError> {
@@ -111,7 +130,11 @@ impl wit::Host for HelmView<'_> {
             objects: d
                 .objects
                 .into_iter()
-                .map(|k| wit::ObjectRef { api_version: k.api_version, kind: k.kind, name: k.name })
+                .map(|k| wit::ObjectRef {
+                    api_version: k.api_version,
+                    kind: k.kind,
+                    name: k.name,
+                })
                 .collect(),
             notes: d.notes,
         })
@@ -122,10 +145,21 @@ impl wit::Host for HelmView<'_> {
     }
 
     async fn history(&mut self, release_name: String) -> Result<Vec<wit::Release>, CapError> {
-        Ok(self.ctx.history(&release_name).await?.into_iter().map(release).collect())
+        Ok(self
+            .ctx
+            .history(&release_name)
+            .await?
+            .into_iter()
+            .map(release)
+            .collect())
     }
 
-    async fn template(&mut self, release_name: String, chart: String, values: String) -> Result<String, CapError> {
+    async fn template(
+        &mut self,
+        release_name: String,
+        chart: String,
+        values: String,
+    ) -> Result<String, CapError> {
         self.ctx.template(&release_name, &chart, &values).await
     }
 }

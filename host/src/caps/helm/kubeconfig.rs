@@ -47,7 +47,9 @@ pub enum KubeconfigError {
     },
     /// Not inside a pod: the API server's address is not in the
     /// environment.
-    #[error("not running in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set")]
+    #[error(
+        "not running in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set"
+    )]
     NotInCluster,
 }
 
@@ -63,15 +65,28 @@ impl HelmCluster {
     /// # Errors
     /// [`KubeconfigError`] when the file cannot be read or parsed, or has no
     /// such context.
-    pub fn from_kubeconfig_file(path: &Path, context: Option<&str>) -> Result<Self, KubeconfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KubeconfigError::Read { path: path.into(), source })?;
+    pub fn from_kubeconfig_file(
+        path: &Path,
+        context: Option<&str>,
+    ) -> Result<Self, KubeconfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KubeconfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(HelmCluster::Kubeconfig(self_contained(&text, &base, context).map_err(|e| match e {
-            Problem::Parse(reason) => KubeconfigError::Parse { path: path.into(), reason },
-            Problem::NoContext { context, available } => {
-                KubeconfigError::NoContext { path: path.into(), context, available }
-            }
-        })?))
+        Ok(HelmCluster::Kubeconfig(
+            self_contained(&text, &base, context).map_err(|e| match e {
+                Problem::Parse(reason) => KubeconfigError::Parse {
+                    path: path.into(),
+                    reason,
+                },
+                Problem::NoContext { context, available } => KubeconfigError::NoContext {
+                    path: path.into(),
+                    context,
+                    available,
+                },
+            })?,
+        ))
     }
 
     /// helm inside a pod: the API server from `KUBERNETES_SERVICE_HOST` and
@@ -82,13 +97,24 @@ impl HelmCluster {
     /// # Errors
     /// [`KubeconfigError::NotInCluster`] outside a pod.
     pub fn in_cluster(service_account_dir: &Path) -> Result<Self, KubeconfigError> {
-        let host = std::env::var("KUBERNETES_SERVICE_HOST").ok().filter(|h| !h.is_empty());
-        let port = std::env::var("KUBERNETES_SERVICE_PORT").ok().filter(|p| !p.is_empty());
+        let host = std::env::var("KUBERNETES_SERVICE_HOST")
+            .ok()
+            .filter(|h| !h.is_empty());
+        let port = std::env::var("KUBERNETES_SERVICE_PORT")
+            .ok()
+            .filter(|p| !p.is_empty());
         let (Some(host), Some(port)) = (host, port) else {
             return Err(KubeconfigError::NotInCluster);
         };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
-        Ok(HelmCluster::Kubeconfig(in_cluster_kubeconfig(&format!("https://{host}:{port}"), service_account_dir)))
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Ok(HelmCluster::Kubeconfig(in_cluster_kubeconfig(
+            &format!("https://{host}:{port}"),
+            service_account_dir,
+        )))
     }
 }
 
@@ -117,18 +143,27 @@ enum Problem {
 /// The kubeconfig `text` (from a file in `base`) with `context` current and
 /// relative file paths made absolute.
 fn self_contained(text: &str, base: &Path, context: Option<&str>) -> Result<String, Problem> {
-    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| Problem::Parse(e.to_string()))?;
-    let top = doc.as_mapping_mut().ok_or_else(|| Problem::Parse("the top level is not a mapping".into()))?;
+    let mut doc: Value =
+        serde_yaml_ng::from_str(text).map_err(|e| Problem::Parse(e.to_string()))?;
+    let top = doc
+        .as_mapping_mut()
+        .ok_or_else(|| Problem::Parse("the top level is not a mapping".into()))?;
     if let Some(context) = context {
         let names: Vec<String> = entries(top, "contexts")
             .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
             .collect();
         if !names.iter().any(|n| n == context) {
-            return Err(Problem::NoContext { context: context.to_string(), available: names.join(", ") });
+            return Err(Problem::NoContext {
+                context: context.to_string(),
+                available: names.join(", "),
+            });
         }
         top.insert("current-context".into(), context.into());
     }
-    for (list, inner, fields) in [("clusters", "cluster", CLUSTER_FILES), ("users", "user", USER_FILES)] {
+    for (list, inner, fields) in [
+        ("clusters", "cluster", CLUSTER_FILES),
+        ("users", "user", USER_FILES),
+    ] {
         if let Some(items) = top.get_mut(list).and_then(Value::as_sequence_mut) {
             for item in items {
                 if let Some(entry) = item.get_mut(inner).and_then(Value::as_mapping_mut) {
@@ -144,7 +179,10 @@ fn self_contained(text: &str, base: &Path, context: Option<&str>) -> Result<Stri
 }
 
 fn entries<'a>(top: &'a Mapping, list: &str) -> impl Iterator<Item = &'a Value> {
-    top.get(list).and_then(Value::as_sequence).into_iter().flatten()
+    top.get(list)
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
 }
 
 fn absolutize(entry: &mut Mapping, fields: &[&str], base: &Path) {
@@ -210,13 +248,27 @@ current-context: prod
 
     #[test]
     fn contexts_become_current_and_paths_absolute() {
-        let out = self_contained(KUBECONFIG, Path::new("/home/me/.kube"), Some("dev")).ok().unwrap();
+        let out = self_contained(KUBECONFIG, Path::new("/home/me/.kube"), Some("dev"))
+            .ok()
+            .unwrap();
         let v: Value = serde_yaml_ng::from_str(&out).unwrap();
         assert_eq!(v["current-context"], "dev");
-        assert_eq!(v["clusters"][0]["cluster"]["certificate-authority"], "/home/me/.kube/certs/ca.pem");
-        assert_eq!(v["clusters"][1]["cluster"]["certificate-authority"], "/etc/ssl/dev.pem");
-        assert_eq!(v["users"][0]["user"]["client-key"], "/home/me/.kube/ops.key");
-        assert_eq!(v["users"][1]["user"]["exec"]["command"], "/home/me/.kube/./bin/token");
+        assert_eq!(
+            v["clusters"][0]["cluster"]["certificate-authority"],
+            "/home/me/.kube/certs/ca.pem"
+        );
+        assert_eq!(
+            v["clusters"][1]["cluster"]["certificate-authority"],
+            "/etc/ssl/dev.pem"
+        );
+        assert_eq!(
+            v["users"][0]["user"]["client-key"],
+            "/home/me/.kube/ops.key"
+        );
+        assert_eq!(
+            v["users"][1]["user"]["exec"]["command"],
+            "/home/me/.kube/./bin/token"
+        );
         assert_eq!(v["users"][2]["user"]["exec"]["command"], "aws");
     }
 
@@ -229,15 +281,27 @@ current-context: prod
             }
             _ => panic!("expected NoContext"),
         }
-        assert!(matches!(self_contained("- a\n", Path::new("/k"), None), Err(Problem::Parse(_))));
+        assert!(matches!(
+            self_contained("- a\n", Path::new("/k"), None),
+            Err(Problem::Parse(_))
+        ));
     }
 
     #[test]
     fn in_cluster_uses_the_token_file() {
-        let yaml = in_cluster_kubeconfig("https://10.0.0.1:443", Path::new("/var/run/secrets/kubernetes.io/serviceaccount"));
+        let yaml = in_cluster_kubeconfig(
+            "https://10.0.0.1:443",
+            Path::new("/var/run/secrets/kubernetes.io/serviceaccount"),
+        );
         let v: Value = serde_yaml_ng::from_str(&yaml).unwrap();
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://10.0.0.1:443");
-        assert_eq!(v["users"][0]["user"]["tokenFile"], "/var/run/secrets/kubernetes.io/serviceaccount/token");
+        assert_eq!(
+            v["clusters"][0]["cluster"]["server"],
+            "https://10.0.0.1:443"
+        );
+        assert_eq!(
+            v["users"][0]["user"]["tokenFile"],
+            "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        );
         assert_eq!(v["current-context"], "in-cluster");
     }
 
@@ -246,10 +310,19 @@ current-context: prod
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
         std::fs::write(&path, KUBECONFIG).unwrap();
-        let HelmCluster::Kubeconfig(yaml) = HelmCluster::from_kubeconfig_file(&path, None).unwrap() else {
+        let HelmCluster::Kubeconfig(yaml) = HelmCluster::from_kubeconfig_file(&path, None).unwrap()
+        else {
             panic!("a kubeconfig")
         };
-        assert!(yaml.contains(&dir.path().join("certs/ca.pem").to_string_lossy().into_owned()), "{yaml}");
+        assert!(
+            yaml.contains(
+                &dir.path()
+                    .join("certs/ca.pem")
+                    .to_string_lossy()
+                    .into_owned()
+            ),
+            "{yaml}"
+        );
         let err = HelmCluster::from_kubeconfig_file(&dir.path().join("nope"), None).unwrap_err();
         assert!(matches!(err, KubeconfigError::Read { .. }), "{err}");
     }

@@ -61,10 +61,11 @@ use crate::policy::{Policy, Verb};
 use crate::report::{Decision, Level, LogSource, RunRecorder};
 
 pub use binary::{HelmVersion, MIN_VERSION};
-pub use kubeconfig::KubeconfigError;
 pub(crate) use host::{HasHelm, HelmView};
+pub use kubeconfig::KubeconfigError;
 pub use release::{
-    ObjectKey, ReleaseDetails, ReleaseInfo, ReleaseOutcome, ReleaseStatus, RenderedObject, TouchedObject,
+    ObjectKey, ReleaseDetails, ReleaseInfo, ReleaseOutcome, ReleaseStatus, RenderedObject,
+    TouchedObject,
 };
 
 use binary::{HelmCommand, HelmHome, HelmOutput, HelmProcess};
@@ -113,14 +114,21 @@ pub struct HelmConfig {
 impl HelmConfig {
     /// helm on the embedded namespace `cluster`.
     pub fn embedded(binary: PathBuf, cluster: MemoryCluster) -> Self {
-        Self { binary, cluster: HelmCluster::Embedded(cluster) }
+        Self {
+            binary,
+            cluster: HelmCluster::Embedded(cluster),
+        }
     }
 
     /// The binary to use: `explicit` (`--helm`), else `$STEPBOX_HELM`,
     /// else `helm` on `PATH`.
     pub fn binary_from_env(explicit: Option<PathBuf>) -> PathBuf {
         explicit
-            .or_else(|| std::env::var_os(HELM_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os(HELM_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .unwrap_or_else(|| PathBuf::from("helm"))
     }
 }
@@ -211,7 +219,16 @@ impl HelmCtx {
         config: Option<HelmConfig>,
         dry_run: bool,
     ) -> Self {
-        Self { namespace, policy, backend, recorder, roots, config, dry_run, session: tokio::sync::Mutex::new(None) }
+        Self {
+            namespace,
+            policy,
+            backend,
+            recorder,
+            roots,
+            config,
+            dry_run,
+            session: tokio::sync::Mutex::new(None),
+        }
     }
 
     // ---- the calls -------------------------------------------------------
@@ -227,7 +244,9 @@ impl HelmCtx {
     ) -> CapResult<ReleaseOutcome> {
         const CALL: &str = "helm.upgrade-or-install";
         let target = format!("release {release} chart {chart}");
-        let result = self.upgrade_inner(CALL, release, chart, values, options).await;
+        let result = self
+            .upgrade_inner(CALL, release, chart, values, options)
+            .await;
         self.finish(CALL, &target, result)
     }
 
@@ -244,14 +263,29 @@ impl HelmCtx {
         let mut guard = self.session().await?;
         let session = guard.as_mut().ok_or_else(no_session)?;
         let values_file = self.values_file(session, values)?;
-        let write_verbs = [Verb::Get, Verb::List, Verb::Create, Verb::Update, Verb::Delete];
+        let write_verbs = [
+            Verb::Get,
+            Verb::List,
+            Verb::Create,
+            Verb::Update,
+            Verb::Delete,
+        ];
         let storage = check::storage_refusal(&self.policy, &self.namespace, &write_verbs);
         if let Some(why) = storage {
-            self.recorder.audit(call, "helm release records", Decision::Denied, &why);
+            self.recorder
+                .audit(call, "helm release records", Decision::Denied, &why);
             return Err(StepError::Forbidden(why).into());
         }
         let current = self.current(session, release, None).await?;
-        let rendered = self.render(session, release, &chart, values_file.as_deref(), current.is_some()).await?;
+        let rendered = self
+            .render(
+                session,
+                release,
+                &chart,
+                values_file.as_deref(),
+                current.is_some(),
+            )
+            .await?;
 
         // What the call may do: every rendered object and hook, and the
         // deletion of the current objects the new chart drops.
@@ -260,16 +294,29 @@ impl HelmCtx {
             .map(|o| CheckItem {
                 object: &o.object,
                 source: o.source.as_deref(),
-                intent: if o.is_hook() { Intent::Hook } else { Intent::Apply },
+                intent: if o.is_hook() {
+                    Intent::Hook
+                } else {
+                    Intent::Apply
+                },
             })
             .collect();
-        let kept: HashSet<_> = rendered.iter().filter(|o| !o.is_hook()).map(|o| o.key().identity()).collect();
+        let kept: HashSet<_> = rendered
+            .iter()
+            .filter(|o| !o.is_hook())
+            .map(|o| o.key().identity())
+            .collect();
         if let Some(cur) = &current {
-            items.extend(cur.manifest.iter().filter(|o| !kept.contains(&o.key().identity())).map(|o| CheckItem {
-                object: &o.object,
-                source: o.source.as_deref(),
-                intent: Intent::Delete,
-            }));
+            items.extend(
+                cur.manifest
+                    .iter()
+                    .filter(|o| !kept.contains(&o.key().identity()))
+                    .map(|o| CheckItem {
+                        object: &o.object,
+                        source: o.source.as_deref(),
+                        intent: Intent::Delete,
+                    }),
+            );
         }
         let mut refusals = Vec::new();
         if let Some(dir) = &chart.crds_dir
@@ -298,7 +345,11 @@ impl HelmCtx {
         }
         cmd = wait_flags(cmd, session.version, options.wait || options.atomic);
         if options.atomic {
-            cmd = cmd.arg(if session.version.is_v4() { "--rollback-on-failure" } else { "--atomic" });
+            cmd = cmd.arg(if session.version.is_v4() {
+                "--rollback-on-failure"
+            } else {
+                "--atomic"
+            });
         }
         // A helm that failed or was stopped may have changed objects too:
         // the plan records them either way.
@@ -309,36 +360,64 @@ impl HelmCtx {
             return Err(binary::classify_failure(&outcome.error_message()).into());
         }
         let after = self.current(session, release, None).await?.ok_or_else(|| {
-            StepError::Unavailable(format!("helm reported success, but release {release} is not there"))
+            StepError::Unavailable(format!(
+                "helm reported success, but release {release} is not there"
+            ))
         })?;
         self.warn_unchecked(&after, &rendered);
-        Ok(ReleaseOutcome { release: after.info, objects, notes: after.notes })
+        Ok(ReleaseOutcome {
+            release: after.info,
+            objects,
+            notes: after.notes,
+        })
     }
 
     /// `helm uninstall`: checks the deletion of every object of the
     /// release, then uninstalls.
-    pub async fn uninstall(&self, release: &str, options: WaitOptions) -> CapResult<ReleaseOutcome> {
+    pub async fn uninstall(
+        &self,
+        release: &str,
+        options: WaitOptions,
+    ) -> CapResult<ReleaseOutcome> {
         const CALL: &str = "helm.uninstall";
         let result = self.uninstall_inner(CALL, release, options).await;
         self.finish(CALL, &format!("release {release}"), result)
     }
 
-    async fn uninstall_inner(&self, call: &str, release: &str, options: WaitOptions) -> CapResult<ReleaseOutcome> {
+    async fn uninstall_inner(
+        &self,
+        call: &str,
+        release: &str,
+        options: WaitOptions,
+    ) -> CapResult<ReleaseOutcome> {
         validate_release_name(release)?;
         let mut guard = self.session().await?;
         let session = guard.as_mut().ok_or_else(no_session)?;
         self.storage_check(call, &[Verb::Get, Verb::List, Verb::Update, Verb::Delete])?;
-        let current = self.current(session, release, None).await?.ok_or_else(|| self.release_missing(release))?;
+        let current = self
+            .current(session, release, None)
+            .await?
+            .ok_or_else(|| self.release_missing(release))?;
         let mut items: Vec<CheckItem<'_>> = current
             .manifest
             .iter()
-            .map(|o| CheckItem { object: &o.object, source: o.source.as_deref(), intent: Intent::Delete })
+            .map(|o| CheckItem {
+                object: &o.object,
+                source: o.source.as_deref(),
+                intent: Intent::Delete,
+            })
             .collect();
-        items.extend(current.hooks.iter().filter(|h| runs_on(h, "delete")).map(|h| CheckItem {
-            object: &h.object,
-            source: h.source.as_deref(),
-            intent: Intent::Hook,
-        }));
+        items.extend(
+            current
+                .hooks
+                .iter()
+                .filter(|h| runs_on(h, "delete"))
+                .map(|h| CheckItem {
+                    object: &h.object,
+                    source: h.source.as_deref(),
+                    intent: Intent::Hook,
+                }),
+        );
         let mut candidates = self.check_objects(call, &items, Vec::new()).await?;
         candidates.extend(self.stored_candidates(&current.hooks, true).await);
         let candidates = dedup(candidates);
@@ -361,12 +440,21 @@ impl HelmCtx {
         let mut info = current.info;
         info.status = ReleaseStatus::Uninstalled;
         info.description = "Uninstallation complete".to_string();
-        Ok(ReleaseOutcome { release: info, objects, notes: String::new() })
+        Ok(ReleaseOutcome {
+            release: info,
+            objects,
+            notes: String::new(),
+        })
     }
 
     /// `helm rollback`: checks the objects of the revision rolled back to
     /// (and the deletion of those it drops), then rolls back.
-    pub async fn rollback(&self, release: &str, revision: u32, options: WaitOptions) -> CapResult<ReleaseOutcome> {
+    pub async fn rollback(
+        &self,
+        release: &str,
+        revision: u32,
+        options: WaitOptions,
+    ) -> CapResult<ReleaseOutcome> {
         const CALL: &str = "helm.rollback";
         let target = match revision {
             0 => format!("release {release} to the previous revision"),
@@ -386,8 +474,20 @@ impl HelmCtx {
         validate_release_name(release)?;
         let mut guard = self.session().await?;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        self.storage_check(call, &[Verb::Get, Verb::List, Verb::Create, Verb::Update, Verb::Delete])?;
-        let current = self.current(session, release, None).await?.ok_or_else(|| self.release_missing(release))?;
+        self.storage_check(
+            call,
+            &[
+                Verb::Get,
+                Verb::List,
+                Verb::Create,
+                Verb::Update,
+                Verb::Delete,
+            ],
+        )?;
+        let current = self
+            .current(session, release, None)
+            .await?
+            .ok_or_else(|| self.release_missing(release))?;
         let wanted = match revision {
             0 if current.info.revision <= 1 => {
                 return Err(StepError::Invalid(format!(
@@ -409,18 +509,33 @@ impl HelmCtx {
         let mut items: Vec<CheckItem<'_>> = goal
             .manifest
             .iter()
-            .map(|o| CheckItem { object: &o.object, source: o.source.as_deref(), intent: Intent::Apply })
+            .map(|o| CheckItem {
+                object: &o.object,
+                source: o.source.as_deref(),
+                intent: Intent::Apply,
+            })
             .collect();
-        items.extend(goal.hooks.iter().filter(|h| runs_on(h, "rollback")).map(|h| CheckItem {
-            object: &h.object,
-            source: h.source.as_deref(),
-            intent: Intent::Hook,
-        }));
-        items.extend(current.manifest.iter().filter(|o| !kept.contains(&o.key().identity())).map(|o| CheckItem {
-            object: &o.object,
-            source: o.source.as_deref(),
-            intent: Intent::Delete,
-        }));
+        items.extend(
+            goal.hooks
+                .iter()
+                .filter(|h| runs_on(h, "rollback"))
+                .map(|h| CheckItem {
+                    object: &h.object,
+                    source: h.source.as_deref(),
+                    intent: Intent::Hook,
+                }),
+        );
+        items.extend(
+            current
+                .manifest
+                .iter()
+                .filter(|o| !kept.contains(&o.key().identity()))
+                .map(|o| CheckItem {
+                    object: &o.object,
+                    source: o.source.as_deref(),
+                    intent: Intent::Delete,
+                }),
+        );
         let mut candidates = self.check_objects(call, &items, Vec::new()).await?;
         candidates.extend(self.stored_candidates(&current.hooks, true).await);
         let candidates = dedup(candidates);
@@ -440,8 +555,15 @@ impl HelmCtx {
         if !outcome.success {
             return Err(binary::classify_failure(&outcome.error_message()).into());
         }
-        let after = self.current(session, release, None).await?.ok_or_else(|| self.release_missing(release))?;
-        Ok(ReleaseOutcome { release: after.info, objects, notes: after.notes })
+        let after = self
+            .current(session, release, None)
+            .await?
+            .ok_or_else(|| self.release_missing(release))?;
+        Ok(ReleaseOutcome {
+            release: after.info,
+            objects,
+            notes: after.notes,
+        })
     }
 
     /// `helm status`: the current revision and its objects.
@@ -452,7 +574,10 @@ impl HelmCtx {
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
             self.storage_check(CALL, &[Verb::Get, Verb::List])?;
-            let record = self.current(session, release, None).await?.ok_or_else(|| self.release_missing(release))?;
+            let record = self
+                .current(session, release, None)
+                .await?
+                .ok_or_else(|| self.release_missing(release))?;
             Ok(ReleaseDetails {
                 release: record.info,
                 objects: record.manifest.iter().map(RenderedObject::key).collect(),
@@ -470,7 +595,15 @@ impl HelmCtx {
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
             self.storage_check(CALL, &[Verb::Get, Verb::List])?;
-            let cmd = HelmCommand::new(["list", "--namespace", &self.namespace, "--output", "json", "--max", "0"]);
+            let cmd = HelmCommand::new([
+                "list",
+                "--namespace",
+                &self.namespace,
+                "--output",
+                "json",
+                "--max",
+                "0",
+            ]);
             let out = self.helm_ok(session, &cmd).await?;
             let mut releases = release::parse_list(&out.stdout)?;
             releases.retain(|r| r.namespace.is_empty() || r.namespace == self.namespace);
@@ -488,7 +621,14 @@ impl HelmCtx {
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
             self.storage_check(CALL, &[Verb::Get, Verb::List])?;
-            let cmd = HelmCommand::new(["history", release, "--namespace", &self.namespace, "--output", "json"]);
+            let cmd = HelmCommand::new([
+                "history",
+                release,
+                "--namespace",
+                &self.namespace,
+                "--output",
+                "json",
+            ]);
             let out = self.helm(session, &cmd).await?;
             if !out.success {
                 return Err(match binary::classify_failure(&out.error_message()) {
@@ -496,7 +636,11 @@ impl HelmCtx {
                     other => other.into(),
                 });
             }
-            Ok(release::parse_history(&out.stdout, release, &self.namespace)?)
+            Ok(release::parse_history(
+                &out.stdout,
+                release,
+                &self.namespace,
+            )?)
         }
         .await;
         self.finish(CALL, &format!("release {release}"), result)
@@ -513,7 +657,18 @@ impl HelmCtx {
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
             let values_file = self.values_file(session, values)?;
-            let out = self.helm_ok(session, &template_command(release, &chart, &self.namespace, values_file.as_deref(), false)).await?;
+            let out = self
+                .helm_ok(
+                    session,
+                    &template_command(
+                        release,
+                        &chart,
+                        &self.namespace,
+                        values_file.as_deref(),
+                        false,
+                    ),
+                )
+                .await?;
             Ok(out.stdout)
         }
         .await;
@@ -545,15 +700,20 @@ impl HelmCtx {
             .into());
         }
         let binary = binary::locate(&config.binary)?;
-        let home = HelmHome::create()
-            .map_err(|e| StepError::Unavailable(format!("cannot create a private directory for helm: {e}")))?;
+        let home = HelmHome::create().map_err(|e| {
+            StepError::Unavailable(format!("cannot create a private directory for helm: {e}"))
+        })?;
         let (kubeconfig_yaml, server, host_home) = match &config.cluster {
             HelmCluster::Embedded(cluster) => {
                 let server = crate::devcluster::DevCluster::new(cluster.clone())
                     .namespace(self.namespace.clone())
                     .start()
                     .await
-                    .map_err(|e| StepError::Unavailable(format!("cannot serve the embedded namespace to helm: {e}")))?;
+                    .map_err(|e| {
+                        StepError::Unavailable(format!(
+                            "cannot serve the embedded namespace to helm: {e}"
+                        ))
+                    })?;
                 (server.kubeconfig_yaml(&self.namespace), Some(server), false)
             }
             HelmCluster::Kubeconfig(yaml) => (yaml.clone(), None, true),
@@ -565,13 +725,15 @@ impl HelmCtx {
         let out = process
             .run(&HelmCommand::new(["version", "--template", "{{.Version}}"]))
             .await?;
-        let version = HelmVersion::parse(&out.stdout).filter(|_| out.success).ok_or_else(|| {
-            StepError::Unavailable(format!(
-                "{} does not look like helm (`helm version` printed {:?})",
-                process.binary.display(),
-                out.stdout.trim()
-            ))
-        })?;
+        let version = HelmVersion::parse(&out.stdout)
+            .filter(|_| out.success)
+            .ok_or_else(|| {
+                StepError::Unavailable(format!(
+                    "{} does not look like helm (`helm version` printed {:?})",
+                    process.binary.display(),
+                    out.stdout.trim()
+                ))
+            })?;
         if version < MIN_VERSION {
             return Err(StepError::Unavailable(format!(
                 "helm {version} at {} is too old: stepbox needs helm {MIN_VERSION} or newer",
@@ -580,7 +742,12 @@ impl HelmCtx {
             .into());
         }
         self.log(&format!("helm {version} ({})", process.binary.display()))?;
-        Ok(Session { home, process, version, _server: server })
+        Ok(Session {
+            home,
+            process,
+            version,
+            _server: server,
+        })
     }
 
     /// Runs helm, logging the command, its exit and its stderr (masked) at
@@ -602,18 +769,36 @@ impl HelmCtx {
     /// [`Self::helm`], with a failure turned into the step's error.
     async fn helm_ok(&self, session: &Session, cmd: &HelmCommand) -> CapResult<HelmOutput> {
         let out = self.helm(session, cmd).await?;
-        if out.success { Ok(out) } else { Err(binary::classify_failure(&out.error_message()).into()) }
+        if out.success {
+            Ok(out)
+        } else {
+            Err(binary::classify_failure(&out.error_message()).into())
+        }
     }
 
     fn log(&self, message: &str) -> CapResult<()> {
-        Ok(self.recorder.log(Level::Debug, LogSource::Helm, &format!("helm: {message}"))?)
+        Ok(self
+            .recorder
+            .log(Level::Debug, LogSource::Helm, &format!("helm: {message}"))?)
     }
 
     /// The current release (or revision `revision`), `None` when there is
     /// none. Chart fields come from `helm get metadata` when `status` (helm
     /// 4) leaves them out.
-    async fn current(&self, session: &Session, release: &str, revision: Option<u32>) -> CapResult<Option<ReleaseRecord>> {
-        let mut cmd = HelmCommand::new(["status", release, "--namespace", &self.namespace, "--output", "json"]);
+    async fn current(
+        &self,
+        session: &Session,
+        release: &str,
+        revision: Option<u32>,
+    ) -> CapResult<Option<ReleaseRecord>> {
+        let mut cmd = HelmCommand::new([
+            "status",
+            release,
+            "--namespace",
+            &self.namespace,
+            "--output",
+            "json",
+        ]);
         if let Some(r) = revision {
             cmd = cmd.args(["--revision", &r.to_string()]);
         }
@@ -626,13 +811,22 @@ impl HelmCtx {
         }
         let mut record = release::parse_status(&out.stdout)?;
         if record.info.chart_name.is_empty() {
-            let mut meta = HelmCommand::new(["get", "metadata", release, "--namespace", &self.namespace, "--output", "json"]);
+            let mut meta = HelmCommand::new([
+                "get",
+                "metadata",
+                release,
+                "--namespace",
+                &self.namespace,
+                "--output",
+                "json",
+            ]);
             meta = meta.args(["--revision", &record.info.revision.to_string()]);
             let out = self.helm(session, &meta).await?;
             if out.success {
                 release::apply_metadata(&mut record.info, &out.stdout)?;
             } else {
-                self.fill_chart_from_history(session, &mut record.info).await?;
+                self.fill_chart_from_history(session, &mut record.info)
+                    .await?;
             }
         }
         if record.info.namespace.is_empty() {
@@ -642,8 +836,19 @@ impl HelmCtx {
     }
 
     /// helm before 3.13 has no `get metadata`; its history names the chart.
-    async fn fill_chart_from_history(&self, session: &Session, info: &mut ReleaseInfo) -> CapResult<()> {
-        let cmd = HelmCommand::new(["history", &info.name, "--namespace", &self.namespace, "--output", "json"]);
+    async fn fill_chart_from_history(
+        &self,
+        session: &Session,
+        info: &mut ReleaseInfo,
+    ) -> CapResult<()> {
+        let cmd = HelmCommand::new([
+            "history",
+            &info.name,
+            "--namespace",
+            &self.namespace,
+            "--output",
+            "json",
+        ]);
         let out = self.helm_ok(session, &cmd).await?;
         let history = release::parse_history(&out.stdout, &info.name, &self.namespace)?;
         if let Some(rev) = history.iter().find(|r| r.revision == info.revision) {
@@ -674,35 +879,56 @@ impl HelmCtx {
     /// stays inside the step's filesystem.
     fn find_chart(&self, guest: &str) -> CapResult<Chart> {
         let path = Path::new(guest);
-        let (root, guest_root, rest) = if let Ok(rest) = path.strip_prefix(crate::caps::fs::PACKAGES_GUEST_PATH) {
-            (&self.roots.packages, crate::caps::fs::PACKAGES_GUEST_PATH, rest)
-        } else if let Ok(rest) = path.strip_prefix(crate::caps::fs::WORKSPACE_GUEST_PATH) {
-            (&self.roots.workspace, crate::caps::fs::WORKSPACE_GUEST_PATH, rest)
-        } else {
-            return Err(StepError::Invalid(format!(
-                "chart path {guest:?} must be absolute and under {} or {}",
-                crate::caps::fs::PACKAGES_GUEST_PATH,
-                crate::caps::fs::WORKSPACE_GUEST_PATH
-            ))
-            .into());
-        };
+        let (root, guest_root, rest) =
+            if let Ok(rest) = path.strip_prefix(crate::caps::fs::PACKAGES_GUEST_PATH) {
+                (
+                    &self.roots.packages,
+                    crate::caps::fs::PACKAGES_GUEST_PATH,
+                    rest,
+                )
+            } else if let Ok(rest) = path.strip_prefix(crate::caps::fs::WORKSPACE_GUEST_PATH) {
+                (
+                    &self.roots.workspace,
+                    crate::caps::fs::WORKSPACE_GUEST_PATH,
+                    rest,
+                )
+            } else {
+                return Err(StepError::Invalid(format!(
+                    "chart path {guest:?} must be absolute and under {} or {}",
+                    crate::caps::fs::PACKAGES_GUEST_PATH,
+                    crate::caps::fs::WORKSPACE_GUEST_PATH
+                ))
+                .into());
+            };
         let mut relative = PathBuf::new();
         for c in rest.components() {
             match c {
                 Component::Normal(s) => relative.push(s),
                 Component::CurDir => {}
-                _ => return Err(StepError::Forbidden(format!("chart path {guest:?} leaves {guest_root}")).into()),
+                _ => {
+                    return Err(StepError::Forbidden(format!(
+                        "chart path {guest:?} leaves {guest_root}"
+                    ))
+                    .into());
+                }
             }
         }
         let host = root.join(&relative);
         let meta = std::fs::metadata(&host).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StepError::NotFound(format!("chart {guest} does not exist")),
+            std::io::ErrorKind::NotFound => {
+                StepError::NotFound(format!("chart {guest} does not exist"))
+            }
             _ => StepError::Invalid(format!("chart {guest}: {e}")),
         })?;
-        let root_real = std::fs::canonicalize(root).map_err(|e| StepError::Unavailable(format!("{guest_root}: {e}")))?;
-        let host_real = std::fs::canonicalize(&host).map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
+        let root_real = std::fs::canonicalize(root)
+            .map_err(|e| StepError::Unavailable(format!("{guest_root}: {e}")))?;
+        let host_real = std::fs::canonicalize(&host)
+            .map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
         if !host_real.starts_with(&root_real) {
-            return Err(StepError::Forbidden(format!("chart {guest} is a link that leaves {guest_root}")).into());
+            return Err(StepError::Forbidden(format!(
+                "chart {guest} is a link that leaves {guest_root}"
+            ))
+            .into());
         }
         if meta.is_dir() {
             if !host_real.join("Chart.yaml").is_file() {
@@ -712,9 +938,17 @@ impl HelmCtx {
                 .into());
             }
             let crds_dir = scan_chart_dir(&host_real, &root_real, guest, guest_root)?;
-            Ok(Chart { guest: guest.to_string(), host: host_real, crds_dir })
+            Ok(Chart {
+                guest: guest.to_string(),
+                host: host_real,
+                crds_dir,
+            })
         } else if guest.ends_with(".tgz") || guest.ends_with(".tar.gz") {
-            Ok(Chart { guest: guest.to_string(), host: host_real, crds_dir: None })
+            Ok(Chart {
+                guest: guest.to_string(),
+                host: host_real,
+                crds_dir: None,
+            })
         } else {
             Err(StepError::Invalid(format!(
                 "{guest} is not a chart: a chart is a directory with Chart.yaml, or a packaged .tgz"
@@ -747,14 +981,23 @@ impl HelmCtx {
                     serde_yaml_ng::Value::Bool(_) => "a boolean",
                     _ => "a tagged value",
                 };
-                return Err(StepError::Invalid(format!("the values must be a YAML mapping (key: value), not {what}")).into());
+                return Err(StepError::Invalid(format!(
+                    "the values must be a YAML mapping (key: value), not {what}"
+                ))
+                .into());
             }
-            Err(e) => return Err(StepError::Invalid(format!("the values are not valid YAML: {e}")).into()),
+            Err(e) => {
+                return Err(
+                    StepError::Invalid(format!("the values are not valid YAML: {e}")).into(),
+                );
+            }
         }
         let path = session
             .home
             .write_private("values.yaml", values)
-            .map_err(|e| StepError::Unavailable(format!("cannot write the values for helm: {e}")))?;
+            .map_err(|e| {
+                StepError::Unavailable(format!("cannot write the values for helm: {e}"))
+            })?;
         Ok(Some(path))
     }
 
@@ -764,7 +1007,8 @@ impl HelmCtx {
         match check::storage_refusal(&self.policy, &self.namespace, verbs) {
             None => Ok(()),
             Some(why) => {
-                self.recorder.audit(call, "helm release records", Decision::Denied, &why);
+                self.recorder
+                    .audit(call, "helm release records", Decision::Denied, &why);
                 Err(StepError::Forbidden(why).into())
             }
         }
@@ -805,14 +1049,20 @@ impl HelmCtx {
 
     /// Compares the candidates with `before`, records plan entries for what
     /// changed and returns the touched objects.
-    async fn record_changes(&self, candidates: &[Candidate], before: &[Option<Value>]) -> Vec<TouchedObject> {
+    async fn record_changes(
+        &self,
+        candidates: &[Candidate],
+        before: &[Option<Value>],
+    ) -> Vec<TouchedObject> {
         let after = self.observe(candidates).await;
         let mut touched = Vec::new();
         for ((c, b), a) in candidates.iter().zip(before).zip(&after) {
             let (action, entry) = match (b, a) {
                 (None, None) => continue,
                 // A hook left as it was is not something this call did.
-                (Some(b), Some(a)) if c.hook && plan::classify(Some(b), a) == Action::Unchanged => continue,
+                (Some(b), Some(a)) if c.hook && plan::classify(Some(b), a) == Action::Unchanged => {
+                    continue;
+                }
                 (None, Some(a)) => (Action::Created, PlanEntry::for_change(None, a)),
                 (Some(b), None) => (Action::Deleted, PlanEntry::deleted(b)),
                 (Some(b), Some(a)) => {
@@ -821,7 +1071,11 @@ impl HelmCtx {
                 }
             };
             self.recorder.plan(entry);
-            touched.push(TouchedObject { key: c.key.clone(), action, hook: c.hook });
+            touched.push(TouchedObject {
+                key: c.key.clone(),
+                action,
+                hook: c.hook,
+            });
         }
         touched
     }
@@ -837,7 +1091,9 @@ impl HelmCtx {
                     "release {} holds {key}, which `helm template` did not render before the install (the chart depends on the cluster)",
                     installed.info.name
                 );
-                let _ = self.recorder.log(Level::Warn, LogSource::Helm, &format!("helm: {msg}"));
+                let _ = self
+                    .recorder
+                    .log(Level::Warn, LogSource::Helm, &format!("helm: {msg}"));
             }
         }
     }
@@ -845,7 +1101,11 @@ impl HelmCtx {
     // ---- results ----------------------------------------------------------
 
     fn release_missing(&self, release: &str) -> CapError {
-        StepError::NotFound(format!("release {release} not found in namespace {:?}", self.namespace)).into()
+        StepError::NotFound(format!(
+            "release {release} not found in namespace {:?}",
+            self.namespace
+        ))
+        .into()
     }
 
     /// Writes the call's audit line and masks the error.
@@ -883,7 +1143,10 @@ impl HelmCtx {
             (&self.roots.packages, crate::caps::fs::PACKAGES_GUEST_PATH),
             (&self.roots.workspace, crate::caps::fs::WORKSPACE_GUEST_PATH),
         ] {
-            for form in [Some(root.clone()), std::fs::canonicalize(root).ok()].into_iter().flatten() {
+            for form in [Some(root.clone()), std::fs::canonicalize(root).ok()]
+                .into_iter()
+                .flatten()
+            {
                 let host = form.to_string_lossy().into_owned();
                 if !host.is_empty() && host != "/" {
                     text = text.replace(&host, guest);
@@ -925,7 +1188,13 @@ fn wait_flags(cmd: HelmCommand, version: HelmVersion, wait: bool) -> HelmCommand
     }
 }
 
-fn template_command(release: &str, chart: &Chart, namespace: &str, values: Option<&Path>, is_upgrade: bool) -> HelmCommand {
+fn template_command(
+    release: &str,
+    chart: &Chart,
+    namespace: &str,
+    values: Option<&Path>,
+    is_upgrade: bool,
+) -> HelmCommand {
     let mut cmd = HelmCommand::new(["template", release])
         .arg(chart.host.as_os_str())
         .args(["--namespace", namespace, "--include-crds"]);
@@ -949,7 +1218,10 @@ fn runs_on(hook: &RenderedObject, kind: &str) -> bool {
 
 fn dedup(candidates: Vec<Candidate>) -> Vec<Candidate> {
     let mut seen = HashSet::new();
-    candidates.into_iter().filter(|c| seen.insert(c.key.identity())).collect()
+    candidates
+        .into_iter()
+        .filter(|c| seen.insert(c.key.identity()))
+        .collect()
 }
 
 /// Release names as helm accepts them: DNS-1123 subdomain-like, at most 53
@@ -959,7 +1231,9 @@ fn validate_release_name(name: &str) -> CapResult<()> {
         && name.len() <= 53
         && name.split('.').all(|part| {
             !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         });
@@ -979,21 +1253,36 @@ const MAX_CHART_FILES: usize = 10_000;
 /// Walks a chart directory: every link must stay inside the step's
 /// filesystem; returns the `crds/` folder (of the chart or a subchart) if
 /// there is one with files in it.
-fn scan_chart_dir(dir: &Path, root: &Path, guest: &str, guest_root: &str) -> CapResult<Option<String>> {
+fn scan_chart_dir(
+    dir: &Path,
+    root: &Path,
+    guest: &str,
+    guest_root: &str,
+) -> CapResult<Option<String>> {
     let mut crds = None;
     let mut stack = vec![dir.to_path_buf()];
     let mut seen = 0usize;
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
         for entry in entries {
             let entry = entry.map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
             seen += 1;
             if seen > MAX_CHART_FILES {
-                return Err(StepError::Invalid(format!("chart {guest} has more than {MAX_CHART_FILES} files")).into());
+                return Err(StepError::Invalid(format!(
+                    "chart {guest} has more than {MAX_CHART_FILES} files"
+                ))
+                .into());
             }
             let path = entry.path();
-            let ty = entry.file_type().map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
-            let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
+            let ty = entry
+                .file_type()
+                .map_err(|e| StepError::Invalid(format!("chart {guest}: {e}")))?;
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
             if ty.is_symlink() {
                 let real = std::fs::canonicalize(&path).map_err(|e| {
                     StepError::Invalid(format!("chart {guest}: {rel} is a broken link ({e})"))
@@ -1010,13 +1299,22 @@ fn scan_chart_dir(dir: &Path, root: &Path, guest: &str, guest_root: &str) -> Cap
                 let name = entry.file_name();
                 let is_crds = name == "crds" && {
                     // crds/ of the chart, or charts/<sub>/crds/
-                    let parent = path.parent().and_then(|p| p.strip_prefix(dir).ok()).map(Path::to_path_buf);
+                    let parent = path
+                        .parent()
+                        .and_then(|p| p.strip_prefix(dir).ok())
+                        .map(Path::to_path_buf);
                     parent.as_deref().is_some_and(|p| {
                         p.as_os_str().is_empty()
-                            || (p.parent().and_then(Path::file_name) == Some("charts".as_ref()) && p.components().count() >= 2)
+                            || (p.parent().and_then(Path::file_name) == Some("charts".as_ref())
+                                && p.components().count() >= 2)
                     })
                 };
-                if is_crds && crds.is_none() && std::fs::read_dir(&path).map(|mut r| r.next().is_some()).unwrap_or(false) {
+                if is_crds
+                    && crds.is_none()
+                    && std::fs::read_dir(&path)
+                        .map(|mut r| r.next().is_some())
+                        .unwrap_or(false)
+                {
                     crds = Some(format!("{rel}/"));
                 }
                 stack.push(path);
@@ -1034,7 +1332,16 @@ mod tests {
     fn release_names() {
         assert!(validate_release_name("web").is_ok());
         assert!(validate_release_name("web-1.prod").is_ok());
-        for bad in ["", "Web", "-web", "web-", "--set=x", &"a".repeat(54), "a..b", "a/b"] {
+        for bad in [
+            "",
+            "Web",
+            "-web",
+            "web-",
+            "--set=x",
+            &"a".repeat(54),
+            "a..b",
+            "a/b",
+        ] {
             assert!(validate_release_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -1047,7 +1354,10 @@ mod tests {
             hook_events: Some(events.iter().map(|e| e.to_string()).collect()),
         };
         assert!(runs_on(&hook(&["pre-delete"]), "delete"));
-        assert!(runs_on(&hook(&["pre-install", "post-rollback"]), "rollback"));
+        assert!(runs_on(
+            &hook(&["pre-install", "post-rollback"]),
+            "rollback"
+        ));
         assert!(!runs_on(&hook(&["pre-install", "test"]), "delete"));
     }
 
@@ -1058,10 +1368,18 @@ mod tests {
         let chart = root.join("c");
         std::fs::create_dir_all(chart.join("templates")).unwrap();
         std::fs::write(chart.join("Chart.yaml"), "name: c\n").unwrap();
-        assert_eq!(scan_chart_dir(&chart, &root, "/packages/c", "/packages").unwrap(), None);
+        assert_eq!(
+            scan_chart_dir(&chart, &root, "/packages/c", "/packages").unwrap(),
+            None
+        );
         std::fs::create_dir_all(chart.join("charts/sub/crds")).unwrap();
         std::fs::write(chart.join("charts/sub/crds/a.yaml"), "x").unwrap();
-        assert_eq!(scan_chart_dir(&chart, &root, "/packages/c", "/packages").unwrap().as_deref(), Some("charts/sub/crds/"));
+        assert_eq!(
+            scan_chart_dir(&chart, &root, "/packages/c", "/packages")
+                .unwrap()
+                .as_deref(),
+            Some("charts/sub/crds/")
+        );
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/passwd", chart.join("templates/leak.txt")).unwrap();

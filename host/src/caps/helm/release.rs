@@ -110,14 +110,26 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// The key of a JSON object (empty strings for missing fields).
     pub fn of(object: &Value) -> Self {
-        let s = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-        Self { api_version: s("/apiVersion"), kind: s("/kind"), name: s("/metadata/name") }
+        let s = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Self {
+            api_version: s("/apiVersion"),
+            kind: s("/kind"),
+            name: s("/metadata/name"),
+        }
     }
 
     /// The key without the version, so `apps/v1` and `apps/v1beta1` of one
     /// kind compare equal: `(group, kind, name)`.
     pub fn identity(&self) -> (String, String, String) {
-        let group = crate::cluster::resources::split_api_version(&self.api_version).0.to_string();
+        let group = crate::cluster::resources::split_api_version(&self.api_version)
+            .0
+            .to_string();
         (group, self.kind.clone(), self.name.clone())
     }
 }
@@ -190,8 +202,17 @@ impl RenderedObject {
 pub const HOOK_ANNOTATION: &str = "helm.sh/hook";
 
 fn hook_events_of(object: &Value) -> Option<Vec<String>> {
-    let events = object.pointer("/metadata/annotations")?.get(HOOK_ANNOTATION)?.as_str()?;
-    Some(events.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect())
+    let events = object
+        .pointer("/metadata/annotations")?
+        .get(HOOK_ANNOTATION)?
+        .as_str()?;
+    Some(
+        events
+            .split(',')
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect(),
+    )
 }
 
 /// Splits helm's multi-document output (`---` / `# Source: ...` blocks)
@@ -220,7 +241,11 @@ pub fn split_manifests(text: &str) -> Result<Vec<RenderedObject>, StepError> {
         })?;
         for object in docs {
             let hook_events = hook_events_of(&object);
-            out.push(RenderedObject { object, source: source.clone(), hook_events });
+            out.push(RenderedObject {
+                object,
+                source: source.clone(),
+                hook_events,
+            });
         }
         Ok(())
     };
@@ -250,7 +275,9 @@ pub struct ReleaseRecord {
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn u32_at(v: &Value, pointer: &str) -> Option<u32> {
@@ -275,7 +302,9 @@ pub fn parse_status(text: &str) -> Result<ReleaseRecord, StepError> {
     let name = str_at(&v, "/name").to_string();
     let revision = u32_at(&v, "/version");
     let (Some(revision), false) = (revision, name.is_empty()) else {
-        return Err(StepError::Unavailable("helm's status output has no release name or revision".into()));
+        return Err(StepError::Unavailable(
+            "helm's status output has no release name or revision".into(),
+        ));
     };
     let info = ReleaseInfo {
         name,
@@ -290,12 +319,21 @@ pub fn parse_status(text: &str) -> Result<ReleaseRecord, StepError> {
     };
     let manifest = split_manifests(str_at(&v, "/manifest"))?;
     let mut hooks = Vec::new();
-    for hook in v.get("hooks").and_then(Value::as_array).into_iter().flatten() {
+    for hook in v
+        .get("hooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let mut objects = split_manifests(str_at(hook, "/manifest"))?;
         for o in &mut objects {
             if o.hook_events.is_none() {
                 let events = hook.get("events").and_then(Value::as_array).map(|events| {
-                    events.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()
+                    events
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
                 });
                 o.hook_events = Some(events.unwrap_or_default());
             }
@@ -305,7 +343,12 @@ pub fn parse_status(text: &str) -> Result<ReleaseRecord, StepError> {
         }
         hooks.extend(objects);
     }
-    Ok(ReleaseRecord { info, manifest, hooks, notes: str_at(&v, "/info/notes").to_string() })
+    Ok(ReleaseRecord {
+        info,
+        manifest,
+        hooks,
+        notes: str_at(&v, "/info/notes").to_string(),
+    })
 }
 
 /// Fills the chart fields of `info` from `helm get metadata -o json`.
@@ -315,7 +358,11 @@ pub fn parse_status(text: &str) -> Result<ReleaseRecord, StepError> {
 pub fn apply_metadata(info: &mut ReleaseInfo, text: &str) -> Result<(), StepError> {
     let v = parse_json(text, "release metadata")?;
     let first = |keys: &[&str]| {
-        keys.iter().map(|k| str_at(&v, k)).find(|s| !s.is_empty()).unwrap_or_default().to_string()
+        keys.iter()
+            .map(|k| str_at(&v, k))
+            .find(|s| !s.is_empty())
+            .unwrap_or_default()
+            .to_string()
     };
     info.chart_name = first(&["/chart", "/chart_name", "/chartName"]);
     info.chart_version = first(&["/version", "/chart_version", "/chartVersion"]);
@@ -346,7 +393,9 @@ pub fn parse_list(text: &str) -> Result<Vec<ReleaseInfo>, StepError> {
         return Ok(Vec::new());
     }
     let v = parse_json(text, "a release list")?;
-    let items = v.as_array().ok_or_else(|| StepError::Unavailable("helm's list output is not a JSON list".into()))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| StepError::Unavailable("helm's list output is not a JSON list".into()))?;
     let mut out: Vec<ReleaseInfo> = items
         .iter()
         .map(|r| {
@@ -372,10 +421,15 @@ pub fn parse_list(text: &str) -> Result<Vec<ReleaseInfo>, StepError> {
 ///
 /// # Errors
 /// [`StepError::Unavailable`] when the output is not a JSON list.
-pub fn parse_history(text: &str, name: &str, namespace: &str) -> Result<Vec<ReleaseInfo>, StepError> {
+pub fn parse_history(
+    text: &str,
+    name: &str,
+    namespace: &str,
+) -> Result<Vec<ReleaseInfo>, StepError> {
     let v = parse_json(text, "a release history")?;
-    let items =
-        v.as_array().ok_or_else(|| StepError::Unavailable("helm's history output is not a JSON list".into()))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| StepError::Unavailable("helm's history output is not a JSON list".into()))?;
     let mut out: Vec<ReleaseInfo> = items
         .iter()
         .map(|r| {
@@ -406,7 +460,9 @@ pub fn rfc3339(text: &str) -> String {
         return String::new();
     }
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
-        return d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        return d
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     }
     // Go: "2006-01-02 15:04:05.999999999 -0700 MST"
     let without_zone_name = match t.rsplit_once(' ') {
@@ -414,7 +470,9 @@ pub fn rfc3339(text: &str) -> String {
         _ => t,
     };
     match chrono::DateTime::parse_from_str(without_zone_name, "%Y-%m-%d %H:%M:%S%.f %z") {
-        Ok(d) => d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        Ok(d) => d
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         Err(_) => t.to_string(),
     }
 }
@@ -426,15 +484,27 @@ mod tests {
     #[test]
     fn charts_split_at_the_version() {
         assert_eq!(split_chart("web-0.1.0"), ("web".into(), "0.1.0".into()));
-        assert_eq!(split_chart("my-app2-1.2.3-rc.1"), ("my-app2".into(), "1.2.3-rc.1".into()));
-        assert_eq!(split_chart("kube-prometheus-stack-45.7.1"), ("kube-prometheus-stack".into(), "45.7.1".into()));
+        assert_eq!(
+            split_chart("my-app2-1.2.3-rc.1"),
+            ("my-app2".into(), "1.2.3-rc.1".into())
+        );
+        assert_eq!(
+            split_chart("kube-prometheus-stack-45.7.1"),
+            ("kube-prometheus-stack".into(), "45.7.1".into())
+        );
         assert_eq!(split_chart("odd"), ("odd".into(), String::new()));
     }
 
     #[test]
     fn times_become_rfc3339() {
-        assert_eq!(rfc3339("2025-03-04 10:11:12.123456 +0100 CET"), "2025-03-04T09:11:12Z");
-        assert_eq!(rfc3339("2025-03-04T10:11:12.5+01:00"), "2025-03-04T09:11:12Z");
+        assert_eq!(
+            rfc3339("2025-03-04 10:11:12.123456 +0100 CET"),
+            "2025-03-04T09:11:12Z"
+        );
+        assert_eq!(
+            rfc3339("2025-03-04T10:11:12.5+01:00"),
+            "2025-03-04T09:11:12Z"
+        );
         assert_eq!(rfc3339(""), "");
     }
 
@@ -445,12 +515,16 @@ mod tests {
         assert_eq!(objects.len(), 2);
         assert_eq!(objects[0].source.as_deref(), Some("web/templates/cm.yaml"));
         assert!(!objects[0].is_hook());
-        assert_eq!(objects[1].hook_events, Some(vec!["pre-install".to_string(), "pre-upgrade".to_string()]));
+        assert_eq!(
+            objects[1].hook_events,
+            Some(vec!["pre-install".to_string(), "pre-upgrade".to_string()])
+        );
     }
 
     #[test]
     fn a_bad_object_names_its_template() {
-        let err = split_manifests("---\n# Source: web/templates/bad.yaml\nkind: ConfigMap\n").unwrap_err();
+        let err = split_manifests("---\n# Source: web/templates/bad.yaml\nkind: ConfigMap\n")
+            .unwrap_err();
         assert!(err.message().contains("web/templates/bad.yaml"), "{err}");
     }
 
@@ -464,10 +538,24 @@ mod tests {
         assert_eq!(r.info.revision, 2);
         assert_eq!(r.info.status, ReleaseStatus::Deployed);
         assert_eq!(r.manifest.len(), 1);
-        assert_eq!(r.hooks[0].hook_events, Some(vec!["pre-install".to_string()]));
+        assert_eq!(
+            r.hooks[0].hook_events,
+            Some(vec!["pre-install".to_string()])
+        );
         assert_eq!(r.notes, "hi");
         let mut info = r.info;
-        apply_metadata(&mut info, r#"{"name":"web","chart":"web","version":"0.1.0","appVersion":"1.16.0"}"#).unwrap();
-        assert_eq!((info.chart_name.as_str(), info.chart_version.as_str(), info.app_version.as_str()), ("web", "0.1.0", "1.16.0"));
+        apply_metadata(
+            &mut info,
+            r#"{"name":"web","chart":"web","version":"0.1.0","appVersion":"1.16.0"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                info.chart_name.as_str(),
+                info.chart_version.as_str(),
+                info.app_version.as_str()
+            ),
+            ("web", "0.1.0", "1.16.0")
+        );
     }
 }

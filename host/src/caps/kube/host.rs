@@ -27,11 +27,21 @@ fn json(v: &serde_json::Value) -> String {
 
 impl wit::Host for KubeView<'_> {
     async fn get(&mut self, kind: KindRef, name: String) -> Result<String, CapError> {
-        self.ctx.get(&kind.api_version, &kind.kind, &name).await.map(|v| json(&v))
+        self.ctx
+            .get(&kind.api_version, &kind.kind, &name)
+            .await
+            .map(|v| json(&v))
     }
 
-    async fn list(&mut self, kind: KindRef, label_selector: Option<String>) -> Result<Vec<String>, CapError> {
-        let items = self.ctx.list(&kind.api_version, &kind.kind, label_selector.as_deref()).await?;
+    async fn list(
+        &mut self,
+        kind: KindRef,
+        label_selector: Option<String>,
+    ) -> Result<Vec<String>, CapError> {
+        let items = self
+            .ctx
+            .list(&kind.api_version, &kind.kind, label_selector.as_deref())
+            .await?;
         Ok(items.iter().map(json).collect())
     }
 
@@ -54,15 +64,29 @@ impl wit::Host for KubeView<'_> {
             .collect())
     }
 
-    async fn patch(&mut self, kind: KindRef, name: String, merge_patch: String) -> Result<String, CapError> {
-        self.ctx.patch(&kind.api_version, &kind.kind, &name, &merge_patch).await.map(|v| json(&v))
+    async fn patch(
+        &mut self,
+        kind: KindRef,
+        name: String,
+        merge_patch: String,
+    ) -> Result<String, CapError> {
+        self.ctx
+            .patch(&kind.api_version, &kind.kind, &name, &merge_patch)
+            .await
+            .map(|v| json(&v))
     }
 
     async fn delete(&mut self, kind: KindRef, name: String) -> Result<bool, CapError> {
         self.ctx.delete(&kind.api_version, &kind.kind, &name).await
     }
 
-    async fn wait(&mut self, kind: KindRef, name: String, for_: wit::WaitFor, timeout_seconds: u32) -> Result<(), CapError> {
+    async fn wait(
+        &mut self,
+        kind: KindRef,
+        name: String,
+        for_: wit::WaitFor,
+        timeout_seconds: u32,
+    ) -> Result<(), CapError> {
         let what = match for_ {
             wit::WaitFor::Rollout => WaitFor::Rollout,
             wit::WaitFor::Condition(c) => WaitFor::Condition(c),
@@ -70,7 +94,9 @@ impl wit::Host for KubeView<'_> {
             wit::WaitFor::Deleted => WaitFor::Deleted,
         };
         let timeout = Duration::from_secs(u64::from(timeout_seconds));
-        self.ctx.wait(&kind.api_version, &kind.kind, &name, &what, timeout).await
+        self.ctx
+            .wait(&kind.api_version, &kind.kind, &name, &what, timeout)
+            .await
     }
 }
 

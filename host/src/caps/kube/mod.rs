@@ -85,20 +85,37 @@ fn target(res: &ResourceInfo, name: &str) -> String {
 }
 
 impl KubeCtx {
-    async fn resource(&self, call: &str, api_version: &str, kind: &str, name: &str) -> CapResult<ResourceInfo> {
+    async fn resource(
+        &self,
+        call: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> CapResult<ResourceInfo> {
         match self.backend.resource(api_version, kind).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 let e: StepError = e.into();
-                self.recorder
-                    .audit(call, &format!("{api_version} {kind} {name}"), Decision::Denied, &e.to_string());
+                self.recorder.audit(
+                    call,
+                    &format!("{api_version} {kind} {name}"),
+                    Decision::Denied,
+                    &e.to_string(),
+                );
                 Err(e.into())
             }
         }
     }
 
     /// Policy check; a denial is audited and returned as `forbidden`.
-    fn check(&self, call: &str, verb: Verb, res: &ResourceInfo, object_ns: Option<&str>, name: Option<&str>) -> CapResult<()> {
+    fn check(
+        &self,
+        call: &str,
+        verb: Verb,
+        res: &ResourceInfo,
+        object_ns: Option<&str>,
+        name: Option<&str>,
+    ) -> CapResult<()> {
         let req = AccessRequest {
             verb,
             resource: res,
@@ -109,8 +126,12 @@ impl KubeCtx {
         match self.policy.check(&req) {
             PolicyDecision::Allow => Ok(()),
             PolicyDecision::Deny(reason) => {
-                self.recorder
-                    .audit(call, &target(res, name.unwrap_or("*")), Decision::Denied, &reason);
+                self.recorder.audit(
+                    call,
+                    &target(res, name.unwrap_or("*")),
+                    Decision::Denied,
+                    &reason,
+                );
                 Err(StepError::Forbidden(reason).into())
             }
         }
@@ -124,7 +145,8 @@ impl KubeCtx {
             Err(CapError::Limit(l)) => l.to_string(),
             Err(CapError::Trap(e)) => format!("{e:#}"),
         };
-        self.recorder.audit(call, target, Decision::Allowed, &reason);
+        self.recorder
+            .audit(call, target, Decision::Allowed, &reason);
         result.map_err(|e| crate::caps::masked(e, &self.recorder))
     }
 
@@ -141,7 +163,12 @@ impl KubeCtx {
     }
 
     /// Lists objects of a kind, optionally by label selector.
-    pub async fn list(&self, api_version: &str, kind: &str, selector: Option<&str>) -> CapResult<Vec<Value>> {
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        selector: Option<&str>,
+    ) -> CapResult<Vec<Value>> {
         let res = self.resource("kube.list", api_version, kind, "*").await?;
         self.check("kube.list", Verb::List, &res, None, None)?;
         let what = match selector {
@@ -151,11 +178,15 @@ impl KubeCtx {
         let result = async {
             let selector = match selector.map(str::trim).filter(|s| !s.is_empty()) {
                 Some(s) => Some(
-                    LabelSelector::parse(s).map_err(|e| StepError::Invalid(format!("label selector {s:?}: {e}")))?,
+                    LabelSelector::parse(s)
+                        .map_err(|e| StepError::Invalid(format!("label selector {s:?}: {e}")))?,
                 ),
                 None => None,
             };
-            Ok(self.backend.list(&res, &self.namespace, selector.as_ref()).await?)
+            Ok(self
+                .backend
+                .list(&res, &self.namespace, selector.as_ref())
+                .await?)
         }
         .await;
         self.audited("kube.list", &what, result)
@@ -164,7 +195,9 @@ impl KubeCtx {
     /// Server-side apply of every document in `manifests`, all checked first.
     pub async fn apply(&self, manifests: &str) -> CapResult<Vec<AppliedObject>> {
         let docs = match crate::manifest::parse_documents(manifests) {
-            Ok(d) if d.is_empty() => Err(StepError::Invalid("the manifests hold no documents".into())),
+            Ok(d) if d.is_empty() => {
+                Err(StepError::Invalid("the manifests hold no documents".into()))
+            }
             Ok(d) => Ok(d),
             Err(e) => Err(StepError::Invalid(e.to_string())),
         };
@@ -176,7 +209,8 @@ impl KubeCtx {
                     CapError::Step(s) => s.to_string(),
                     _ => String::new(),
                 };
-                self.recorder.audit("kube.apply", "manifests", Decision::Denied, &reason);
+                self.recorder
+                    .audit("kube.apply", "manifests", Decision::Denied, &reason);
                 return Err(e);
             }
         };
@@ -189,11 +223,19 @@ impl KubeCtx {
             let api_version = str_at(&doc, &["apiVersion"]).to_string();
             let kind = str_at(&doc, &["kind"]).to_string();
             let name = str_at(&doc, &["metadata", "name"]).to_string();
-            let res = self.resource("kube.apply", &api_version, &kind, &name).await?;
-            let object_ns = doc.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            let res = self
+                .resource("kube.apply", &api_version, &kind, &name)
+                .await?;
+            let object_ns = doc
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let exists = res.namespaced
                 && object_ns.as_deref().is_none_or(|ns| ns == self.namespace)
-                && matches!(self.backend.get(&res, &self.namespace, &name).await, Ok(Some(_)));
+                && matches!(
+                    self.backend.get(&res, &self.namespace, &name).await,
+                    Ok(Some(_))
+                );
             let verb = if exists { Verb::Patch } else { Verb::Create };
             let req = AccessRequest {
                 verb,
@@ -209,7 +251,12 @@ impl KubeCtx {
             match decision {
                 PolicyDecision::Allow => checked.push((res, doc, name)),
                 PolicyDecision::Deny(reason) => {
-                    self.recorder.audit("kube.apply", &target(&res, &name), Decision::Denied, &reason);
+                    self.recorder.audit(
+                        "kube.apply",
+                        &target(&res, &name),
+                        Decision::Denied,
+                        &reason,
+                    );
                     denials.push(reason);
                 }
             }
@@ -225,7 +272,10 @@ impl KubeCtx {
                     denials.join("; ")
                 )
             };
-            return Err(crate::caps::masked(StepError::Forbidden(msg).into(), &self.recorder));
+            return Err(crate::caps::masked(
+                StepError::Forbidden(msg).into(),
+                &self.recorder,
+            ));
         }
 
         // Phase 2: apply, in document order.
@@ -241,13 +291,20 @@ impl KubeCtx {
                 .map_err(CapError::from)
                 .map(|change| {
                     let action = plan::classify(change.before.as_ref(), &change.after);
-                    self.record_plan(&res, &name, action, change.before.as_ref(), Some(&change.after));
+                    self.record_plan(
+                        &res,
+                        &name,
+                        action,
+                        change.before.as_ref(),
+                        Some(&change.after),
+                    );
                     AppliedObject {
                         api_version: res.api_version.clone(),
                         kind: res.kind.clone(),
                         name: name.clone(),
                         action,
-                        resource_version: str_at(&change.after, &["metadata", "resourceVersion"]).to_string(),
+                        resource_version: str_at(&change.after, &["metadata", "resourceVersion"])
+                            .to_string(),
                     }
                 });
             applied.push(self.audited("kube.apply", &target(&res, &name), result)?);
@@ -256,12 +313,32 @@ impl KubeCtx {
     }
 
     /// JSON merge patch of one object.
-    pub async fn patch(&self, api_version: &str, kind: &str, name: &str, merge_patch: &str) -> CapResult<Value> {
+    pub async fn patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        merge_patch: &str,
+    ) -> CapResult<Value> {
         let res = self.resource("kube.patch", api_version, kind, name).await?;
         let patch: Value = match serde_json::from_str(merge_patch) {
             Ok(p @ Value::Object(_)) => p,
-            Ok(_) => return Err(self.invalid("kube.patch", &res, name, "a merge patch must be a JSON object")),
-            Err(e) => return Err(self.invalid("kube.patch", &res, name, &format!("the merge patch is not JSON: {e}"))),
+            Ok(_) => {
+                return Err(self.invalid(
+                    "kube.patch",
+                    &res,
+                    name,
+                    "a merge patch must be a JSON object",
+                ));
+            }
+            Err(e) => {
+                return Err(self.invalid(
+                    "kube.patch",
+                    &res,
+                    name,
+                    &format!("the merge patch is not JSON: {e}"),
+                ));
+            }
         };
         let patch_ns = patch.pointer("/metadata/namespace").and_then(Value::as_str);
         if let Some(new_name) = patch.pointer("/metadata/name").and_then(Value::as_str)
@@ -273,14 +350,28 @@ impl KubeCtx {
         if let Ok(Some(mut patched)) = self.backend.get(&res, &self.namespace, name).await {
             crate::cluster::ssa::merge_patch(&mut patched, &patch);
             if let PolicyDecision::Deny(reason) = self.check_grants(&res, &patched, &[]).await {
-                self.recorder.audit("kube.patch", &target(&res, name), Decision::Denied, &reason);
-                return Err(crate::caps::masked(StepError::Forbidden(reason).into(), &self.recorder));
+                self.recorder
+                    .audit("kube.patch", &target(&res, name), Decision::Denied, &reason);
+                return Err(crate::caps::masked(
+                    StepError::Forbidden(reason).into(),
+                    &self.recorder,
+                ));
             }
         }
-        let result = match self.backend.merge_patch(&res, &self.namespace, name, &patch).await {
+        let result = match self
+            .backend
+            .merge_patch(&res, &self.namespace, name, &patch)
+            .await
+        {
             Ok(change) => {
                 let action = plan::classify(change.before.as_ref(), &change.after);
-                self.record_plan(&res, name, action, change.before.as_ref(), Some(&change.after));
+                self.record_plan(
+                    &res,
+                    name,
+                    action,
+                    change.before.as_ref(),
+                    Some(&change.after),
+                );
                 Ok(change.after)
             }
             Err(e) => Err(e.into()),
@@ -290,7 +381,9 @@ impl KubeCtx {
 
     /// Deletes one object; `false` if it did not exist.
     pub async fn delete(&self, api_version: &str, kind: &str, name: &str) -> CapResult<bool> {
-        let res = self.resource("kube.delete", api_version, kind, name).await?;
+        let res = self
+            .resource("kube.delete", api_version, kind, name)
+            .await?;
         self.check("kube.delete", Verb::Delete, &res, None, Some(name))?;
         let result = match self.backend.delete(&res, &self.namespace, name).await {
             Ok(Some(before)) => {
@@ -304,12 +397,24 @@ impl KubeCtx {
     }
 
     /// Waits until `what` holds for the object or `timeout` passes.
-    pub async fn wait(&self, api_version: &str, kind: &str, name: &str, what: &WaitFor, timeout: Duration) -> CapResult<()> {
+    pub async fn wait(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        what: &WaitFor,
+        timeout: Duration,
+    ) -> CapResult<()> {
         let res = self.resource("kube.wait", api_version, kind, name).await?;
         self.check("kube.wait", Verb::Get, &res, None, Some(name))?;
         if self.backend.dry_run() {
             // Server-side dry-run persists nothing: there is nothing to wait for.
-            self.recorder.audit("kube.wait", &target(&res, name), Decision::Allowed, "dry run: not waited");
+            self.recorder.audit(
+                "kube.wait",
+                &target(&res, name),
+                Decision::Allowed,
+                "dry run: not waited",
+            );
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -332,7 +437,10 @@ impl KubeCtx {
                     }
                 }
             }
-            tokio::time::sleep(WAIT_POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+            tokio::time::sleep(
+                WAIT_POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
         };
         self.audited("kube.wait", &target(&res, name), result)
     }
@@ -341,37 +449,67 @@ impl KubeCtx {
     /// RoleBinding also the Role it binds, taken from the documents of the
     /// same apply (`same_apply`) or read from the namespace. (A Role that
     /// does not exist yet is checked when it is created.)
-    async fn check_grants(&self, res: &ResourceInfo, object: &Value, same_apply: &[(ResourceInfo, Value, String)]) -> PolicyDecision {
+    async fn check_grants(
+        &self,
+        res: &ResourceInfo,
+        object: &Value,
+        same_apply: &[(ResourceInfo, Value, String)],
+    ) -> PolicyDecision {
         let decision = self.policy.check_object(res, object, &self.namespace);
-        if decision != PolicyDecision::Allow || res.group != "rbac.authorization.k8s.io" || res.kind != "RoleBinding" {
+        if decision != PolicyDecision::Allow
+            || res.group != "rbac.authorization.k8s.io"
+            || res.kind != "RoleBinding"
+        {
             return decision;
         }
         let role_name = str_at(object, &["roleRef", "name"]);
-        let what = format!("Role {role_name:?} (bound by RoleBinding {:?})", str_at(object, &["metadata", "name"]));
+        let what = format!(
+            "Role {role_name:?} (bound by RoleBinding {:?})",
+            str_at(object, &["metadata", "name"])
+        );
         let in_apply = same_apply
             .iter()
             .find(|(r, _, n)| r.group == res.group && r.kind == "Role" && n == role_name)
             .map(|(_, doc, _)| doc.clone());
         let role = match in_apply {
             Some(doc) => Some(doc),
-            None => match self.backend.resource("rbac.authorization.k8s.io/v1", "Role").await {
-                Ok(role_res) => self.backend.get(&role_res, &self.namespace, role_name).await.ok().flatten(),
+            None => match self
+                .backend
+                .resource("rbac.authorization.k8s.io/v1", "Role")
+                .await
+            {
+                Ok(role_res) => self
+                    .backend
+                    .get(&role_res, &self.namespace, role_name)
+                    .await
+                    .ok()
+                    .flatten(),
                 Err(_) => None,
             },
         };
         match role {
-            Some(role) => self.policy.check_role_rules(&what, role.get("rules").unwrap_or(&Value::Null)),
+            Some(role) => self
+                .policy
+                .check_role_rules(&what, role.get("rules").unwrap_or(&Value::Null)),
             None => PolicyDecision::Allow,
         }
     }
 
     fn invalid(&self, call: &str, res: &ResourceInfo, name: &str, msg: &str) -> CapError {
         let e = StepError::Invalid(msg.to_string());
-        self.recorder.audit(call, &target(res, name), Decision::Denied, &e.to_string());
+        self.recorder
+            .audit(call, &target(res, name), Decision::Denied, &e.to_string());
         crate::caps::masked(e.into(), &self.recorder)
     }
 
-    fn record_plan(&self, res: &ResourceInfo, name: &str, action: Action, before: Option<&Value>, after: Option<&Value>) {
+    fn record_plan(
+        &self,
+        res: &ResourceInfo,
+        name: &str,
+        action: Action,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) {
         let changes = match (before, after) {
             (Some(b), Some(a)) if action == Action::Configured => plan::field_changes(b, a),
             _ => Vec::new(),
@@ -420,7 +558,11 @@ fn wait_state(kind: &str, obj: Option<&Value>, what: &WaitFor) -> WaitState {
 }
 
 fn not_found(res: &ResourceInfo, name: &str, ns: &str) -> CapError {
-    StepError::NotFound(format!("{} {name:?} not found in namespace {ns:?}", res.kind)).into()
+    StepError::NotFound(format!(
+        "{} {name:?} not found in namespace {ns:?}",
+        res.kind
+    ))
+    .into()
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {

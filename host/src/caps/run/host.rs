@@ -41,7 +41,12 @@ impl wit::Host for RunView<'_> {
         Ok(self.ctx.secret(&name))
     }
 
-    async fn set_output(&mut self, name: String, value: String, sensitive: bool) -> Result<(), CapError> {
+    async fn set_output(
+        &mut self,
+        name: String,
+        value: String,
+        sensitive: bool,
+    ) -> Result<(), CapError> {
         self.ctx.set_output(&name, &value, sensitive)
     }
 

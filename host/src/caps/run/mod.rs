@@ -45,14 +45,22 @@ impl RunCtx {
 
     /// All inputs, sorted by name.
     pub fn inputs(&self) -> Vec<(String, String)> {
-        self.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The value of a secret; the read is audited (by name, never value).
     pub fn secret(&self, name: &str) -> Option<String> {
         let value = self.secrets.get(name).cloned();
-        let reason = if value.is_some() { "" } else { "no such secret" };
-        self.recorder.audit("run.secret", name, Decision::Allowed, reason);
+        let reason = if value.is_some() {
+            ""
+        } else {
+            "no such secret"
+        };
+        self.recorder
+            .audit("run.secret", name, Decision::Allowed, reason);
         value
     }
 
@@ -85,7 +93,12 @@ impl RunCtx {
             Err(StepError::Forbidden(_)) => Decision::Denied,
             _ => Decision::Allowed,
         };
-        self.recorder.audit("run.artifact", &format!("{name} {guest_path}"), decision, &reason);
+        self.recorder.audit(
+            "run.artifact",
+            &format!("{name} {guest_path}"),
+            decision,
+            &reason,
+        );
         result.map_err(CapError::from)
     }
 
@@ -110,8 +123,9 @@ impl RunCtx {
     pub fn reverify_artifacts(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         for artifact in self.recorder.take_artifacts() {
-            let checked = workspace_relative(&artifact.path)
-                .and_then(|rel| describe_artifact(&self.workspace, &rel, &artifact.name, &artifact.path));
+            let checked = workspace_relative(&artifact.path).and_then(|rel| {
+                describe_artifact(&self.workspace, &rel, &artifact.name, &artifact.path)
+            });
             match checked {
                 Ok(fresh) => self.recorder.artifact(fresh),
                 Err(e) => problems.push(format!(
@@ -122,7 +136,11 @@ impl RunCtx {
                 )),
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 
@@ -131,11 +149,18 @@ impl RunCtx {
 /// path or symlink that leaves it), and not itself a symlink: the report
 /// hands its host path to whoever collects artifacts, who must not be led
 /// anywhere else.
-fn describe_artifact(workspace: &Path, rel: &Path, name: &str, guest_path: &str) -> Result<Artifact, StepError> {
+fn describe_artifact(
+    workspace: &Path,
+    rel: &Path,
+    name: &str,
+    guest_path: &str,
+) -> Result<Artifact, StepError> {
     let dir = cap_std::fs::Dir::open_ambient_dir(workspace, cap_std::ambient_authority())
         .map_err(|e| StepError::Unavailable(format!("workspace: {e}")))?;
     let open_err = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => StepError::NotFound(format!("artifact file {guest_path} does not exist")),
+        std::io::ErrorKind::NotFound => {
+            StepError::NotFound(format!("artifact file {guest_path} does not exist"))
+        }
         std::io::ErrorKind::PermissionDenied => {
             StepError::Forbidden(format!("artifact path {guest_path} leaves the workspace"))
         }
@@ -148,12 +173,17 @@ fn describe_artifact(workspace: &Path, rel: &Path, name: &str, guest_path: &str)
         )));
     }
     let mut file = dir.open(rel).map_err(open_err)?;
-    let meta = file.metadata().map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
     if !meta.is_file() {
-        return Err(StepError::Invalid(format!("artifact {guest_path} is not a regular file")));
+        return Err(StepError::Invalid(format!(
+            "artifact {guest_path} is not a regular file"
+        )));
     }
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|e| StepError::Invalid(format!("{guest_path}: {e}")))?;
     Ok(Artifact {
         name: name.to_string(),
         path: guest_path.to_string(),
@@ -188,7 +218,9 @@ fn workspace_relative(guest_path: &str) -> Result<PathBuf, StepError> {
         }
     }
     if out.as_os_str().is_empty() {
-        return Err(StepError::Invalid(format!("artifact path {guest_path} names no file")));
+        return Err(StepError::Invalid(format!(
+            "artifact path {guest_path} names no file"
+        )));
     }
     Ok(out)
 }
@@ -199,10 +231,22 @@ mod tests {
 
     #[test]
     fn workspace_paths() {
-        assert_eq!(workspace_relative("/workspace/a/b.json").unwrap(), PathBuf::from("a/b.json"));
+        assert_eq!(
+            workspace_relative("/workspace/a/b.json").unwrap(),
+            PathBuf::from("a/b.json")
+        );
         assert_eq!(workspace_relative("a/./b").unwrap(), PathBuf::from("a/b"));
-        assert!(matches!(workspace_relative("/etc/passwd"), Err(StepError::Forbidden(_))));
-        assert!(matches!(workspace_relative("/workspace/../etc"), Err(StepError::Forbidden(_))));
-        assert!(matches!(workspace_relative("/workspace"), Err(StepError::Invalid(_))));
+        assert!(matches!(
+            workspace_relative("/etc/passwd"),
+            Err(StepError::Forbidden(_))
+        ));
+        assert!(matches!(
+            workspace_relative("/workspace/../etc"),
+            Err(StepError::Forbidden(_))
+        ));
+        assert!(matches!(
+            workspace_relative("/workspace"),
+            Err(StepError::Invalid(_))
+        ));
     }
 }

@@ -26,8 +26,17 @@ pub struct LogStream {
 impl LogStream {
     /// A stream logging into `recorder` as `source` (stdout: info, stderr: warn).
     pub fn new(recorder: RunRecorder, source: LogSource) -> Self {
-        let level = if source == LogSource::Stderr { Level::Warn } else { Level::Info };
-        Self { recorder, source, level, pending: Arc::default() }
+        let level = if source == LogSource::Stderr {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        Self {
+            recorder,
+            source,
+            level,
+            pending: Arc::default(),
+        }
     }
 
     /// Logs what is left of an unterminated last line.
@@ -40,7 +49,8 @@ impl LogStream {
 
     fn emit(&self, line: &[u8]) -> Result<(), crate::report::LimitReached> {
         let text = String::from_utf8_lossy(line);
-        self.recorder.log(self.level, self.source, text.trim_end_matches('\r'))
+        self.recorder
+            .log(self.level, self.source, text.trim_end_matches('\r'))
     }
 
     fn write_bytes(&self, buf: &[u8]) -> io::Result<usize> {
@@ -49,7 +59,9 @@ impl LogStream {
         loop {
             let cut = match pending.iter().position(|&b| b == b'\n') {
                 Some(i) => i,
-                None if pending.len() >= MAX_LINE => self.recorder.masker().safe_cut(&pending, MAX_LINE),
+                None if pending.len() >= MAX_LINE => {
+                    self.recorder.masker().safe_cut(&pending, MAX_LINE)
+                }
                 None => break,
             };
             let line: Vec<u8> = pending.drain(..cut).collect();
@@ -78,7 +90,11 @@ impl StdoutStream for LogStream {
 }
 
 impl AsyncWrite for LogStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(self.write_bytes(buf))
     }
 

@@ -8,15 +8,28 @@ use std::io::Read;
 use stepbox_sdk::{Context, Result, run};
 
 fn run(_ctx: &Context) -> Result<()> {
-    let package = std::fs::read_to_string("/packages/hello.txt").unwrap_or_else(|e| format!("error: {e}"));
+    let package =
+        std::fs::read_to_string("/packages/hello.txt").unwrap_or_else(|e| format!("error: {e}"));
     run::set_output("package-content", package)?;
 
     let roundtrip = std::fs::write("/workspace/out.txt", "written by fs-probe")
         .and_then(|()| std::fs::read_to_string("/workspace/out.txt"))
-        .map_or_else(|e| format!("error: {e}"), |s| if s == "written by fs-probe" { "ok".into() } else { format!("read back {s:?}") });
+        .map_or_else(
+            |e| format!("error: {e}"),
+            |s| {
+                if s == "written by fs-probe" {
+                    "ok".into()
+                } else {
+                    format!("read back {s:?}")
+                }
+            },
+        );
     run::set_output("workspace-roundtrip", roundtrip)?;
 
-    run::set_output("packages-write", allowed(std::fs::File::create("/packages/x").map(drop)))?;
+    run::set_output(
+        "packages-write",
+        allowed(std::fs::File::create("/packages/x").map(drop)),
+    )?;
     run::set_output("etc-passwd", allowed(read("/etc/passwd")))?;
     run::set_output("dotdot", allowed(read("/workspace/../../etc/passwd")))?;
 

@@ -24,7 +24,8 @@ use stepbox_sdk::{Context, Error, Result, run};
 fn run(_ctx: &Context) -> Result<()> {
     let release = run::input("release").unwrap_or_else(|| "shop".into());
     let chart = run::input("chart").unwrap_or_else(|| "/packages/shop".into());
-    let script = run::input("script").ok_or_else(|| Error::invalid("input `script` is required"))?;
+    let script =
+        run::input("script").ok_or_else(|| Error::invalid("input `script` is required"))?;
     let mut n = 0;
     for call in script.split(';').map(str::trim).filter(|c| !c.is_empty()) {
         n += 1;
@@ -38,9 +39,14 @@ fn run(_ctx: &Context) -> Result<()> {
                 v["ok"] = json!(true);
                 v
             }
-            Err(e) => json!({"op": call, "ok": false, "error": {"kind": e.kind(), "message": e.message()}}),
+            Err(e) => {
+                json!({"op": call, "ok": false, "error": {"kind": e.kind(), "message": e.message()}})
+            }
         };
-        stepbox_sdk::info!("{call}: {}", if record["ok"] == true { "ok" } else { "failed" });
+        stepbox_sdk::info!(
+            "{call}: {}",
+            if record["ok"] == true { "ok" } else { "failed" }
+        );
         run::set_output(&format!("step-{n}"), record.to_string())?;
     }
     run::set_output("steps", n.to_string())?;
@@ -50,7 +56,11 @@ fn run(_ctx: &Context) -> Result<()> {
 /// The outer error is a malformed script; the inner one the call's.
 fn perform(verb: &str, words: &[&str], release: &str, chart: &str) -> Result<Result<Value>> {
     let flag = |name: &str| words.contains(&name);
-    let setting = |key: &str| words.iter().find_map(|w| w.strip_prefix(&format!("{key}=")[..]));
+    let setting = |key: &str| {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")[..]))
+    };
     Ok(match verb {
         "upgrade" => {
             let mut options = UpgradeOptions::new().wait(flag("wait")).atomic(flag("atomic"));
@@ -87,17 +97,24 @@ fn perform(verb: &str, words: &[&str], release: &str, chart: &str) -> Result<Res
 fn values(words: &[&str]) -> Result<String> {
     let mut yaml = String::new();
     for w in words {
-        let Some((key, value)) = w.split_once('=') else { continue };
+        let Some((key, value)) = w.split_once('=') else {
+            continue;
+        };
         match key {
             "timeout" | "chart" => {}
             "values" => yaml.push_str(&std::fs::read_to_string(value)?),
             "raw" => yaml.push_str(&value.replace("\\n", "\n")),
             _ => {
                 let value = match value.strip_prefix("secret:") {
-                    Some(name) => run::secret(name).ok_or_else(|| Error::invalid(format!("no secret {name}")))?,
+                    Some(name) => run::secret(name)
+                        .ok_or_else(|| Error::invalid(format!("no secret {name}")))?,
                     None => value.to_string(),
                 };
-                let value = if value.parse::<i64>().is_ok() { value } else { format!("{value:?}") };
+                let value = if value.parse::<i64>().is_ok() {
+                    value
+                } else {
+                    format!("{value:?}")
+                };
                 yaml.push_str(&format!("{key}: {value}\n"));
             }
         }

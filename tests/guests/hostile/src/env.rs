@@ -18,14 +18,20 @@ pub(crate) fn run(case: &str) -> Result<()> {
         "env-basics" => {
             run::set_output("env-count", std::env::vars_os().count().to_string())?;
             run::set_output("args-count", std::env::args_os().count().to_string())?;
-            let cwd = std::env::current_dir().map_or_else(|e| format!("error: {e}"), |p| p.display().to_string());
+            let cwd = std::env::current_dir()
+                .map_or_else(|e| format!("error: {e}"), |p| p.display().to_string());
             run::set_output("cwd", cwd)?;
             let mut buf = Vec::new();
-            let stdin = std::io::stdin().read_to_end(&mut buf).map_or_else(|e| format!("error: {e}"), |n| n.to_string());
+            let stdin = std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_or_else(|e| format!("error: {e}"), |n| n.to_string());
             run::set_output("stdin-bytes", stdin)
         }
         "env-clocks" => {
-            let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             run::set_output("wall-secs", wall.to_string())?;
             // SAFETY: plain WASI imports without arguments.
             let monotonic_ns = unsafe { monotonic_now() } as u64;
@@ -36,7 +42,10 @@ pub(crate) fn run(case: &str) -> Result<()> {
         "env-sockets" => {
             record_io("tcp", &std::net::TcpStream::connect("127.0.0.1:1"))?;
             record_io("udp", &std::net::UdpSocket::bind("0.0.0.0:0"))?;
-            record_io("dns", &std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)))?;
+            record_io(
+                "dns",
+                &std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)),
+            )?;
             record_io("listen", &std::net::TcpListener::bind("0.0.0.0:0"))
         }
         _ => Err(Error::invalid(format!("unknown case {case:?}"))),

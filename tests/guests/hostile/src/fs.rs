@@ -24,10 +24,16 @@ pub(crate) fn run(case: &str) -> Result<()> {
             record_io("read", &r)
         }
         // Create (or truncate) the file at `path` and write to it (`write`).
-        "fs-write" => record_io("write", &std::fs::write(input("path")?, "written by hostile")),
+        "fs-write" => record_io(
+            "write",
+            &std::fs::write(input("path")?, "written by hostile"),
+        ),
         // Open the existing file at `path` for appending (`append`).
         "fs-append" => {
-            let r = std::fs::OpenOptions::new().append(true).open(input("path")?).and_then(|mut f| f.write_all(b"x"));
+            let r = std::fs::OpenOptions::new()
+                .append(true)
+                .open(input("path")?)
+                .and_then(|mut f| f.write_all(b"x"));
             record_io("append", &r)
         }
         // Remove the file at `path` (`remove`).
@@ -49,13 +55,19 @@ pub(crate) fn run(case: &str) -> Result<()> {
         "fs-hardlink" => {
             let to = input("to")?;
             record_io("hardlink", &std::fs::hard_link(input("from")?, &to))?;
-            let w = std::fs::OpenOptions::new().append(true).open(&to).and_then(|mut f| f.write_all(b"x"));
+            let w = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&to)
+                .and_then(|mut f| f.write_all(b"x"));
             record_io("write", &w)
         }
         // The directory entries of `path` (`entries`, comma-separated).
         "fs-list" => {
             let r = std::fs::read_dir(input("path")?).map(|d| {
-                let mut names: Vec<String> = d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                let mut names: Vec<String> = d
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
                 names.sort();
                 names.join(",")
             });
@@ -110,7 +122,11 @@ pub(crate) fn run(case: &str) -> Result<()> {
             std::fs::write("/workspace/report.txt", "a harmless report").map_err(io)?;
             run::artifact("report", "/workspace/report.txt")?;
             std::fs::remove_file("/workspace/report.txt").map_err(io)?;
-            symlink("../../../../../../../../etc/passwd", "/workspace/report.txt").map_err(io)?;
+            symlink(
+                "../../../../../../../../etc/passwd",
+                "/workspace/report.txt",
+            )
+            .map_err(io)?;
             Ok(())
         }
         _ => Err(Error::invalid(format!("unknown case {case:?}"))),
@@ -120,12 +136,18 @@ pub(crate) fn run(case: &str) -> Result<()> {
 unsafe extern "C" {
     /// wasi-libc's POSIX `symlink` (std's WASI symlink is unstable).
     #[link_name = "symlink"]
-    fn libc_symlink(target: *const std::ffi::c_char, link: *const std::ffi::c_char) -> std::ffi::c_int;
+    fn libc_symlink(
+        target: *const std::ffi::c_char,
+        link: *const std::ffi::c_char,
+    ) -> std::ffi::c_int;
 }
 
 /// Creates the symlink `link` -> `target`.
 fn symlink(target: &str, link: &str) -> std::io::Result<()> {
-    let c = |s: &str| std::ffi::CString::new(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+    let c = |s: &str| {
+        std::ffi::CString::new(s)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
     let (target, link) = (c(target)?, c(link)?);
     // SAFETY: two valid NUL-terminated strings.
     if unsafe { libc_symlink(target.as_ptr(), link.as_ptr()) } == 0 {

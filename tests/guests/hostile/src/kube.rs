@@ -13,7 +13,10 @@ use stepbox_sdk::{Context, Error, Result, run};
 use crate::record;
 
 fn kind() -> Result<KindRef> {
-    Ok(KindRef::new(run::require_input("api-version")?, run::require_input("kind")?))
+    Ok(KindRef::new(
+        run::require_input("api-version")?,
+        run::require_input("kind")?,
+    ))
 }
 
 pub(crate) fn run(ctx: &Context, case: &str) -> Result<()> {
@@ -31,7 +34,8 @@ pub(crate) fn run(ctx: &Context, case: &str) -> Result<()> {
                 let names: Vec<String> = items
                     .iter()
                     .map(|json| {
-                        let v: stepbox_sdk::serde_json::Value = stepbox_sdk::serde_json::from_str(json).unwrap_or_default();
+                        let v: stepbox_sdk::serde_json::Value =
+                            stepbox_sdk::serde_json::from_str(json).unwrap_or_default();
                         format!(
                             "{}/{}",
                             v["metadata"]["namespace"].as_str().unwrap_or(""),
@@ -45,13 +49,21 @@ pub(crate) fn run(ctx: &Context, case: &str) -> Result<()> {
         }
         "kube-get" => record(&raw::get(&kind()?, &run::require_input("name")?)),
         "kube-delete" => record(&raw::delete(&kind()?, &run::require_input("name")?)),
-        "kube-patch" => record(&raw::patch(&kind()?, &run::require_input("name")?, &run::require_input("patch")?)),
+        "kube-patch" => record(&raw::patch(
+            &kind()?,
+            &run::require_input("name")?,
+            &run::require_input("patch")?,
+        )),
         // "Billion laughs": nine levels of nine aliases each.
         "kube-yaml-bomb" => {
-            let mut text = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+            let mut text = String::from(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+            );
             for i in 1..10 {
                 let p = i - 1;
-                text.push_str(&format!("x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+                text.push_str(&format!(
+                    "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+                ));
             }
             text.push_str("data: {k: *a9}\n");
             record(&kube::apply(&text))
@@ -70,7 +82,11 @@ pub(crate) fn run(ctx: &Context, case: &str) -> Result<()> {
         "kube-deep-patch" => {
             let depth = 10_000;
             let patch = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
-            record(&raw::patch(&KindRef::new("v1", "ConfigMap"), &run::require_input("name")?, &patch))
+            record(&raw::patch(
+                &KindRef::new("v1", "ConfigMap"),
+                &run::require_input("name")?,
+                &patch,
+            ))
         }
         // One ConfigMap of 9 MiB.
         "kube-oversized" => {

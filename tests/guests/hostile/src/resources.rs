@@ -73,7 +73,9 @@ pub(crate) fn run(case: &str) -> Result<()> {
         "res-bad-host-call" => {
             let mode = run::require_input("mode")?;
             bad_host_call(&mode);
-            Err(Error::step(format!("the host accepted a malformed call ({mode})")))
+            Err(Error::step(format!(
+                "the host accepted a malformed call ({mode})"
+            )))
         }
         _ => Err(Error::invalid(format!("unknown case {case:?}"))),
     }
@@ -81,7 +83,11 @@ pub(crate) fn run(case: &str) -> Result<()> {
 
 #[inline(never)]
 fn recurse(n: u64) -> u64 {
-    if black_box(n) == u64::MAX { 0 } else { black_box(recurse(n + 1)).wrapping_add(1) }
+    if black_box(n) == u64::MAX {
+        0
+    } else {
+        black_box(recurse(n + 1)).wrapping_add(1)
+    }
 }
 
 #[inline(never)]
@@ -89,7 +95,11 @@ fn big_frames(n: u64) -> u64 {
     let mut frame = [0u8; 64 * 1024];
     frame[(n as usize) % frame.len()] = n as u8;
     black_box(&mut frame);
-    if black_box(n) == u64::MAX { 0 } else { black_box(big_frames(n + 1)).wrapping_add(frame[7] as u64) }
+    if black_box(n) == u64::MAX {
+        0
+    } else {
+        black_box(big_frames(n + 1)).wrapping_add(frame[7] as u64)
+    }
 }
 
 // `run.log` as the core module imports it: `(level, ptr, len)`.

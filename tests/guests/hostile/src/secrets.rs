@@ -16,8 +16,12 @@ pub(crate) fn run(case: &str) -> Result<()> {
         // Two writes, one line: the host joins the line before masking.
         "secret-stdout-pieces" => {
             let mut out = std::io::stdout();
-            out.write_all(head.as_bytes()).and_then(|()| out.flush()).map_err(io)?;
-            out.write_all(tail.as_bytes()).and_then(|()| out.write_all(b"\n")).map_err(io)?;
+            out.write_all(head.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(io)?;
+            out.write_all(tail.as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(io)?;
         }
         // A stdout line longer than the host keeps whole (16 KiB), with the
         // token where the host splits it.
@@ -31,7 +35,13 @@ pub(crate) fn run(case: &str) -> Result<()> {
             info!("second half: {tail}");
         }
         "secret-base64" => info!("encoded: {}", base64(token.as_bytes())),
-        "secret-hex" => info!("hex: {}", token.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
+        "secret-hex" => info!(
+            "hex: {}",
+            token
+                .bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
         "secret-output" => run::set_output("leak", &token)?,
         "secret-output-name" => run::set_output(&token, "value")?,
         "secret-progress" => run::progress(50, &format!("working with {token}")),
@@ -51,7 +61,11 @@ pub(crate) fn run(case: &str) -> Result<()> {
             std::fs::write("/workspace/token.txt", &token).map_err(io)?;
             run::artifact("token", "/workspace/token.txt")?;
         }
-        "secret-error" => return Err(Error::step(format!("failing with the token {token} in the message"))),
+        "secret-error" => {
+            return Err(Error::step(format!(
+                "failing with the token {token} in the message"
+            )));
+        }
         _ => return Err(Error::invalid(format!("unknown case {case:?}"))),
     }
     Ok(())

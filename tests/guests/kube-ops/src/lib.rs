@@ -11,7 +11,9 @@ use stepbox_sdk::{Context, Error, Result, run, serde_json};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config_map(a: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ops\n  labels:\n    app: ops\ndata:\n  a: \"{a}\"\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ops\n  labels:\n    app: ops\ndata:\n  a: \"{a}\"\n"
+    )
 }
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -48,17 +50,37 @@ fn run(_ctx: &Context) -> Result<()> {
     let listed = kube::raw::list(&cm, Some("app=ops"))?;
     run::set_output("listed", listed.len().to_string())?;
 
-    let patched: serde_json::Value = serde_json::from_str(&kube::raw::patch(&cm, "ops", r#"{"data":{"b":"3"}}"#)?)?;
-    run::set_output("patched-b", patched["data"]["b"].as_str().unwrap_or_default())?;
+    let patched: serde_json::Value =
+        serde_json::from_str(&kube::raw::patch(&cm, "ops", r#"{"data":{"b":"3"}}"#)?)?;
+    run::set_output(
+        "patched-b",
+        patched["data"]["b"].as_str().unwrap_or_default(),
+    )?;
 
     apply_one(DEPLOYMENT)?;
-    run::set_output("rollout", outcome(kube::raw::wait(&deployment, "ops-web", &WaitFor::Rollout, WAIT)))?;
-    let available = kube::raw::wait(&deployment, "ops-web", &WaitFor::condition("Available"), WAIT);
+    run::set_output(
+        "rollout",
+        outcome(kube::raw::wait(
+            &deployment,
+            "ops-web",
+            &WaitFor::Rollout,
+            WAIT,
+        )),
+    )?;
+    let available = kube::raw::wait(
+        &deployment,
+        "ops-web",
+        &WaitFor::condition("Available"),
+        WAIT,
+    );
     run::set_output("available", outcome(available))?;
 
     run::set_output("deleted", kube::raw::delete(&cm, "ops")?.to_string())?;
     run::set_output("deleted-again", kube::raw::delete(&cm, "ops")?.to_string())?;
-    run::set_output("after-delete", outcome(kube::raw::get(&cm, "ops").map(drop)))?;
+    run::set_output(
+        "after-delete",
+        outcome(kube::raw::get(&cm, "ops").map(drop)),
+    )?;
     Ok(())
 }
 
@@ -67,7 +89,10 @@ fn apply_one(manifest: &str) -> Result<&'static str> {
     let applied = kube::apply(manifest)?;
     match applied.as_slice() {
         [one] => Ok(one.action.as_str()),
-        other => Err(Error::step(format!("apply of one object returned {} results", other.len()))),
+        other => Err(Error::step(format!(
+            "apply of one object returned {} results",
+            other.len()
+        ))),
     }
 }
 

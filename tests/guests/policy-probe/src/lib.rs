@@ -37,9 +37,11 @@ fn run(ctx: &Context) -> Result<()> {
         }
         "get-missing" => kube::raw::get(&KindRef::new("v1", "ConfigMap"), "nope").map(drop),
         "bad-yaml" => apply("kind: [unclosed"),
-        "delete-forbidden" => {
-            kube::raw::delete(&KindRef::new("rbac.authorization.k8s.io/v1", "ClusterRole"), "admin").map(drop)
-        }
+        "delete-forbidden" => kube::raw::delete(
+            &KindRef::new("rbac.authorization.k8s.io/v1", "ClusterRole"),
+            "admin",
+        )
+        .map(drop),
         other => return Err(Error::invalid(format!("unknown case {other:?}"))),
     };
     let (kind, message) = match &outcome {

@@ -24,13 +24,22 @@ fn run(_ctx: &Context) -> Result<()> {
             annotations: Some(BTreeMap::from([("leak".to_string(), token.clone())])),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([("note".to_string(), "see the annotation".to_string())])),
+        data: Some(BTreeMap::from([(
+            "note".to_string(),
+            "see the annotation".to_string(),
+        )])),
         ..ConfigMap::default()
     };
     // `data` of a Secret serializes as base64: the host must mask that form too.
     let secret = Secret {
-        metadata: ObjectMeta { name: Some("leaky".into()), ..ObjectMeta::default() },
-        data: Some(BTreeMap::from([("token".to_string(), ByteString(token.clone().into_bytes()))])),
+        metadata: ObjectMeta {
+            name: Some("leaky".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "token".to_string(),
+            ByteString(token.clone().into_bytes()),
+        )])),
         ..Secret::default()
     };
     // Carry on past a refused apply: the error below must still carry the token.
@@ -40,7 +49,9 @@ fn run(_ctx: &Context) -> Result<()> {
     if let Err(e) = kube::apply_object(&secret) {
         warn!("applying secret leaky: {e}");
     }
-    Err(Error::step(format!("failing on purpose with the token {token} in the message")))
+    Err(Error::step(format!(
+        "failing on purpose with the token {token} in the message"
+    )))
 }
 
 stepbox_sdk::step!(run);
