@@ -50,6 +50,7 @@ struct Kind {
 async fn soak_ten_thousand_runs_in_one_host() {
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("soak-compile-cache")),
+        ..Default::default()
     })
     .unwrap();
     let load = |p: std::path::PathBuf| runtime.load_file(&p).unwrap();

@@ -180,7 +180,10 @@ impl CacheArgs {
                     .unwrap_or_else(crate::runtime::CompileCache::default_dir),
             )
         };
-        Runtime::new(RuntimeConfig { cache_dir })
+        Runtime::new(RuntimeConfig {
+            cache_dir,
+            ..Default::default()
+        })
     }
 }
 

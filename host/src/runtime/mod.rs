@@ -27,8 +27,8 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Step, StepPre, types::RunContext};
-use crate::caps::fs::RunFs;
-use crate::caps::fs::quota::{WorkspaceQuota, WorkspaceWatch};
+use crate::caps::fs::quota::{WorkspaceQuota, WorkspaceWatcher};
+use crate::caps::fs::{RunDirs, RunFs};
 use crate::caps::helm::{ChartRoots, HasHelm, HelmConfig, HelmCtx, HelmView};
 use crate::caps::kube::{HasKube, KubeCtx, KubeView};
 use crate::caps::run::{HasRun, RunCtx, RunView};
@@ -137,6 +137,66 @@ pub enum LoadError {
 pub struct RuntimeConfig {
     /// Where precompiled components are kept; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// How instances get their memories, tables and stacks.
+    pub allocator: Allocator,
+}
+
+/// How a [`Runtime`] allocates instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Allocator {
+    /// Memories, tables and stacks are mapped for each run and unmapped
+    /// after it (wasmtime's default). Nothing is reserved up front: the
+    /// right choice for one run per process, as `stepbox run`.
+    #[default]
+    OnDemand,
+    /// Slots for `max_runs` concurrent runs are reserved once, and each run
+    /// takes one and gives it back, its memory reset but kept mapped with the
+    /// step's initial image: faster instantiation and no address-space
+    /// churn for a host running many steps (a worker). Runs past `max_runs`
+    /// wait for a slot. Each slot reserves address space (not memory) for
+    /// [`POOL_MEMORIES_PER_RUN`] linear memories of up to 4 GiB.
+    Pooling {
+        /// Runs that may be instantiated at once.
+        max_runs: u32,
+    },
+}
+
+/// Linear memories a pooled run may have; a component with more cannot
+/// start in a pooling [`Runtime`]. (Steps built with the SDK have one.)
+pub const POOL_MEMORIES_PER_RUN: u32 = 2;
+
+/// Core instances a pooled run may have; a component with more cannot start
+/// in a pooling [`Runtime`]. (Steps built with the SDK have a handful.)
+pub const POOL_CORE_INSTANCES_PER_RUN: u32 = 32;
+
+/// Tables a pooled run may have.
+const POOL_TABLES_PER_RUN: u32 = 8;
+
+/// Elements one table of a pooled run may hold (a Rust step's function
+/// table has a few thousand).
+const POOL_TABLE_ELEMENTS: usize = 65_536;
+
+impl Allocator {
+    /// Applies this allocator to a wasmtime configuration.
+    fn configure(self, config: &mut Config) {
+        let Allocator::Pooling { max_runs } = self else {
+            return;
+        };
+        let max_runs = max_runs.max(1);
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(max_runs)
+            .total_stacks(max_runs)
+            .total_core_instances(max_runs.saturating_mul(POOL_CORE_INSTANCES_PER_RUN))
+            .total_memories(max_runs.saturating_mul(POOL_MEMORIES_PER_RUN))
+            .total_tables(max_runs.saturating_mul(POOL_TABLES_PER_RUN))
+            .max_core_instances_per_component(POOL_CORE_INSTANCES_PER_RUN)
+            .max_memories_per_component(POOL_MEMORIES_PER_RUN)
+            .max_tables_per_component(POOL_TABLES_PER_RUN)
+            .max_memories_per_module(POOL_MEMORIES_PER_RUN)
+            .max_tables_per_module(POOL_TABLES_PER_RUN)
+            .table_elements(POOL_TABLE_ELEMENTS);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
 }
 
 /// A component loaded and checked as a step, ready to instantiate.
@@ -333,6 +393,13 @@ pub struct Runtime {
     linker: Linker<StepState>,
     cache: Option<CompileCache>,
     loaded: Mutex<HashMap<String, Arc<LoadedStep>>>,
+    /// With the pooling allocator: one permit per pool slot, so runs past
+    /// the pool's size wait rather than fail.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Fresh workspaces and the shared empty `/packages`.
+    dirs: RunDirs,
+    /// Measures every running step's workspace.
+    watcher: WorkspaceWatcher,
     _ticker: EpochTicker,
 }
 
@@ -351,6 +418,7 @@ impl Runtime {
         c.wasm_component_model(true)
             .epoch_interruption(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        config.allocator.configure(&mut c);
         let engine =
             Engine::new(&c).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
         let mut linker = Linker::<StepState>::new(&engine);
@@ -386,6 +454,15 @@ impl Runtime {
             linker,
             cache: config.cache_dir.map(CompileCache::new),
             loaded: Mutex::default(),
+            slots: match config.allocator {
+                Allocator::OnDemand => None,
+                Allocator::Pooling { max_runs } => Some(Arc::new(tokio::sync::Semaphore::new(
+                    max_runs.max(1) as usize,
+                ))),
+            },
+            dirs: RunDirs::new()?,
+            watcher: WorkspaceWatcher::new()
+                .map_err(|e| anyhow::anyhow!("starting the workspace watcher thread: {e}"))?,
             _ticker: ticker,
         })
     }
@@ -482,6 +559,18 @@ impl Runtime {
         Ok(loaded)
     }
 
+    /// Forgets a loaded step (by the sha256 of its bytes, as in
+    /// [`ComponentInfo::sha256`]), so the next load of the same bytes goes
+    /// to the compile cache (or the compiler) again. Runs holding the step
+    /// keep it alive until they end. Returns whether it was loaded.
+    pub fn unload(&self, sha256: &str) -> bool {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sha256)
+            .is_some()
+    }
+
     /// Runs a loaded step once, in a fresh store, and reports what happened.
     /// Never panics because of the guest; limits end the run, not the host.
     pub async fn run(&self, step: &LoadedStep, opts: RunOptions) -> RunReport {
@@ -506,12 +595,18 @@ impl Runtime {
             opts.log_sink.clone(),
         );
 
-        let mut fs = match RunFs::prepare(opts.workspace.as_deref(), opts.packages.as_deref()) {
+        let mut fs = match RunFs::prepare(
+            opts.workspace.as_deref(),
+            opts.packages.as_deref(),
+            &self.dirs,
+        ) {
             Ok(fs) => fs,
             Err(e) => return recorder.finish(Status::Invalid, Some(e.to_string()), meta),
         };
         let workspace = fs.workspace().to_path_buf();
-        let quota = {
+        let quota = if fs.workspace_is_fresh() {
+            WorkspaceQuota::empty(&limits)
+        } else {
             let root = workspace.clone();
             match tokio::task::spawn_blocking(move || WorkspaceQuota::new(&root, &limits)).await {
                 Ok(Ok(q)) => q,
@@ -564,6 +659,13 @@ impl Runtime {
             run: run_ctx.clone(),
             limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };
+        // A pool slot (with the pooling allocator): wait for one rather than
+        // fail when the pool is in use by other runs. (The semaphore is never
+        // closed, so acquiring cannot fail.)
+        let slot = match &self.slots {
+            Some(slots) => slots.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -600,7 +702,7 @@ impl Runtime {
             };
             Outcome::Returned(instance.call_run(&mut store, &ctx).await)
         };
-        let workspace_watch = WorkspaceWatch::start(workspace.clone(), quota, recorder.clone());
+        let workspace_watch = self.watcher.watch(&workspace, quota, recorder.clone());
         // The run ends when the guest returns, at the time limit, or as soon
         // as any limit is recorded (even while the guest waits in the host).
         let outcome = tokio::select! {
@@ -609,14 +711,18 @@ impl Runtime {
         };
         drop(workspace_watch);
         drop(store);
+        drop(slot);
         for s in &streams {
             s.flush_partial();
         }
         // A last measurement: a step that writes fast and returns at once is
-        // held to its quota too.
-        let root = workspace.clone();
-        if let Ok(Some(limit)) = tokio::task::spawn_blocking(move || quota.check(&root)).await {
-            recorder.limit_exceeded(limit);
+        // held to its quota too. (A workspace left empty has nothing to
+        // measure: the guest's files are all closed now.)
+        if !is_empty_dir(&workspace) {
+            let root = workspace.clone();
+            if let Ok(Some(limit)) = tokio::task::spawn_blocking(move || quota.check(&root)).await {
+                recorder.limit_exceeded(limit);
+            }
         }
 
         let (status, error) = match (outcome, recorder.limit_hit()) {
@@ -658,6 +764,7 @@ impl Runtime {
         if !report.artifacts.is_empty() {
             fs.keep_workspace();
         }
+        drop(fs);
         report
     }
 }
@@ -673,6 +780,11 @@ enum Outcome {
     TimedOut,
     /// A limit was recorded while the guest was running or waiting.
     Tripped,
+}
+
+/// True when `dir` can be read and holds nothing.
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// True when the guest trapped because its handle table was full.

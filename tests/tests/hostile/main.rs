@@ -36,7 +36,11 @@ pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let cache_dir = Some(target_dir().join("hostile-compile-cache"));
-        Runtime::new(RuntimeConfig { cache_dir }).expect("runtime")
+        Runtime::new(RuntimeConfig {
+            cache_dir,
+            ..Default::default()
+        })
+        .expect("runtime")
     })
 }
 

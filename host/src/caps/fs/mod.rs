@@ -18,6 +18,7 @@
 pub mod quota;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
 
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
@@ -42,6 +43,9 @@ pub enum FsError {
         /// Why.
         reason: String,
     },
+    /// The thread that removes finished workspaces could not be started.
+    #[error("could not start the thread that removes finished workspaces: {0}")]
+    Janitor(#[source] std::io::Error),
     /// A temp dir could not be made.
     #[error("could not create a temporary {what} directory: {source}")]
     TempDir {
@@ -53,51 +57,49 @@ pub enum FsError {
     },
 }
 
-/// The host directories of one run. Temporary ones are removed on drop,
-/// unless [`RunFs::keep_workspace`] was called.
+/// The host directories of one run. A temporary workspace is handed to
+/// the [`RunDirs`] it came from when dropped (to be removed in the
+/// background), unless [`RunFs::keep_workspace`] was called.
 #[derive(Debug)]
 pub struct RunFs {
     workspace: PathBuf,
     packages: PathBuf,
     temp_workspace: Option<tempfile::TempDir>,
-    _temp_packages: Option<tempfile::TempDir>,
+    janitor: mpsc::Sender<JanitorTask>,
 }
 
 impl RunFs {
-    /// Checks the given directories, making temp ones for those not given.
-    pub fn prepare(workspace: Option<&Path>, packages: Option<&Path>) -> Result<Self, FsError> {
+    /// Checks the given directories; a run without `--workspace` gets a
+    /// fresh empty one from `dirs`, and one without `--package` the shared
+    /// empty (read-only) packages directory.
+    pub fn prepare(
+        workspace: Option<&Path>,
+        packages: Option<&Path>,
+        dirs: &RunDirs,
+    ) -> Result<Self, FsError> {
         let (workspace, temp_workspace) = match workspace {
             Some(p) => (existing_dir("--workspace", p)?, None),
             None => {
-                let t = tempfile::Builder::new()
-                    .prefix("stepbox-workspace-")
-                    .tempdir()
-                    .map_err(|source| FsError::TempDir {
-                        what: "workspace",
-                        source,
-                    })?;
+                let t = dirs.fresh_workspace()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        let (packages, temp_packages) = match packages {
-            Some(p) => (existing_dir("--package", p)?, None),
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("stepbox-packages-")
-                    .tempdir()
-                    .map_err(|source| FsError::TempDir {
-                        what: "packages",
-                        source,
-                    })?;
-                (t.path().to_path_buf(), Some(t))
-            }
+        let packages = match packages {
+            Some(p) => existing_dir("--package", p)?,
+            None => dirs.shared.empty_packages.path().to_path_buf(),
         };
         Ok(Self {
             workspace,
             packages,
             temp_workspace,
-            _temp_packages: temp_packages,
+            janitor: dirs.janitor.clone(),
         })
+    }
+
+    /// True when the workspace is a fresh, empty directory the host made
+    /// for this run (no `--workspace`): it held nothing when the run began.
+    pub fn workspace_is_fresh(&self) -> bool {
+        self.temp_workspace.is_some()
     }
 
     /// Host path behind `/workspace`.
@@ -116,7 +118,158 @@ impl RunFs {
             let _ = t.keep();
         }
     }
+}
 
+impl Drop for RunFs {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp_workspace.take() {
+            // Removed by the janitor thread, off the run's path; should it
+            // be gone, `t` is dropped (and removed) here instead.
+            let _ = self.janitor.send(JanitorTask::Remove(t));
+        }
+    }
+}
+
+/// How many fresh workspaces [`RunDirs`] keeps made ahead of time.
+const READY_WORKSPACES: usize = 8;
+
+/// The temporary directories of a [`Runtime`](crate::runtime::Runtime)'s
+/// runs: one empty, read-only `/packages` for every run given no
+/// `--package`, and fresh workspaces, made ahead of time and removed after
+/// their run by a janitor thread, so neither `mkdir` nor the removal of
+/// what a step wrote is on a run's path.
+///
+/// Every workspace is a new directory (never reused), private to the user
+/// (mode 0700), in the system's temp directory. Dropping `RunDirs` waits
+/// for the janitor to remove what it was given.
+#[derive(Debug)]
+pub struct RunDirs {
+    shared: Arc<DirsShared>,
+    janitor: mpsc::Sender<JanitorTask>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct DirsShared {
+    empty_packages: tempfile::TempDir,
+    ready: Mutex<Vec<tempfile::TempDir>>,
+}
+
+#[derive(Debug)]
+enum JanitorTask {
+    /// Remove a finished run's workspace.
+    Remove(tempfile::TempDir),
+    /// Make fresh workspaces until [`READY_WORKSPACES`] are ready.
+    Refill,
+}
+
+impl RunDirs {
+    /// Makes the shared packages directory and starts the janitor.
+    ///
+    /// # Errors
+    /// When the temp directory cannot be written or no thread can be
+    /// started.
+    pub fn new() -> Result<Self, FsError> {
+        let empty_packages = temp_dir("stepbox-packages-", "packages")?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Read-only for the host too: nothing ever goes in it.
+            let _ = std::fs::set_permissions(
+                empty_packages.path(),
+                std::fs::Permissions::from_mode(0o500),
+            );
+        }
+        let shared = Arc::new(DirsShared {
+            empty_packages,
+            ready: Mutex::default(),
+        });
+        let (janitor, tasks) = mpsc::channel();
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("stepbox-janitor".into())
+            .spawn(move || {
+                for task in tasks {
+                    match task {
+                        JanitorTask::Remove(dir) => drop(dir),
+                        JanitorTask::Refill => worker.refill(),
+                    }
+                }
+            })
+            .map_err(FsError::Janitor)?;
+        let _ = janitor.send(JanitorTask::Refill);
+        Ok(Self {
+            shared,
+            janitor,
+            thread: Some(thread),
+        })
+    }
+
+    /// The shared empty directory behind `/packages` for runs without
+    /// `--package`.
+    pub fn empty_packages(&self) -> &Path {
+        self.shared.empty_packages.path()
+    }
+
+    /// A fresh, empty workspace: one made ahead of time, else a new one.
+    fn fresh_workspace(&self) -> Result<tempfile::TempDir, FsError> {
+        let ready = self.shared.lock_ready().pop();
+        let _ = self.janitor.send(JanitorTask::Refill);
+        match ready {
+            Some(dir) => Ok(dir),
+            None => temp_dir("stepbox-workspace-", "workspace"),
+        }
+    }
+}
+
+impl DirsShared {
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, Vec<tempfile::TempDir>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn refill(&self) {
+        while self.lock_ready().len() < READY_WORKSPACES {
+            match temp_dir("stepbox-workspace-", "workspace") {
+                Ok(dir) => self.lock_ready().push(dir),
+                Err(e) => {
+                    // Runs then make their own, and say so if that fails.
+                    tracing::debug!("could not make a workspace ahead of time: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RunDirs {
+    fn drop(&mut self) {
+        // Closing the channel ends the janitor once it has removed
+        // everything it was given (runs still holding a `RunFs` remove
+        // their workspace themselves).
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.janitor, closed));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(
+                self.shared.empty_packages.path(),
+                std::fs::Permissions::from_mode(0o700),
+            );
+        }
+    }
+}
+
+fn temp_dir(prefix: &str, what: &'static str) -> Result<tempfile::TempDir, FsError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| FsError::TempDir { what, source })
+}
+
+impl RunFs {
     /// The WASI context of the run: the two preopens, stdout/stderr into the
     /// run log, and nothing else.
     pub fn wasi_ctx(&self, recorder: &RunRecorder) -> (WasiCtx, [LogStream; 2]) {

@@ -2,7 +2,8 @@
 //!
 //! WASI filesystem calls have no quota of their own, so the host measures the
 //! workspace: once before the guest starts (the baseline), every
-//! [`SAMPLE_INTERVAL`] while it runs (a [`WorkspaceWatch`] thread), and once
+//! [`SAMPLE_INTERVAL`] while it runs (one [`WorkspaceWatcher`] thread for
+//! all the runs of a runtime), and once
 //! after it stops. A run that holds more than the baseline plus
 //! `limits.workspaceBytes` bytes, or plus `limits.workspaceFiles` entries,
 //! is ended with [`LimitKind::WorkspaceBytes`] / [`LimitKind::WorkspaceFiles`].
@@ -22,10 +23,10 @@
 //! Sampling means a step can overshoot the quota by what it writes in one
 //! interval before it is stopped; the disk does not fill.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cap_std::fs::Dir;
@@ -89,10 +90,28 @@ impl WorkspaceQuota {
         }
     }
 
+    /// A quota of `limits` over an empty workspace (one the host just made).
+    pub fn empty(limits: &Limits) -> Self {
+        Self {
+            baseline: WorkspaceUsage::default(),
+            limit_bytes: limits.workspace_bytes,
+            limit_files: limits.workspace_files,
+        }
+    }
+
     /// Measures `root` and returns the limit it breaks, if any.
     pub fn check(&self, root: &Path) -> Option<LimitKind> {
+        let deleted = std::fs::canonicalize(root)
+            .map(|root| OpenDeletedFiles::scan().bytes_under(&root))
+            .unwrap_or(0);
+        self.check_with(root, deleted)
+    }
+
+    /// [`WorkspaceQuota::check`] with the bytes of deleted but open files
+    /// under `root` already known.
+    fn check_with(&self, root: &Path, open_deleted_bytes: u64) -> Option<LimitKind> {
         let max = self.max();
-        match measure(root, Some(max)) {
+        match measure_tree(root, Some(max), open_deleted_bytes) {
             Ok(usage) if usage.files > max.files => Some(LimitKind::WorkspaceFiles {
                 limit: self.limit_files,
             }),
@@ -123,11 +142,23 @@ pub fn measure(
     root: &Path,
     stop_over: Option<WorkspaceUsage>,
 ) -> Result<WorkspaceUsage, MeasureError> {
+    let deleted = std::fs::canonicalize(root)
+        .map(|root| OpenDeletedFiles::scan().bytes_under(&root))
+        .unwrap_or(0);
+    measure_tree(root, stop_over, deleted)
+}
+
+/// [`measure`] with the bytes of deleted but open files already counted.
+fn measure_tree(
+    root: &Path,
+    stop_over: Option<WorkspaceUsage>,
+    open_deleted_bytes: u64,
+) -> Result<WorkspaceUsage, MeasureError> {
     let over = |u: &WorkspaceUsage| {
         stop_over.is_some_and(|max| u.bytes > max.bytes || u.files > max.files)
     };
     let mut usage = WorkspaceUsage {
-        bytes: open_deleted_bytes(root),
+        bytes: open_deleted_bytes,
         files: 0,
     };
     let top = Arc::new(Dir::open_ambient_dir(root, cap_std::ambient_authority())?);
@@ -166,91 +197,241 @@ pub fn measure(
     Ok(usage)
 }
 
-/// Bytes of files under `root` that were deleted but are still open in
-/// this process (the guest holds them: they use the disk but no walk sees
-/// them). Linux only; 0 elsewhere.
-fn open_deleted_bytes(root: &Path) -> u64 {
-    if !cfg!(target_os = "linux") {
-        return 0;
-    }
-    let Ok(root) = std::fs::canonicalize(root) else {
-        return 0;
-    };
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-        return 0;
-    };
-    let mut bytes = 0u64;
-    for fd in fds.flatten() {
-        let Ok(target) = std::fs::read_link(fd.path()) else {
-            continue;
-        };
-        let text = target.to_string_lossy();
-        let Some(path) = text.strip_suffix(" (deleted)") else {
-            continue;
-        };
-        if !Path::new(path).starts_with(&root) {
-            continue;
+/// Files deleted but still open in this process (a guest holds them: they
+/// use the disk but no walk sees them), found through `/proc/self/fd`.
+/// Linux only; none elsewhere.
+///
+/// One scan serves every workspace measured at the same time: the cost of
+/// a scan grows with the process's open files, which grow with its runs.
+#[derive(Debug, Default)]
+struct OpenDeletedFiles(Vec<(PathBuf, u64)>);
+
+impl OpenDeletedFiles {
+    fn scan() -> Self {
+        if !cfg!(target_os = "linux") {
+            return Self::default();
         }
-        if let Ok(meta) = std::fs::metadata(fd.path()) {
-            bytes = bytes.saturating_add(meta.len());
+        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+            return Self::default();
+        };
+        let mut files = Vec::new();
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let text = target.to_string_lossy();
+            let Some(path) = text.strip_suffix(" (deleted)") else {
+                continue;
+            };
+            if let Ok(meta) = std::fs::metadata(fd.path()) {
+                files.push((PathBuf::from(path), meta.len()));
+            }
         }
+        Self(files)
     }
-    bytes
+
+    /// Bytes of the files once under `root` (a canonical path).
+    fn bytes_under(&self, root: &Path) -> u64 {
+        self.0
+            .iter()
+            .filter(|(path, _)| path.starts_with(root))
+            .fold(0u64, |sum, (_, len)| sum.saturating_add(*len))
+    }
 }
 
-/// Measures a running step's workspace on a thread of its own until dropped,
-/// recording the first limit broken (which ends the run).
+/// Measures the workspaces of running steps, every [`SAMPLE_INTERVAL`] at
+/// least, on one thread for all the runs of a
+/// [`Runtime`](crate::runtime::Runtime), recording the first limit each run
+/// breaks (which ends that run).
 ///
-/// The thread waits [`SAMPLE_INTERVAL`] between measurements, or twice as
-/// long as the last measurement took, whichever is longer.
+/// A workspace is measured again [`SAMPLE_INTERVAL`] after its last
+/// measurement, or twice as long as that measurement took, whichever is
+/// longer, so a huge workspace is measured less often rather than keeping
+/// the thread busy. Since one thread serves every run, a run with a huge
+/// workspace also delays the sampling of the others (each run's quota is
+/// still checked once more when it ends).
+#[derive(Debug)]
+pub struct WorkspaceWatcher {
+    shared: Arc<WatchShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct WatchShared {
+    state: Mutex<WatchState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    next_id: u64,
+    entries: HashMap<u64, WatchEntry>,
+    stopped: bool,
+    /// How the thread sleeps, when it does.
+    sleeping: Option<Sleep>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Sleep {
+    /// No workspace to measure: until woken.
+    Forever,
+    /// Until the next workspace is due.
+    Until(Instant),
+}
+
+#[derive(Debug)]
+struct WatchEntry {
+    /// The workspace (made canonical when measured, as `/proc/self/fd`
+    /// names files).
+    root: PathBuf,
+    quota: WorkspaceQuota,
+    recorder: RunRecorder,
+    due: Instant,
+}
+
+/// One run's workspace under a [`WorkspaceWatcher`]; dropping it stops the
+/// watching.
 #[derive(Debug)]
 pub struct WorkspaceWatch {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::Thread>,
+    shared: Arc<WatchShared>,
+    id: u64,
 }
 
-impl WorkspaceWatch {
-    /// Starts watching `root` against `quota`.
-    pub fn start(root: PathBuf, quota: WorkspaceQuota, recorder: RunRecorder) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let spawned = std::thread::Builder::new()
+impl WorkspaceWatcher {
+    /// Starts the watcher's thread.
+    ///
+    /// # Errors
+    /// When no thread can be started.
+    pub fn new() -> std::io::Result<Self> {
+        let shared = Arc::new(WatchShared::default());
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
             .name("stepbox-workspace".into())
-            .spawn(move || {
-                let mut wait = SAMPLE_INTERVAL;
-                loop {
-                    std::thread::park_timeout(wait);
-                    if flag.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let started = Instant::now();
-                    if let Some(limit) = quota.check(&root) {
-                        recorder.limit_exceeded(limit);
-                        return;
-                    }
-                    wait = SAMPLE_INTERVAL.max(started.elapsed() * 2);
-                }
-            });
-        match spawned {
-            Ok(handle) => Self {
-                stop,
-                thread: Some(handle.thread().clone()),
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Watches `root` against `quota` until the returned guard is dropped.
+    pub fn watch(
+        &self,
+        root: &Path,
+        quota: WorkspaceQuota,
+        recorder: RunRecorder,
+    ) -> WorkspaceWatch {
+        let due = Instant::now() + SAMPLE_INTERVAL;
+        let mut state = self.shared.lock();
+        let id = state.next_id;
+        state.next_id += 1;
+        state.entries.insert(
+            id,
+            WatchEntry {
+                root: root.to_path_buf(),
+                quota,
+                recorder,
+                due,
             },
-            Err(e) => {
-                tracing::error!(
-                    "could not start the workspace watch; the quota is checked only at the end of the run: {e}"
-                );
-                Self { stop, thread: None }
-            }
+        );
+        // Wake the thread only when it would otherwise sleep past this
+        // workspace's first measurement (a run's start stays cheap).
+        let wake = match state.sleeping {
+            Some(Sleep::Forever) => true,
+            Some(Sleep::Until(at)) => due < at,
+            None => false,
+        };
+        drop(state);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        WorkspaceWatch {
+            shared: self.shared.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for WorkspaceWatcher {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
 
 impl Drop for WorkspaceWatch {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = &self.thread {
-            t.unpark();
+        self.shared.lock().entries.remove(&self.id);
+    }
+}
+
+impl WatchShared {
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The watcher thread: sleeps until a workspace is due, measures every
+    /// due one (with one scan of the open files for all), and records the
+    /// limits they break.
+    fn run(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.stopped {
+                return;
+            }
+            let now = Instant::now();
+            let due: Vec<(u64, PathBuf, WorkspaceQuota, RunRecorder)> = state
+                .entries
+                .iter()
+                .filter(|(_, e)| e.due <= now)
+                .map(|(id, e)| (*id, e.root.clone(), e.quota, e.recorder.clone()))
+                .collect();
+            if due.is_empty() {
+                let next = state.entries.values().map(|e| e.due).min();
+                state = match next {
+                    Some(at) => {
+                        state.sleeping = Some(Sleep::Until(at));
+                        let wait = at.saturating_duration_since(now);
+                        self.wake
+                            .wait_timeout(state, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => {
+                        state.sleeping = Some(Sleep::Forever);
+                        self.wake.wait(state).unwrap_or_else(|e| e.into_inner())
+                    }
+                };
+                state.sleeping = None;
+                continue;
+            }
+            drop(state);
+            let deleted = OpenDeletedFiles::scan();
+            let mut measured = Vec::with_capacity(due.len());
+            for (id, root, quota, recorder) in due {
+                let started = Instant::now();
+                let root = std::fs::canonicalize(&root).unwrap_or(root);
+                let broken = quota.check_with(&root, deleted.bytes_under(&root));
+                let took = started.elapsed();
+                let is_broken = broken.is_some();
+                if let Some(limit) = broken {
+                    recorder.limit_exceeded(limit);
+                }
+                measured.push((id, is_broken, SAMPLE_INTERVAL.max(took * 2)));
+            }
+            state = self.lock();
+            let now = Instant::now();
+            for (id, broken, wait) in measured {
+                if broken {
+                    // The run is ending; nothing more to measure.
+                    state.entries.remove(&id);
+                } else if let Some(entry) = state.entries.get_mut(&id) {
+                    entry.due = now + wait;
+                }
+            }
         }
     }
 }
