@@ -47,6 +47,13 @@
 //! requests it matches whether or not another fault fired on them. Paths
 //! under `/debug/stepbox/` are never faulted.
 //!
+//! Faults act before authentication, as a broken load balancer in front
+//! of an API server would. A `delay`ed request is handled even if the
+//! client stops waiting (as an API server does), so a write that timed out
+//! on the client can still land. `cut-watch` with `after-events=0` aborts
+//! the response before its headers leave the server, so clients see the
+//! watch fail to start; `after=DURATION` cuts an established stream.
+//!
 //! # What the server records
 //!
 //! Every fault that fires is logged on stderr (a `WARN` line naming the
