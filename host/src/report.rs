@@ -703,4 +703,14 @@ impl RunReport {
             meta,
         )
     }
+
+    /// A report for a run that could not start for a reason outside its
+    /// input (the cluster cannot be reached): status `failed`.
+    pub fn not_started(error: String, meta: RunMeta) -> Self {
+        RunRecorder::new(SecretMasker::default(), 0, 0, None).finish(
+            Status::Failed,
+            Some(error),
+            meta,
+        )
+    }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::EXIT_INVALID;
 use crate::cluster::memory::MemoryCluster;
-use crate::devcluster::DevCluster;
+use crate::devcluster::{DevCluster, Fault};
 
 /// Options of `stepbox dev-cluster`.
 #[derive(Debug, Args)]
@@ -29,6 +29,32 @@ pub struct DevClusterArgs {
     /// Bearer token clients must present [default: random].
     #[arg(long, env = "STEPBOX_DEV_CLUSTER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Inject a fault (repeatable; the first that matches a request fires):
+    /// KIND[:OPTION,...].
+    ///
+    /// KIND: status=CODE (answer CODE, 400-599, with a Kubernetes Status;
+    /// nothing is handled), delay=DURATION (then handle), drop (close the
+    /// connection without answering; nothing is handled), drop-after
+    /// (handle, e.g. apply a write, then close without answering),
+    /// cut-watch (cut a watch stream), down-after=N (answer N matching
+    /// requests, then drop every request).
+    ///
+    /// OPTION: verb=get|list|watch|create|update|patch|delete|deletecollection,
+    /// resource=PLURAL[.GROUP], name=NAME, skip=N (let N through first),
+    /// times=N (fire N times; default every time), retry-after=SECONDS
+    /// (status), after-events=N or after=DURATION (cut-watch).
+    ///
+    /// Examples: status=429:verb=get,resource=deployments,times=2,retry-after=1;
+    /// status=409:verb=patch,name=web; delay=30s:verb=get; drop-after:verb=patch,times=1;
+    /// cut-watch:after-events=0,times=2; down-after=10. Faults fired are logged
+    /// on stderr; every request is listed at GET /debug/stepbox/requests
+    /// (`kubectl get --raw /debug/stepbox/requests`).
+    #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
+    faults: Vec<Fault>,
+}
+
+fn parse_fault(s: &str) -> Result<Fault, String> {
+    s.parse::<Fault>().map_err(|e| e.to_string())
 }
 
 fn invalid(msg: String) -> Result<u8> {
@@ -60,6 +86,9 @@ pub async fn dev_cluster(args: DevClusterArgs) -> Result<u8> {
     if let Some(t) = &args.token {
         builder = builder.token(t);
     }
+    for fault in &args.faults {
+        builder = builder.fault(fault.clone());
+    }
     let server = match builder.start().await {
         Ok(s) => s,
         Err(e) if e.is_port_in_use() => {
@@ -68,6 +97,9 @@ pub async fn dev_cluster(args: DevClusterArgs) -> Result<u8> {
         Err(e) => return invalid(e.to_string()),
     };
     eprintln!("serving the embedded namespace at {}", server.url());
+    for fault in &args.faults {
+        eprintln!("injecting fault {}", fault.spec);
+    }
     match &args.kubeconfig_out {
         Some(path) => {
             if let Err(e) = server.write_kubeconfig(path) {

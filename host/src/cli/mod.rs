@@ -233,6 +233,11 @@ struct RunArgs {
     /// `server`: send every write with dryRun=All (needs a cluster).
     #[arg(long, value_enum, default_value_t = DryRun::None)]
     dry_run: DryRun,
+    /// Time limit of each request to a cluster, e.g. 5s [default: 30s]. A
+    /// read that runs out is tried again; a write is reported as of
+    /// unknown outcome.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    request_timeout: Option<Duration>,
     #[command(flatten)]
     cluster: ClusterArgs,
     #[command(flatten)]
@@ -412,11 +417,28 @@ async fn run(args: RunArgs) -> Result<u8> {
     let (backend, helm): (Arc<dyn crate::cluster::ClusterBackend>, Option<HelmConfig>) =
         match live_config {
             Some(config) => {
-                let backend =
+                let mut backend =
                     match crate::cluster::live::LiveCluster::from_config(config, server_dry_run) {
                         Ok(c) => c,
                         Err(e) => return fail(e.to_string()),
                     };
+                if let Some(t) = args.request_timeout {
+                    backend = backend.request_timeout(t);
+                }
+                // A server that is down fails the run now, naming the
+                // server, rather than in the middle of the step.
+                if let Err(e) = backend.preflight().await {
+                    let meta = RunMeta {
+                        step: args.name.clone().unwrap_or_default(),
+                        namespace: namespace.clone(),
+                        backend: "live".into(),
+                        dry_run: server_dry_run,
+                        ..RunMeta::default()
+                    };
+                    let report = RunReport::not_started(e.to_string(), meta);
+                    emit(&report, json, false);
+                    return Ok(report.status.exit_code() as u8);
+                }
                 // helm needs a kubeconfig of its own for the same cluster.
                 let helm_cluster = match &live {
                     Some(crate::cluster::live::LiveConfig::InCluster { dir }) => {

@@ -9,33 +9,80 @@
 //! - Writes are server-side applies as field manager `stepbox`, and with
 //!   [`LiveCluster::dry_run`] every write carries `dryRun=All`: the plan is
 //!   built from the server's answers and nothing is persisted.
-//! - Reads (get, list, discovery) are retried with backoff on 429, 5xx and
-//!   connection failures. Writes are never repeated blindly: a write whose
-//!   outcome is unknown fails with a message saying so.
+//!
+//! # When the server misbehaves
+//!
+//! Every request has a time limit of its own ([`LiveCluster::request_timeout`],
+//! default [`DEFAULT_REQUEST_TIMEOUT`]); the run's time limit still ends
+//! the run whatever the backend is doing.
+//!
+//! - **Reads** (get, list, discovery, the version probe) are tried up to
+//!   [`READ_ATTEMPTS`] times on 429, 5xx, connection failures and request
+//!   timeouts, with a backoff doubling from [`READ_BACKOFF`]; a 429's
+//!   `Retry-After` (the Status body's `details.retryAfterSeconds`, which
+//!   the API server sends with the header) is honoured when longer, capped
+//!   at [`MAX_RETRY_AFTER`].
+//! - **Writes** are never repeated blindly. A write refused with 429 was
+//!   turned away before the server handled it (API priority and fairness
+//!   answers before any handler runs), and a refused connection means it
+//!   was never sent: those are repeated like reads. A write that got no
+//!   answer (connection dropped after sending, request timeout) or a 5xx
+//!   may have been applied: it is not repeated, and the error says so and
+//!   how to check (`kubectl get ...`). stepbox writes only with server-side
+//!   apply, merge patch and delete, never a `POST` create, yet even an
+//!   idempotent apply is not re-sent after an unknown outcome: a repeat
+//!   could overwrite a change someone made in between, and the step is
+//!   better placed to decide (re-running it is safe).
+//! - **409 Conflict** becomes the step's `conflict` error with the
+//!   server's message.
+//! - **Waits** watch the object (from the resourceVersion last read); a
+//!   watch that is cut or cannot start is re-established from a fresh read,
+//!   after a short pause, so a server that keeps cutting watches is in
+//!   effect polled.
+//!
+//! Each retry and each re-established watch is a [note](super::notes) that
+//! the kube capability writes to the run's audit, e.g. `kube.retry apps/v1
+//! Deployment web: retrying get Deployment web after 429 TooManyRequests
+//! (Retry-After 1s), attempt 2 of 4`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use futures::StreamExt;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Client, Config};
 use serde_json::Value;
 
+use super::notes::note;
 use super::resources::split_api_version;
 use super::selector::LabelSelector;
-use super::{Change, ClusterBackend, ClusterError, ResourceInfo, Result};
+use super::{
+    Change, ClusterBackend, ClusterError, POLL_INTERVAL, ResourceInfo, Result, WatchOutcome,
+};
 
 /// The standard mount of a pod's service account.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// How many times a read is tried before it fails.
-const READ_ATTEMPTS: u32 = 4;
-/// First backoff between read attempts (doubles each time).
-const READ_BACKOFF: Duration = Duration::from_millis(200);
+/// How many times a read (or a write refused with 429) is tried before it
+/// fails.
+pub const READ_ATTEMPTS: u32 = 4;
+/// First backoff between attempts (doubles each time).
+pub const READ_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest `Retry-After` honoured; a server asking for more waits this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The time limit of one request unless [`LiveCluster::request_timeout`]
+/// says otherwise (watches excepted: they last as long as the wait).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request without an answer after this long is noted in the audit
+/// (once), so a run ended by its time limit while it waits says on what.
+pub const SLOW_REQUEST: Duration = Duration::from_secs(2);
 
 /// Where the credentials of a live run come from.
 #[derive(Debug, Clone, Default)]
@@ -205,6 +252,7 @@ fn pem_certs(pem: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
 pub struct LiveCluster {
     client: Client,
     server: String,
+    request_timeout: Duration,
     default_namespace: String,
     dry_run: bool,
     kinds: Mutex<HashMap<(String, String), (ResourceInfo, ApiResource)>>,
@@ -241,10 +289,43 @@ impl LiveCluster {
         Ok(Self {
             client,
             server,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             default_namespace,
             dry_run,
             kinds: Mutex::default(),
         })
+    }
+
+    /// The time limit of each request (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    /// A read that runs out is tried again; a write that runs out is
+    /// reported as of unknown outcome.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Checks that the API server answers (`GET /version`, retried like a
+    /// read) and returns its version, e.g. `v1.33.0`. Run it before a step
+    /// starts, so a server that is down fails the run at once with a clear
+    /// message instead of in the middle of the step.
+    ///
+    /// # Errors
+    /// [`ClusterError::Unavailable`] naming the server, what went wrong and
+    /// what to check.
+    pub async fn preflight(&self) -> Result<String> {
+        let info = self
+            .read("version", "reach the API server", || {
+                self.client.apiserver_version()
+            })
+            .await
+            .map_err(|e| {
+                ClusterError::Unavailable(format!(
+                    "the cluster at {} is not usable: {}; check that the API server is up and that the kubeconfig's server address and credentials are right (`kubectl cluster-info`)",
+                    self.server,
+                    e.message()
+                ))
+            })?;
+        Ok(info.git_version)
     }
 
     /// The API server's URL.
@@ -289,25 +370,82 @@ impl LiveCluster {
         }
     }
 
-    /// Runs a read, retrying on 429, 5xx and connection failures.
-    async fn read<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    /// Runs one request with the request time limit; notes it when it is
+    /// slow ([`SLOW_REQUEST`]).
+    async fn attempt<T, Fut>(
+        &self,
+        target: &str,
+        what: &str,
+        fut: Fut,
+    ) -> std::result::Result<T, Failure>
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
+    {
+        let mut fut = std::pin::pin!(tokio::time::timeout(self.request_timeout, fut));
+        let result = if self.request_timeout > SLOW_REQUEST {
+            tokio::select! {
+                r = &mut fut => r,
+                () = tokio::time::sleep(SLOW_REQUEST) => {
+                    note(
+                        "kube.slow",
+                        target,
+                        format!(
+                            "{what}: no answer after {}, still waiting (request time limit {})",
+                            humantime::format_duration(SLOW_REQUEST),
+                            humantime::format_duration(self.request_timeout)
+                        ),
+                    );
+                    fut.await
+                }
+            }
+        } else {
+            fut.await
+        };
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Failure::Kube(e)),
+            Err(_) => Err(Failure::TimedOut),
+        }
+    }
+
+    /// How long to wait before the next attempt: the backoff, or the
+    /// server's Retry-After when longer (capped at [`MAX_RETRY_AFTER`]).
+    fn pause(backoff: Duration, failure: &Failure) -> Duration {
+        match failure.retry_after() {
+            Some(asked) => asked.max(backoff).min(MAX_RETRY_AFTER),
+            None => backoff,
+        }
+    }
+
+    /// Runs a read, retrying on 429, 5xx, connection failures and request
+    /// timeouts; each retry is a note for the audit.
+    async fn read<T, F, Fut>(&self, target: &str, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
     {
-        let mut delay = READ_BACKOFF;
+        let mut backoff = READ_BACKOFF;
         let mut attempt = 1;
         loop {
-            match op().await {
+            match self.attempt(target, what, op()).await {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt < READ_ATTEMPTS && retryable(&e) => {
-                    tracing::debug!(attempt, "retrying {what} after {e}");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                Err(failure) if attempt < READ_ATTEMPTS && failure.retryable() => {
+                    let pause = Self::pause(backoff, &failure);
                     attempt += 1;
+                    note(
+                        "kube.retry",
+                        target,
+                        format!(
+                            "retrying {what} after {}, attempt {attempt} of {READ_ATTEMPTS} in {}",
+                            failure.describe(self.request_timeout),
+                            humantime::format_duration(pause)
+                        ),
+                    );
+                    tokio::time::sleep(pause).await;
+                    backoff *= 2;
                 }
-                Err(e) => {
-                    let mut err = map_error(e, &self.server, what);
+                Err(failure) => {
+                    let mut err = failure.into_error(&self.server, what, self.request_timeout);
                     if attempt > 1 {
                         err = with_suffix(err, &format!(" (after {attempt} attempts)"));
                     }
@@ -317,18 +455,167 @@ impl LiveCluster {
         }
     }
 
-    /// A write: never retried.
-    fn write_error(&self, e: kube::Error, what: &str) -> ClusterError {
-        let unknown_outcome = matches!(&e, kube::Error::Api(s) if s.code >= 500)
-            || !matches!(&e, kube::Error::Api(_));
-        let err = map_error(e, &self.server, what);
-        if unknown_outcome {
-            with_suffix(
-                err,
-                "; the write was not repeated because it may have been applied: check the object and re-run the step",
-            )
-        } else {
-            err
+    /// Runs a write. Repeated only where it cannot have been applied (429,
+    /// connection refused); otherwise a failure without a clear answer says
+    /// the outcome is unknown and how to check. Under server-side dry-run
+    /// nothing is persisted, so writes are retried like reads.
+    async fn write<T, F, Fut>(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
+    {
+        let target = target_of(res, name);
+        if self.dry_run {
+            return self.read(&target, what, op).await;
+        }
+        let mut backoff = READ_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let failure = match self.attempt(&target, what, op()).await {
+                Ok(v) => return Ok(v),
+                Err(f) => f,
+            };
+            if attempt < READ_ATTEMPTS && failure.not_applied() {
+                let pause = Self::pause(backoff, &failure);
+                attempt += 1;
+                note(
+                    "kube.retry",
+                    &target,
+                    format!(
+                        "retrying {what} after {} (the server did not handle it, so repeating it cannot apply it twice), attempt {attempt} of {READ_ATTEMPTS} in {}",
+                        failure.describe(self.request_timeout),
+                        humantime::format_duration(pause)
+                    ),
+                );
+                tokio::time::sleep(pause).await;
+                backoff *= 2;
+                continue;
+            }
+            let unknown = failure.outcome_unknown();
+            let mut err = failure.into_error(&self.server, what, self.request_timeout);
+            if attempt > 1 {
+                err = with_suffix(err, &format!(" (after {attempt} attempts)"));
+            }
+            if unknown {
+                let kind = if res.group.is_empty() {
+                    res.plural.clone()
+                } else {
+                    format!("{}.{}", res.plural, res.group)
+                };
+                err = with_suffix(
+                    err,
+                    &format!(
+                        "; the server may or may not have applied it, so it was not repeated: check with `kubectl get {kind} {name} -n {namespace} -o yaml`, then re-run the step"
+                    ),
+                );
+                note(
+                    "kube.write",
+                    &target,
+                    format!("outcome unknown: {what} was sent once and not repeated"),
+                );
+            }
+            return Err(err);
+        }
+    }
+}
+
+/// `apps/v1 Deployment web`, as audit lines name objects.
+fn target_of(res: &ResourceInfo, name: &str) -> String {
+    format!("{} {} {name}", res.api_version, res.kind)
+}
+
+/// How one attempt failed.
+enum Failure {
+    /// The client or the server said so.
+    Kube(kube::Error),
+    /// No answer within the request time limit.
+    TimedOut,
+}
+
+impl Failure {
+    /// Worth another try for a read.
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Kube(e) => retryable(e),
+            Failure::TimedOut => true,
+        }
+    }
+
+    /// Certainly not handled by the server: a 429, or no connection at all.
+    fn not_applied(&self) -> bool {
+        match self {
+            Failure::Kube(kube::Error::Api(s)) => s.code == 429,
+            Failure::Kube(e) => {
+                let chain = format!("{e} {}", error_chain(e));
+                chain.contains("Connection refused") || chain.contains("ConnectionRefused")
+            }
+            Failure::TimedOut => false,
+        }
+    }
+
+    /// The server may have applied a write that ended like this.
+    fn outcome_unknown(&self) -> bool {
+        match self {
+            Failure::Kube(kube::Error::Api(s)) => s.code >= 500,
+            Failure::Kube(_) => !self.not_applied(),
+            Failure::TimedOut => true,
+        }
+    }
+
+    /// The server's Retry-After, from the Status details.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Kube(kube::Error::Api(s)) => s
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(u64::from(s))),
+            _ => None,
+        }
+    }
+
+    /// A few words for the audit, e.g. `429 TooManyRequests (Retry-After 1s)`.
+    fn describe(&self, timeout: Duration) -> String {
+        match self {
+            Failure::Kube(kube::Error::Api(s)) => {
+                let mut d = format!("{} {}", s.code, s.reason);
+                if let Some(after) = self.retry_after() {
+                    d.push_str(&format!(
+                        " (Retry-After {})",
+                        humantime::format_duration(after)
+                    ));
+                }
+                d
+            }
+            Failure::Kube(e) => {
+                let chain = error_chain(e);
+                if chain.contains("Connection refused") || chain.contains("ConnectionRefused") {
+                    "connection refused".into()
+                } else {
+                    format!("a connection failure ({e})")
+                }
+            }
+            Failure::TimedOut => {
+                format!("no answer within {}", humantime::format_duration(timeout))
+            }
+        }
+    }
+
+    fn into_error(self, server: &str, what: &str, timeout: Duration) -> ClusterError {
+        match self {
+            Failure::Kube(e) => map_error(e, server, what),
+            Failure::TimedOut => ClusterError::Timeout(format!(
+                "{what}: the API server at {server} did not answer within {} (the request time limit)",
+                humantime::format_duration(timeout)
+            )),
         }
     }
 }
@@ -370,7 +657,9 @@ pub fn map_error(e: kube::Error, server: &str, what: &str) -> ClusterError {
                 )),
                 404 => ClusterError::NotFound(msg),
                 409 if s.reason == "AlreadyExists" => ClusterError::AlreadyExists(msg),
-                409 => ClusterError::Conflict(msg),
+                409 => ClusterError::Conflict(format!(
+                    "{msg}; the object changed while the step wrote it: re-run the step to apply over the current version"
+                )),
                 400 | 422 => ClusterError::Invalid(msg),
                 429 => ClusterError::Unavailable(format!(
                     "{msg}: the API server is throttling requests"
@@ -382,7 +671,14 @@ pub fn map_error(e: kube::Error, server: &str, what: &str) -> ClusterError {
         other => {
             let text = format!("{other}");
             let chain = error_chain(&other);
-            let hint = if chain.contains("certificate")
+            let hint = if chain.contains("close_notify")
+                || chain.contains("connection closed before message completed")
+                || chain.contains("Connection reset")
+            {
+                // A dropped connection; TLS reports it as a missing
+                // close_notify, which is no certificate problem.
+                "the connection was closed before the API server answered"
+            } else if chain.contains("certificate")
                 || chain.contains("UnknownIssuer")
                 || chain.contains("tls")
             {
@@ -454,7 +750,9 @@ impl ClusterBackend for LiveCluster {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let what = format!("discovery of {kind} in {api_version}");
         let (ar, caps): (ApiResource, ApiCapabilities) = match self
-            .read(&what, || kube::discovery::pinned_kind(&self.client, &gvk))
+            .read(&format!("{api_version} {kind}"), &what, || {
+                kube::discovery::pinned_kind(&self.client, &gvk)
+            })
             .await
         {
             Ok(found) => found,
@@ -484,7 +782,10 @@ impl ClusterBackend for LiveCluster {
     async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>> {
         let api = self.api(&self.cached(res), res.namespaced, namespace);
         let what = format!("get {} {name}", res.kind);
-        match self.read(&what, || api.get_opt(name)).await? {
+        match self
+            .read(&target_of(res, name), &what, || api.get_opt(name))
+            .await?
+        {
             Some(o) => Ok(Some(to_value(o)?)),
             None => Ok(None),
         }
@@ -502,7 +803,11 @@ impl ClusterBackend for LiveCluster {
             params = params.labels(&s.to_string());
         }
         let what = format!("list {}", res.plural);
-        let list = self.read(&what, || api.list(&params)).await?;
+        let list = self
+            .read(&format!("{} {}", res.api_version, res.kind), &what, || {
+                api.list(&params)
+            })
+            .await?;
         let mut items = list
             .items
             .into_iter()
@@ -538,10 +843,16 @@ impl ClusterBackend for LiveCluster {
         let mut params = PatchParams::apply(field_manager);
         params.force = force;
         params.dry_run = self.dry_run;
-        let after = api
-            .patch(&name, &params, &Patch::Apply(object))
-            .await
-            .map_err(|e| self.write_error(e, &format!("apply {} {name}", res.kind)))?;
+        let patch = Patch::Apply(object);
+        let after = self
+            .write(
+                res,
+                namespace,
+                &name,
+                &format!("apply {} {name}", res.kind),
+                || api.patch(&name, &params, &patch),
+            )
+            .await?;
         Ok(Change {
             before,
             after: to_value(after)?,
@@ -568,10 +879,16 @@ impl ClusterBackend for LiveCluster {
             field_manager: Some("stepbox".into()),
             ..Default::default()
         };
-        let after = api
-            .patch(name, &params, &Patch::Merge(patch))
-            .await
-            .map_err(|e| self.write_error(e, &format!("patch {} {name}", res.kind)))?;
+        let patch = Patch::Merge(patch);
+        let after = self
+            .write(
+                res,
+                namespace,
+                name,
+                &format!("patch {} {name}", res.kind),
+                || api.patch(name, &params, &patch),
+            )
+            .await?;
         Ok(Change {
             before,
             after: to_value(after)?,
@@ -592,10 +909,88 @@ impl ClusterBackend for LiveCluster {
             dry_run: self.dry_run,
             ..Default::default()
         };
-        match api.delete(name, &params).await {
+        let what = format!("delete {} {name}", res.kind);
+        match self
+            .write(res, namespace, name, &what, || api.delete(name, &params))
+            .await
+        {
             Ok(_) => Ok(Some(before)),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-            Err(e) => Err(self.write_error(e, &format!("delete {} {name}", res.kind))),
+            Err(ClusterError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn wait_for_change(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome> {
+        let api = self.api(&self.cached(res), res.namespaced, namespace);
+        let what = format!("{} {name}", res.kind);
+        let deadline = tokio::time::Instant::now() + timeout;
+        // A pause before looking again after an interruption, so a server
+        // that keeps cutting watches is polled rather than hammered.
+        let pause = || async {
+            tokio::time::sleep(
+                POLL_INTERVAL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
+        };
+        let seconds = u32::try_from(timeout.as_secs().clamp(1, 290)).unwrap_or(290);
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(seconds);
+        let from = resource_version.unwrap_or("0");
+        let watch_what = format!("watch {what}");
+        let stream = match self
+            .attempt(&target_of(res, name), &watch_what, api.watch(&params, from))
+            .await
+        {
+            Ok(s) => s,
+            Err(failure) => {
+                pause().await;
+                return Ok(WatchOutcome::Interrupted(format!(
+                    "the watch of {what} could not start ({}); reading it again",
+                    failure.describe(self.request_timeout)
+                )));
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                () = tokio::time::sleep_until(deadline) => return Ok(WatchOutcome::Elapsed),
+            };
+            match next {
+                Some(Ok(WatchEvent::Bookmark(_))) => {}
+                Some(Ok(WatchEvent::Error(s))) => {
+                    // 410 Expired: the resourceVersion is too old; a fresh
+                    // read gives a new one.
+                    return Ok(WatchOutcome::Interrupted(format!(
+                        "the watch of {what} from resourceVersion {from} ended with {} {}; reading it again",
+                        s.code, s.reason
+                    )));
+                }
+                Some(Ok(_)) => return Ok(WatchOutcome::Event),
+                Some(Err(e)) => {
+                    pause().await;
+                    return Ok(WatchOutcome::Interrupted(format!(
+                        "the watch of {what} from resourceVersion {from} was cut ({e}); reading it again and watching from the new resourceVersion"
+                    )));
+                }
+                None if tokio::time::Instant::now() + Duration::from_secs(1) >= deadline => {
+                    return Ok(WatchOutcome::Elapsed);
+                }
+                None => {
+                    pause().await;
+                    return Ok(WatchOutcome::Interrupted(format!(
+                        "the watch of {what} from resourceVersion {from} ended early; reading it again and watching from the new resourceVersion"
+                    )));
+                }
+            }
         }
     }
 }
@@ -603,6 +998,45 @@ impl ClusterBackend for LiveCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_are_repeated_only_when_they_cannot_have_been_applied() {
+        let api = |code: u16, retry_after: u32| {
+            let mut s = kube::core::Status::failure("boom", "X").with_code(code);
+            s.details = Some(kube::core::response::StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: String::new(),
+                uid: String::new(),
+                causes: Vec::new(),
+                retry_after_seconds: retry_after,
+            });
+            Failure::Kube(kube::Error::Api(s.boxed()))
+        };
+        let throttled = api(429, 1);
+        assert!(throttled.not_applied() && !throttled.outcome_unknown());
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            LiveCluster::pause(READ_BACKOFF, &throttled),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            LiveCluster::pause(READ_BACKOFF, &api(429, 3600)),
+            MAX_RETRY_AFTER,
+            "capped"
+        );
+        assert_eq!(LiveCluster::pause(READ_BACKOFF, &api(500, 0)), READ_BACKOFF);
+        let failed = api(500, 0);
+        assert!(!failed.not_applied() && failed.outcome_unknown() && failed.retryable());
+        let conflict = api(409, 0);
+        assert!(!conflict.not_applied() && !conflict.outcome_unknown() && !conflict.retryable());
+        assert!(Failure::TimedOut.outcome_unknown() && Failure::TimedOut.retryable());
+        assert!(!Failure::TimedOut.not_applied());
+        assert_eq!(
+            throttled.describe(Duration::from_secs(1)),
+            "429 X (Retry-After 1s)"
+        );
+    }
 
     #[test]
     fn pem_parsing() {
@@ -652,6 +1086,9 @@ mod tests {
             ClusterError::Unavailable(_)
         ));
         assert!(retryable(&api(429, "TooManyRequests")));
+        assert!(
+            matches!(map_error(api(409, "Conflict"), "s", "apply"), ClusterError::Conflict(m) if m.contains("re-run the step"))
+        );
         assert!(retryable(&api(503, "ServiceUnavailable")));
         assert!(!retryable(&api(409, "Conflict")));
     }

@@ -46,12 +46,15 @@
 pub mod live;
 pub mod memory;
 pub mod names;
+pub mod notes;
 pub mod object;
 pub mod patch;
 pub mod readiness;
 pub mod resources;
 pub mod selector;
 pub mod ssa;
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -146,6 +149,24 @@ pub struct Change {
     pub after: Value,
 }
 
+/// How often waits look again on a backend that cannot watch.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How a [`ClusterBackend::wait_for_change`] ended. Whatever it says, the
+/// caller reads the object again; only the audit differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchOutcome {
+    /// A watch event arrived: the object changed.
+    Event,
+    /// The backend does not watch; it waited [`POLL_INTERVAL`].
+    Polled,
+    /// The watch could not start, or was cut before any change arrived;
+    /// the text says how (for the audit).
+    Interrupted(String),
+    /// The time given passed without a change.
+    Elapsed,
+}
+
 /// A place where Kubernetes objects live: the in-memory namespace or a real
 /// cluster.
 ///
@@ -211,6 +232,23 @@ pub trait ClusterBackend: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Value>>;
+
+    /// Waits (at most `timeout`) until the object may have changed since
+    /// `resource_version` (`None`: it did not exist when last read). The
+    /// caller then reads it again. The default polls: it sleeps
+    /// [`POLL_INTERVAL`] and returns [`WatchOutcome::Polled`].
+    async fn wait_for_change(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome> {
+        let _ = (res, namespace, name, resource_version);
+        tokio::time::sleep(POLL_INTERVAL.min(timeout)).await;
+        Ok(WatchOutcome::Polled)
+    }
 }
 
 #[cfg(test)]

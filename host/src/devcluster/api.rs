@@ -287,24 +287,27 @@ pub async fn fallback(uri: Uri) -> Response {
 }
 
 /// Where a resource path points.
+/// A resource path, split up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    group: String,
-    version: String,
-    namespace: Option<String>,
-    plural: String,
-    name: Option<String>,
-    subresource: Option<String>,
+pub(crate) struct Target {
+    pub(crate) group: String,
+    pub(crate) version: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) plural: String,
+    pub(crate) name: Option<String>,
+    pub(crate) subresource: Option<String>,
 }
 
+/// What an `/api` or `/apis` path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Group(String),
     ResourceList(String, String),
     Resource(Target),
 }
 
-fn parse_path(path: &str) -> Option<Route> {
+/// Splits an `/api/...` or `/apis/...` path; `None` for other paths.
+pub(crate) fn parse_path(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segs.iter().any(|s| s.is_empty()) {
         return None;

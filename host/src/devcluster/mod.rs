@@ -34,6 +34,10 @@
 //! Workloads get a synthesized ready status (see [`MemoryCluster`]), so
 //! `kubectl rollout status` and `kubectl wait` finish.
 //!
+//! Faults can be injected ([`faults`], [`DevCluster::fault`]): error
+//! statuses, delays, dropped connections, cut watches, a server that goes
+//! away. Every request is logged and listed at `/debug/stepbox/requests`.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -52,6 +56,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod discovery;
+pub mod faults;
 pub mod protobuf;
 pub mod status;
 pub mod table;
@@ -71,11 +76,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use crate::cluster::MemoryCluster;
 
 pub use auth::Auth;
+pub use faults::{Fault, FaultLayer, FaultSpecError, RequestRecord};
 pub use tls::Certificates;
 
 /// The namespaces every dev cluster has, as a fresh Kubernetes cluster
@@ -127,6 +132,7 @@ pub struct DevCluster {
     port: u16,
     token: Option<String>,
     namespace: String,
+    faults: Vec<Fault>,
 }
 
 impl DevCluster {
@@ -139,7 +145,16 @@ impl DevCluster {
             port: 0,
             token: None,
             namespace: "default".to_string(),
+            faults: Vec::new(),
         }
+    }
+
+    /// Adds a fault to inject (see [`faults`] for the spec grammar, e.g.
+    /// `"status=429:verb=get,times=2,retry-after=1".parse()?`). Faults are
+    /// tried in the order added; none by default.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
     }
 
     /// The port to listen on; 0 (the default) picks a free one.
@@ -208,7 +223,14 @@ impl DevCluster {
             addr.to_string(),
             shutdown.clone(),
         );
-        let task = tokio::spawn(serve(listener, acceptor, router(state), shutdown.clone()));
+        let faults = Arc::new(FaultLayer::new(self.faults));
+        let task = tokio::spawn(serve(
+            listener,
+            acceptor,
+            router(state, faults.clone()),
+            faults.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, "dev-cluster: serving");
         Ok(RunningDevCluster {
             addr,
@@ -216,6 +238,7 @@ impl DevCluster {
             certs,
             namespace: self.namespace,
             cluster: self.cluster,
+            faults,
             shutdown,
             task: Some(task),
         })
@@ -231,8 +254,15 @@ fn random_token() -> String {
 }
 
 /// The routes of one server.
-fn router(state: api::AppState) -> Router {
+fn router(state: api::AppState, faults: Arc<FaultLayer>) -> Router {
     Router::new()
+        .route(
+            "/debug/stepbox/requests",
+            get(move || {
+                let faults = faults.clone();
+                async move { status::json_response(axum::http::StatusCode::OK, &faults.report()) }
+            }),
+        )
         .route("/version", get(api::version))
         .route("/healthz", get(api::healthz))
         .route("/livez", get(api::healthz))
@@ -263,6 +293,7 @@ async fn serve(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     router: Router,
+    faults: Arc<FaultLayer>,
     shutdown: CancellationToken,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -280,6 +311,7 @@ async fn serve(
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let faults = faults.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls =
@@ -301,7 +333,9 @@ async fn serve(
                     if client_cert {
                         req.extensions_mut().insert(auth::ClientCertificate);
                     }
-                    router.clone().oneshot(req)
+                    let router = router.clone();
+                    let faults = faults.clone();
+                    async move { faults.serve(req, router).await }
                 },
             );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -329,6 +363,7 @@ pub struct RunningDevCluster {
     certs: Certificates,
     namespace: String,
     cluster: MemoryCluster,
+    faults: Arc<FaultLayer>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -367,6 +402,17 @@ impl RunningDevCluster {
     /// The store being served.
     pub fn cluster(&self) -> &MemoryCluster {
         &self.cluster
+    }
+
+    /// The requests received so far and the faults that met them (also
+    /// served at `/debug/stepbox/requests`).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.faults.requests()
+    }
+
+    /// The fault layer: what fired how often.
+    pub fn faults(&self) -> &FaultLayer {
+        &self.faults
     }
 
     /// A kubeconfig for this server with token authentication, its context

@@ -27,8 +27,8 @@ fn json(v: &serde_json::Value) -> String {
 
 impl wit::Host for KubeView<'_> {
     async fn get(&mut self, kind: KindRef, name: String) -> Result<String, CapError> {
-        self.ctx
-            .get(&kind.api_version, &kind.kind, &name)
+        let ctx = self.ctx;
+        ctx.noted(ctx.get(&kind.api_version, &kind.kind, &name))
             .await
             .map(|v| json(&v))
     }
@@ -38,15 +38,16 @@ impl wit::Host for KubeView<'_> {
         kind: KindRef,
         label_selector: Option<String>,
     ) -> Result<Vec<String>, CapError> {
-        let items = self
-            .ctx
-            .list(&kind.api_version, &kind.kind, label_selector.as_deref())
+        let ctx = self.ctx;
+        let items = ctx
+            .noted(ctx.list(&kind.api_version, &kind.kind, label_selector.as_deref()))
             .await?;
         Ok(items.iter().map(json).collect())
     }
 
     async fn apply(&mut self, manifests: String) -> Result<Vec<AppliedObject>, CapError> {
-        let applied = self.ctx.apply(&manifests).await?;
+        let ctx = self.ctx;
+        let applied = ctx.noted(ctx.apply(&manifests)).await?;
         Ok(applied
             .into_iter()
             .map(|a| AppliedObject {
@@ -70,14 +71,16 @@ impl wit::Host for KubeView<'_> {
         name: String,
         merge_patch: String,
     ) -> Result<String, CapError> {
-        self.ctx
-            .patch(&kind.api_version, &kind.kind, &name, &merge_patch)
+        let ctx = self.ctx;
+        ctx.noted(ctx.patch(&kind.api_version, &kind.kind, &name, &merge_patch))
             .await
             .map(|v| json(&v))
     }
 
     async fn delete(&mut self, kind: KindRef, name: String) -> Result<bool, CapError> {
-        self.ctx.delete(&kind.api_version, &kind.kind, &name).await
+        let ctx = self.ctx;
+        ctx.noted(ctx.delete(&kind.api_version, &kind.kind, &name))
+            .await
     }
 
     async fn wait(
@@ -94,8 +97,8 @@ impl wit::Host for KubeView<'_> {
             wit::WaitFor::Deleted => WaitFor::Deleted,
         };
         let timeout = Duration::from_secs(u64::from(timeout_seconds));
-        self.ctx
-            .wait(&kind.api_version, &kind.kind, &name, &what, timeout)
+        let ctx = self.ctx;
+        ctx.noted(ctx.wait(&kind.api_version, &kind.kind, &name, &what, timeout))
             .await
     }
 }

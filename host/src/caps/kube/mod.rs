@@ -22,9 +22,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::caps::{CapError, StepError};
+use crate::cluster::notes::{self, Note, NoteSink};
 use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::selector::LabelSelector;
-use crate::cluster::{ClusterBackend, ResourceInfo};
+use crate::cluster::{ClusterBackend, ResourceInfo, WatchOutcome};
 use crate::plan::{self, Action, PlanEntry};
 use crate::policy::{AccessRequest, Decision as PolicyDecision, Policy, Verb};
 use crate::report::{Decision, RunRecorder};
@@ -34,8 +35,9 @@ pub(crate) use host::{HasKube, KubeView};
 /// The field manager stepbox applies as.
 pub const FIELD_MANAGER: &str = "stepbox";
 
-/// How often `wait` polls the backend.
-const WAIT_POLL: Duration = Duration::from_millis(250);
+/// How many interruptions of its watch one `wait` records in the audit
+/// (a server that cuts every watch would otherwise fill it).
+const MAX_NOTED_INTERRUPTIONS: u32 = 5;
 
 /// What the kube capability of one run may use.
 #[derive(Clone)]
@@ -85,6 +87,17 @@ fn target(res: &ResourceInfo, name: &str) -> String {
 }
 
 impl KubeCtx {
+    /// Runs `call` with the backend's [notes](crate::cluster::notes)
+    /// (retries, re-established watches) going to the audit as they
+    /// happen, so the report says what happened inside the call.
+    pub async fn noted<F: std::future::Future>(&self, call: F) -> F::Output {
+        let recorder = self.recorder.clone();
+        let sink: NoteSink = Arc::new(move |n: &Note| {
+            recorder.audit(n.call, &n.target, Decision::Allowed, &n.message);
+        });
+        notes::scope(sink, call).await
+    }
+
     async fn resource(
         &self,
         call: &str,
@@ -418,29 +431,54 @@ impl KubeCtx {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut interruptions = 0u32;
         let result = loop {
-            let state = match self.backend.get(&res, &self.namespace, name).await {
-                Ok(obj) => wait_state(&res.kind, obj.as_ref(), what),
+            let obj = match self.backend.get(&res, &self.namespace, name).await {
+                Ok(obj) => obj,
                 Err(e) => break Err(e.into()),
             };
-            match state {
+            let why = match wait_state(&res.kind, obj.as_ref(), what) {
                 WaitState::Done => break Ok(()),
                 WaitState::Failed(why) => break Err(StepError::Conflict(why).into()),
-                WaitState::Pending(why) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        break Err(StepError::Timeout(format!(
-                            "{} {name} not ready after {}: {why}",
-                            res.kind,
-                            humantime::format_duration(timeout)
-                        ))
-                        .into());
-                    }
-                }
+                WaitState::Pending(why) => why,
+            };
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                break Err(StepError::Timeout(format!(
+                    "{} {name} not ready after {}: {why}",
+                    res.kind,
+                    humantime::format_duration(timeout)
+                ))
+                .into());
             }
-            tokio::time::sleep(
-                WAIT_POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            )
-            .await;
+            let resource_version = obj
+                .as_ref()
+                .and_then(|o| o.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str);
+            match self
+                .backend
+                .wait_for_change(&res, &self.namespace, name, resource_version, remaining)
+                .await
+            {
+                Ok(WatchOutcome::Interrupted(how)) => {
+                    interruptions += 1;
+                    let note = match interruptions {
+                        n if n <= MAX_NOTED_INTERRUPTIONS => how,
+                        n if n == MAX_NOTED_INTERRUPTIONS + 1 => {
+                            "the watch keeps being interrupted; further interruptions are not recorded".into()
+                        }
+                        _ => continue,
+                    };
+                    self.recorder.audit(
+                        "kube.watch",
+                        &target(&res, name),
+                        Decision::Allowed,
+                        &note,
+                    );
+                }
+                Ok(WatchOutcome::Event | WatchOutcome::Polled | WatchOutcome::Elapsed) => {}
+                Err(e) => break Err(e.into()),
+            }
         };
         self.audited("kube.wait", &target(&res, name), result)
     }
