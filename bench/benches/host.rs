@@ -8,8 +8,7 @@
 //! | `compile/deploy-manifests` | Cranelift compile of the step, no cache (cold) |
 //! | `cache-load/deploy-manifests` | load from the on-disk compile cache |
 //! | `cold-start/deploy-manifests` | cache load + first run of the step on its example |
-//! | `warm-start/hello/*` | a whole run of a trivial step already loaded (store, instantiate, run, report) |
-//! | `instantiate/hello/*` | store + instantiate of a loaded step (from the run report's timings) |
+//! | `warm-start/hello/*` | a whole run of a trivial step already loaded: store, instantiate (from its `InstancePre`), run, report |
 //! | `host-call/*` | one guest → host round trip, timed in the guest over many calls |
 //! | `apply/100-objects` | one `kube.apply` of 100 ordinary objects into a fresh embedded namespace |
 //! | `plan/100-objects` | the plan (actions, field changes, diffs) of 100 changed objects |

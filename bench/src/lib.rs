@@ -75,7 +75,9 @@ pub fn with_inputs(mut options: RunOptions, inputs: &[(&str, &str)]) -> RunOptio
 }
 
 /// Panics with the report when a run did not succeed: a bench must never
-/// time a failure by mistake.
+/// time a failure by mistake. Then removes the workspace the run kept for its artifacts (as
+/// `stepbox run` does for `deploy-manifests`' `applied`), so thousands of
+/// benchmarked runs leave nothing behind.
 pub fn expect_success(report: &RunReport) {
     assert_eq!(
         report.status,
@@ -83,6 +85,20 @@ pub fn expect_success(report: &RunReport) {
         "the benchmarked run did not succeed: {}",
         serde_json::to_string_pretty(report).unwrap_or_default()
     );
+    discard_artifacts(report);
+}
+
+/// Removes the temporary workspaces a run kept for its artifacts.
+pub fn discard_artifacts(report: &RunReport) {
+    for artifact in &report.artifacts {
+        let kept = artifact.host_path.ancestors().find(|dir| {
+            dir.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("stepbox-workspace-"))
+        });
+        if let Some(dir) = kept {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// The guest-measured time of a `call-loop` run, from its `elapsed-ns`

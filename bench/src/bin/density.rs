@@ -126,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         let mut failed = 0;
         for run in runs {
             let report = rt.block_on(run)?;
+            stepbox_bench::discard_artifacts(&report);
             if report.status != Status::Succeeded {
                 failed += 1;
                 if failed == 1 {

@@ -326,7 +326,12 @@ fn inspect(args: InspectArgs) -> Result<u8> {
         Err(crate::runtime::LoadError::WrongWorld { .. }) => {
             let component = wasmtime::component::Component::new(runtime.engine(), &bytes)
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            crate::runtime::inspect::describe(runtime.engine(), &component, &bytes)
+            crate::runtime::inspect::describe(
+                runtime.engine(),
+                &component,
+                &bytes,
+                crate::runtime::inspect::sha256_hex(&bytes),
+            )
         }
         Err(e) => return Err(e.into()),
     };

@@ -138,8 +138,15 @@ fn host_provides(name: &str) -> bool {
     }
 }
 
-/// Describes a compiled component.
-pub fn describe(engine: &Engine, component: &Component, bytes: &[u8]) -> ComponentInfo {
+/// Describes a compiled component, made of `bytes` whose hex sha256 is
+/// `sha256` (from [`sha256_hex`]: callers have it already, and hashing a
+/// component again is most of a cache hit's time).
+pub fn describe(
+    engine: &Engine,
+    component: &Component,
+    bytes: &[u8],
+    sha256: String,
+) -> ComponentInfo {
     let ty = component.component_type();
     let imports: Vec<Item> = ty
         .imports(engine)
@@ -165,7 +172,7 @@ pub fn describe(engine: &Engine, component: &Component, bytes: &[u8]) -> Compone
     let step_world = check_step_world(&imports, &exports);
     ComponentInfo {
         size: bytes.len() as u64,
-        sha256: sha256_hex(bytes),
+        sha256,
         kind: WasmKind::Component,
         imports,
         exports,

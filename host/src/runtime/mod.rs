@@ -529,7 +529,7 @@ impl Runtime {
             reason: format!("{e:#}"),
         })?;
         let load_time = started.elapsed();
-        let info = inspect::describe(&self.engine, &component, bytes);
+        let info = inspect::describe(&self.engine, &component, bytes, sha.clone());
         if let Err(reason) = &info.step_world {
             return Err(LoadError::WrongWorld {
                 path: path_buf,
@@ -718,7 +718,9 @@ impl Runtime {
         // A last measurement: a step that writes fast and returns at once is
         // held to its quota too. (A workspace left empty has nothing to
         // measure: the guest's files are all closed now.)
-        if !is_empty_dir(&workspace) {
+        if is_empty_dir(&workspace) {
+            fs.workspace_left_empty();
+        } else {
             let root = workspace.clone();
             if let Ok(Some(limit)) = tokio::task::spawn_blocking(move || quota.check(&root)).await {
                 recorder.limit_exceeded(limit);

@@ -65,6 +65,8 @@ pub struct RunFs {
     workspace: PathBuf,
     packages: PathBuf,
     temp_workspace: Option<tempfile::TempDir>,
+    /// The run left its temporary workspace empty: it may serve another.
+    reusable: bool,
     janitor: mpsc::Sender<JanitorTask>,
 }
 
@@ -92,6 +94,7 @@ impl RunFs {
             workspace,
             packages,
             temp_workspace,
+            reusable: false,
             janitor: dirs.janitor.clone(),
         })
     }
@@ -118,6 +121,15 @@ impl RunFs {
             let _ = t.keep();
         }
     }
+
+    /// Says the run is over (the guest holds no handle into the workspace
+    /// any more) and left its temporary workspace empty, so it can serve a
+    /// later run instead of being removed: creating and removing a
+    /// directory per run is most of a small run's filesystem cost. The
+    /// janitor checks it is still empty before reusing it.
+    pub fn workspace_left_empty(&mut self) {
+        self.reusable = true;
+    }
 }
 
 impl Drop for RunFs {
@@ -125,7 +137,12 @@ impl Drop for RunFs {
         if let Some(t) = self.temp_workspace.take() {
             // Removed by the janitor thread, off the run's path; should it
             // be gone, `t` is dropped (and removed) here instead.
-            let _ = self.janitor.send(JanitorTask::Remove(t));
+            let task = if self.reusable {
+                JanitorTask::Reuse(t)
+            } else {
+                JanitorTask::Remove(t)
+            };
+            let _ = self.janitor.send(task);
         }
     }
 }
@@ -139,9 +156,10 @@ const READY_WORKSPACES: usize = 8;
 /// their run by a janitor thread, so neither `mkdir` nor the removal of
 /// what a step wrote is on a run's path.
 ///
-/// Every workspace is a new directory (never reused), private to the user
-/// (mode 0700), in the system's temp directory. Dropping `RunDirs` waits
-/// for the janitor to remove what it was given.
+/// Every workspace is a directory private to the user (mode 0700), in the
+/// system's temp directory, that holds nothing when its run starts: a new
+/// one, or one an earlier run left empty (checked again, its times reset).
+/// Dropping `RunDirs` waits for the janitor to remove what it was given.
 #[derive(Debug)]
 pub struct RunDirs {
     shared: Arc<DirsShared>,
@@ -159,6 +177,9 @@ struct DirsShared {
 enum JanitorTask {
     /// Remove a finished run's workspace.
     Remove(tempfile::TempDir),
+    /// Make a finished run's empty workspace ready for another run (or
+    /// remove it, if it is not empty or enough are ready).
+    Reuse(tempfile::TempDir),
     /// Make fresh workspaces until [`READY_WORKSPACES`] are ready.
     Refill,
 }
@@ -192,6 +213,7 @@ impl RunDirs {
                 for task in tasks {
                     match task {
                         JanitorTask::Remove(dir) => drop(dir),
+                        JanitorTask::Reuse(dir) => worker.reuse(dir),
                         JanitorTask::Refill => worker.refill(),
                     }
                 }
@@ -211,10 +233,18 @@ impl RunDirs {
         self.shared.empty_packages.path()
     }
 
-    /// A fresh, empty workspace: one made ahead of time, else a new one.
+    /// An empty workspace: one made ahead of time or left empty by an
+    /// earlier run, else a new one.
     fn fresh_workspace(&self) -> Result<tempfile::TempDir, FsError> {
-        let ready = self.shared.lock_ready().pop();
-        let _ = self.janitor.send(JanitorTask::Refill);
+        let (ready, left) = {
+            let mut ready = self.shared.lock_ready();
+            (ready.pop(), ready.len())
+        };
+        // Runs that leave their workspace empty give it back, so only
+        // top up when many runs at once have drawn the stock down.
+        if left < READY_WORKSPACES / 2 {
+            let _ = self.janitor.send(JanitorTask::Refill);
+        }
         match ready {
             Some(dir) => Ok(dir),
             None => temp_dir("stepbox-workspace-", "workspace"),
@@ -225,6 +255,27 @@ impl RunDirs {
 impl DirsShared {
     fn lock_ready(&self) -> std::sync::MutexGuard<'_, Vec<tempfile::TempDir>> {
         self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts an empty workspace back among the ready ones, its times reset
+    /// (so nothing, not even when the last run touched it, carries over);
+    /// drops (removes) it otherwise.
+    fn reuse(&self, dir: tempfile::TempDir) {
+        let empty = std::fs::read_dir(dir.path()).is_ok_and(|mut e| e.next().is_none());
+        if !empty || self.lock_ready().len() >= READY_WORKSPACES * 2 {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        let reset = std::fs::File::open(dir.path()).and_then(|d| {
+            d.set_times(
+                std::fs::FileTimes::new()
+                    .set_accessed(now)
+                    .set_modified(now),
+            )
+        });
+        if reset.is_ok() {
+            self.lock_ready().push(dir);
+        }
     }
 
     fn refill(&self) {
@@ -307,4 +358,68 @@ fn existing_dir(what: &'static str, p: &Path) -> Result<PathBuf, FsError> {
         return Err(err("it is a file".into()));
     }
     std::fs::canonicalize(p).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits (briefly) for the janitor to have handled what it was sent.
+    fn settle(dirs: &RunDirs, until: impl Fn(&RunDirs) -> bool) {
+        for _ in 0..500 {
+            if until(dirs) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn ready(dirs: &RunDirs) -> Vec<PathBuf> {
+        dirs.shared
+            .lock_ready()
+            .iter()
+            .map(|d| d.path().to_path_buf())
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_workspace_is_reused_with_its_times_reset() {
+        let dirs = RunDirs::new().unwrap();
+        let mut fs = RunFs::prepare(None, None, &dirs).unwrap();
+        let ws = fs.workspace().to_path_buf();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::open(&ws)
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_modified(old))
+            .unwrap();
+        fs.workspace_left_empty();
+        drop(fs);
+        settle(&dirs, |d| ready(d).contains(&ws));
+        assert!(
+            ready(&dirs).contains(&ws),
+            "the empty workspace is ready again"
+        );
+        let modified = std::fs::metadata(&ws).unwrap().modified().unwrap();
+        assert!(modified > old, "its modification time was reset");
+    }
+
+    #[test]
+    fn a_workspace_with_anything_in_it_is_removed() {
+        let dirs = RunDirs::new().unwrap();
+        let mut fs = RunFs::prepare(None, None, &dirs).unwrap();
+        let ws = fs.workspace().to_path_buf();
+        std::fs::write(ws.join("left-over"), "x").unwrap();
+        // Even if the run (wrongly) said it was empty: the janitor checks.
+        fs.workspace_left_empty();
+        drop(fs);
+        settle(&dirs, |_| !ws.exists());
+        assert!(!ws.exists(), "removed");
+        assert!(!ready(&dirs).contains(&ws));
+
+        let fs = RunFs::prepare(None, None, &dirs).unwrap();
+        let ws = fs.workspace().to_path_buf();
+        drop(fs);
+        settle(&dirs, |_| !ws.exists());
+        assert!(!ws.exists(), "a run that did not say so gets no reuse");
+    }
 }
