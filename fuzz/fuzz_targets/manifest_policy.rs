@@ -115,8 +115,9 @@ fn check_parsed(text: &str, docs: &[Value]) {
         return;
     }
     let json: Vec<String> = docs.iter().map(Value::to_string).collect();
-    let again = manifest::parse_documents(&json.join("\n---\n"))
-        .unwrap_or_else(|e| panic!("JSON of accepted documents does not parse: {e}\ninput: {text:?}"));
+    let again = manifest::parse_documents(&json.join("\n---\n")).unwrap_or_else(|e| {
+        panic!("JSON of accepted documents does not parse: {e}\ninput: {text:?}")
+    });
     assert_eq!(again, docs, "JSON round trip changed the documents");
 }
 
@@ -165,7 +166,12 @@ fn check_policy(policy: &Policy, docs: &[(ResourceInfo, Value)]) -> bool {
 
 /// [`Policy::check_object`] and, for a RoleBinding, the rules of the Role it
 /// binds from the same apply (what `KubeCtx::check_grants` does).
-fn grants(policy: &Policy, res: &ResourceInfo, doc: &Value, before: &[(ResourceInfo, Value)]) -> Decision {
+fn grants(
+    policy: &Policy,
+    res: &ResourceInfo,
+    doc: &Value,
+    before: &[(ResourceInfo, Value)],
+) -> Decision {
     let decision = policy.check_object(res, doc, NS);
     if decision != Decision::Allow {
         return decision;
@@ -178,7 +184,9 @@ fn grants(policy: &Policy, res: &ResourceInfo, doc: &Value, before: &[(ResourceI
             check_binding_stays_inside(doc);
             let role_name = str_at(doc, &["roleRef", "name"]);
             let role = before.iter().find(|(r, d)| {
-                r.group == res.group && r.kind == "Role" && str_at(d, &["metadata", "name"]) == role_name
+                r.group == res.group
+                    && r.kind == "Role"
+                    && str_at(d, &["metadata", "name"]) == role_name
             });
             if let Some((_, role)) = role {
                 let rules = role.get("rules").unwrap_or(&Value::Null);
@@ -204,11 +212,18 @@ fn grants(policy: &Policy, res: &ResourceInfo, doc: &Value, before: &[(ResourceI
 /// An allowed Role grants nothing the policy does not: every verb it names
 /// on every resource it names is one [`Policy::check`] allows.
 fn check_role_within_policy(policy: &Policy, rules: &Value) {
-    let Some(rules) = rules.as_array() else { return };
+    let Some(rules) = rules.as_array() else {
+        return;
+    };
     let strings = |rule: &Value, field: &str| -> Vec<String> {
         rule.get(field)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut budget = 10_000usize;
@@ -258,12 +273,20 @@ fn check_role_within_policy(policy: &Policy, rules: &Value) {
 
 /// An allowed RoleBinding binds a Role to subjects of the run's namespace.
 fn check_binding_stays_inside(doc: &Value) {
-    assert_eq!(str_at(doc, &["roleRef", "kind"]), "Role", "a non-Role bound: {doc}");
+    assert_eq!(
+        str_at(doc, &["roleRef", "kind"]),
+        "Role",
+        "a non-Role bound: {doc}"
+    );
     let Some(subjects) = doc.get("subjects").and_then(Value::as_array) else {
         return;
     };
     for s in subjects {
-        let (kind, name, ns) = (str_at(s, &["kind"]), str_at(s, &["name"]), str_at(s, &["namespace"]));
+        let (kind, name, ns) = (
+            str_at(s, &["kind"]),
+            str_at(s, &["name"]),
+            str_at(s, &["namespace"]),
+        );
         if kind == "ServiceAccount" {
             assert!(ns.is_empty() || ns == NS, "ServiceAccount of {ns:?} bound");
         } else if name.starts_with("system:") {
@@ -326,10 +349,15 @@ fuzz_target!(|data: &[u8]| {
                 // Parsing, discovery or the backend's validation refused it.
             }
             (Err(CapError::Step(StepError::Conflict(_) | StepError::NotFound(_))), Some(true)) => {}
-            (Err(e), allowed) => panic!("unexpected apply error (policy allows: {allowed:?}): {e:?}"),
+            (Err(e), allowed) => {
+                panic!("unexpected apply error (policy allows: {allowed:?}): {e:?}")
+            }
         }
         if let Err(CapError::Step(e)) = &result {
-            assert!(!e.to_string().contains(SECRET), "an error shows the run secret: {e}");
+            assert!(
+                !e.to_string().contains(SECRET),
+                "an error shows the run secret: {e}"
+            );
         }
     }
 });
