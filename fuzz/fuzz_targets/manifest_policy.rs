@@ -99,6 +99,17 @@ fn is_list(v: &Value) -> bool {
     str_at(v, &["kind"]).ends_with("List") && v.get("items").is_some_and(Value::is_array)
 }
 
+/// True when some map key of `v` renders as JSON in more than 1000 bytes.
+fn has_long_key(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(has_long_key),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, x)| Value::String(k.clone()).to_string().len() > 1000 || has_long_key(x)),
+        _ => false,
+    }
+}
+
 /// The parser's contract on what it returns.
 fn check_parsed(text: &str, docs: &[Value]) {
     for doc in docs {
@@ -112,6 +123,13 @@ fn check_parsed(text: &str, docs: &[Value]) {
     // wrote). Nested `*List` objects deeper than the flattening limit would
     // be flattened again, so they are left out.
     if docs.iter().any(is_list) {
+        return;
+    }
+    // Known and left alone (SECURITY.md, "Fuzzing"): a map key longer than
+    // 1024 characters is fine in YAML block style but not as a JSON/flow
+    // key, which YAML limits to 1024 characters, so such documents do not
+    // parse back from their JSON.
+    if docs.iter().any(has_long_key) {
         return;
     }
     let json: Vec<String> = docs.iter().map(Value::to_string).collect();
