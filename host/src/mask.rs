@@ -126,7 +126,9 @@ impl SecretMasker {
     /// character: text split into pieces there can still be masked piece by
     /// piece. Returns `at` (or `text.len()`, if shorter) when nothing
     /// straddles it; only a secret longer than `at` starting at byte 0 cannot
-    /// be kept whole, and is then cut at `at`.
+    /// be kept whole, and is then cut at the last character boundary at or
+    /// before `at`. The cut is never 0 when `at` is not: if no character
+    /// starts in `1..=at` (bytes that are not UTF-8), it is `at` itself.
     ///
     /// ```
     /// let masker = stepbox::mask::SecretMasker::new(["hunter2"]);
@@ -140,6 +142,7 @@ impl SecretMasker {
         while cut > 0 && cut < text.len() && (text[cut] & 0b1100_0000) == 0b1000_0000 {
             cut -= 1;
         }
+        let boundary = cut;
         loop {
             let mut moved = false;
             for p in self.patterns.iter().map(String::as_bytes) {
@@ -159,7 +162,11 @@ impl SecretMasker {
                 break;
             }
         }
-        if cut == 0 { at } else { cut }
+        match (cut, boundary) {
+            (0, 0) => at,
+            (0, b) => b,
+            (c, _) => c,
+        }
     }
 
     /// Masks every string in a JSON tree in place, map keys included. (When
@@ -206,6 +213,20 @@ impl SecretMasker {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Fuzzing (mask) found that when a secret starting at byte 0 covers
+    /// the cut, `safe_cut` returned `at` itself, even inside a character.
+    #[test]
+    fn safe_cut_of_a_leading_secret_stays_on_a_char_boundary() {
+        let m = SecretMasker::new(["\u{e9}\u{e9}\u{e9}\u{e9}"]);
+        let text = "\u{e9}\u{e9}\u{e9}\u{e9}tail".as_bytes();
+        assert_eq!(m.safe_cut(text, 3), 2);
+        assert_eq!(m.safe_cut(text, 4), 4);
+        assert_eq!(m.safe_cut(text, 8), 8);
+        // No boundary before `at`: still some progress.
+        assert_eq!(m.safe_cut(&[0x80; 10], 5), 5);
+        assert_eq!(m.safe_cut(text, 1), 1);
+    }
 
     #[test]
     fn masks_plain_values() {

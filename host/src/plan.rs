@@ -93,12 +93,28 @@ pub struct FieldChange {
     /// `data["config.yaml"]` (keys with `.`, `[`, `]`, `"` or spaces are
     /// quoted), `spec.args[0]`.
     pub path: String,
-    /// The old value; `None` when the field was added.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The old value; `None` when the field was added. (In JSON: absent
+    /// for `None`, `null` for a field that was `null`.)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub before: Option<Value>,
     /// The new value; `None` when the field was removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub after: Option<Value>,
+}
+
+/// A field that is present is `Some`, even when it is `null` (serde's
+/// `Option` would read `null` as `None`, turning "`null` → removed" into a
+/// change of nothing to nothing); an absent one is `None` by `default`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 impl fmt::Display for FieldChange {
@@ -635,6 +651,32 @@ mod tests {
             diff_name(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})),
             "v1.Namespace..x"
         );
+    }
+
+    /// Fuzzing (plan_diff) found that a change from `null` to a removed
+    /// field read back from JSON as a change from nothing to nothing.
+    #[test]
+    fn null_sides_survive_a_json_round_trip() {
+        let changes = field_changes(&json!({"kind": "X", "a": null}), &json!({"kind": "X"}));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].before, Some(Value::Null));
+        for change in [
+            changes[0].clone(),
+            FieldChange {
+                path: "b".into(),
+                before: None,
+                after: Some(Value::Null),
+            },
+            FieldChange {
+                path: "c".into(),
+                before: Some(json!(1)),
+                after: None,
+            },
+        ] {
+            let text = serde_json::to_string(&change).unwrap();
+            let back: FieldChange = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, change, "{text}");
+        }
     }
 
     #[test]

@@ -221,6 +221,22 @@ fn check_role_binding(name: &str, object: &serde_json::Value, ns: &str) -> Decis
     Decision::Allow
 }
 
+/// Most distinct (apiGroup, resource, verb, resourceName) combinations the
+/// rules of one Role may name, summed over its rules, for
+/// [`Policy::check_role_rules`] (which checks each one against the policy).
+/// Real Roles name a few hundred; without a bound, a Role of a few MiB with
+/// long lists costs hours to check.
+pub const MAX_ROLE_GRANTS: usize = 10_000;
+
+/// `items` without repeats, in first-seen order.
+fn distinct(items: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items
+        .into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
+}
+
 /// Verbs a rule may list: ours, `*`, and RBAC verbs steps never use (kept so
 /// Role rules can be copied verbatim).
 const KNOWN_VERBS: &[&str] = &[
@@ -905,13 +921,16 @@ impl Policy {
 
     /// Checks the `rules` of a Role (`what` names it in the message): no
     /// wildcards, no `nonResourceURLs`, and nothing the policy does not
-    /// grant itself.
+    /// grant itself. Duplicate entries count once; a Role whose rules name
+    /// more than [`MAX_ROLE_GRANTS`] combinations in all is refused, so the
+    /// check costs at most that many rule lookups whatever the Role holds.
     pub fn check_role_rules(&self, what: &str, rules: &serde_json::Value) -> Decision {
         let rules = match rules {
             serde_json::Value::Null => return Decision::Allow,
             serde_json::Value::Array(r) => r,
             _ => return Decision::Deny(format!("{what}: rules must be a list")),
         };
+        let mut combinations = 0usize;
         for (i, rule) in rules.iter().enumerate() {
             let list = |field: &str| -> std::result::Result<Vec<String>, Decision> {
                 match rule.get(field) {
@@ -961,6 +980,26 @@ impl Policy {
                          check; list what the Role needs"
                     ));
                 }
+            }
+            // Duplicates change nothing a rule grants, but the check below
+            // visits every combination: drop them, and refuse a Role whose
+            // rules still name too many combinations to check.
+            let (groups, resources, verbs, names) = (
+                distinct(groups),
+                distinct(resources),
+                distinct(verbs),
+                distinct(names),
+            );
+            combinations = [resources.len(), verbs.len(), names.len().max(1)]
+                .into_iter()
+                .fold(groups.len(), usize::saturating_mul)
+                .saturating_add(combinations);
+            if combinations > MAX_ROLE_GRANTS {
+                return Decision::Deny(format!(
+                    "{what} names more than {MAX_ROLE_GRANTS} distinct (apiGroup, resource, verb, resourceName) \
+                     combinations (passed at rules[{i}]), more than stepbox checks for one Role: split it into \
+                     several Roles or list fewer"
+                ));
             }
             for group in &groups {
                 for resource in &resources {
@@ -1567,6 +1606,57 @@ rules:
             )
             .is_allowed()
         );
+    }
+
+    /// Fuzzing (manifest_policy) found that a Role repeating entries in
+    /// its lists was checked once per combination of repeats: seconds to
+    /// hours of CPU for a manifest of a few KiB to a few MiB.
+    #[test]
+    fn role_rules_with_repeats_are_checked_once() {
+        let p = Policy::default();
+        let many = |s: &str| serde_json::Value::from(vec![s; 500]);
+        let rules = serde_json::json!([{
+            "apiGroups": many(""), "resources": many("configmaps"), "verbs": many("get"),
+            "resourceNames": many("a"),
+        }]);
+        let start = std::time::Instant::now();
+        assert!(p.check_role_rules("Role \"r\"", &rules).is_allowed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
+
+    /// The other half of the same finding: distinct entries the policy
+    /// grants (through its wildcards) are refused beyond
+    /// [`MAX_ROLE_GRANTS`], with a message saying why.
+    #[test]
+    fn role_rules_beyond_the_grant_budget_are_refused() {
+        let p = Policy::from_yaml(
+            "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n\
+             - {apiGroups: ['*'], resources: ['*'], verbs: ['*']}\n",
+        )
+        .unwrap();
+        let list = |prefix: &str, n: usize| -> Vec<String> {
+            (0..n).map(|i| format!("{prefix}{i}")).collect()
+        };
+        let rule = |groups: usize, resources: usize| serde_json::json!({"apiGroups": list("g", groups), "resources": list("r", resources), "verbs": ["get", "list"]});
+        // 50 × 100 × 2 = 10,000: at the limit, allowed.
+        let at_limit = serde_json::json!([rule(50, 100)]);
+        assert!(p.check_role_rules("Role \"r\"", &at_limit).is_allowed());
+        // Summed over rules: one more combination is refused.
+        let over = serde_json::json!([rule(50, 100), {"apiGroups": ["x"], "resources": ["y"], "verbs": ["get"]}]);
+        let why = deny(p.check_role_rules("Role \"r\"", &over));
+        assert_eq!(
+            why,
+            "Role \"r\" names more than 10000 distinct (apiGroup, resource, verb, resourceName) combinations \
+             (passed at rules[1]), more than stepbox checks for one Role: split it into several Roles or list fewer"
+        );
+        let start = std::time::Instant::now();
+        let huge = serde_json::json!([rule(2000, 2000)]);
+        assert!(!p.check_role_rules("Role \"r\"", &huge).is_allowed());
+        assert!(start.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

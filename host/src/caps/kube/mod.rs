@@ -16,6 +16,7 @@
 
 mod host;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,21 @@ use crate::policy::{AccessRequest, Decision as PolicyDecision, Policy, Verb};
 use crate::report::{Decision, RunRecorder};
 
 pub(crate) use host::{HasKube, KubeView};
+
+/// The Roles of one apply and the verdicts on the Roles bound so far, so
+/// that the RoleBindings of an apply cost one check per Role rather than one
+/// per binding, and finding a Role is a lookup rather than a scan of every
+/// earlier document.
+#[derive(Default)]
+struct RoleChecks {
+    /// For each Role name, the index (among the apply's allowed documents)
+    /// of the first Role of that name.
+    in_apply: HashMap<String, usize>,
+    /// By Role name and where the Role came from (`Some(index)` in this
+    /// apply, `None` the namespace): `None` if allowed, else the denial
+    /// without its leading "Role ... (bound by RoleBinding ...)".
+    verdicts: HashMap<(String, Option<usize>), Option<String>>,
+}
 
 /// The field manager stepbox applies as.
 pub const FIELD_MANAGER: &str = "stepbox";
@@ -232,6 +248,7 @@ impl KubeCtx {
         // is refused.
         let mut checked = Vec::with_capacity(docs.len());
         let mut denials = Vec::new();
+        let mut roles = RoleChecks::default();
         for doc in docs {
             let api_version = str_at(&doc, &["apiVersion"]).to_string();
             let kind = str_at(&doc, &["kind"]).to_string();
@@ -258,11 +275,16 @@ impl KubeCtx {
                 name: Some(&name),
             };
             let decision = match self.policy.check(&req) {
-                PolicyDecision::Allow => self.check_grants(&res, &doc, &checked).await,
+                PolicyDecision::Allow => self.check_grants(&res, &doc, &checked, &mut roles).await,
                 deny => deny,
             };
             match decision {
-                PolicyDecision::Allow => checked.push((res, doc, name)),
+                PolicyDecision::Allow => {
+                    if res.is("rbac.authorization.k8s.io", "Role") {
+                        roles.in_apply.entry(name.clone()).or_insert(checked.len());
+                    }
+                    checked.push((res, doc, name));
+                }
                 PolicyDecision::Deny(reason) => {
                     self.recorder.audit(
                         "kube.apply",
@@ -362,7 +384,10 @@ impl KubeCtx {
         self.check("kube.patch", Verb::Patch, &res, patch_ns, Some(name))?;
         if let Ok(Some(mut patched)) = self.backend.get(&res, &self.namespace, name).await {
             crate::cluster::ssa::merge_patch(&mut patched, &patch);
-            if let PolicyDecision::Deny(reason) = self.check_grants(&res, &patched, &[]).await {
+            if let PolicyDecision::Deny(reason) = self
+                .check_grants(&res, &patched, &[], &mut RoleChecks::default())
+                .await
+            {
                 self.recorder
                     .audit("kube.patch", &target(&res, name), Decision::Denied, &reason);
                 return Err(crate::caps::masked(
@@ -485,13 +510,16 @@ impl KubeCtx {
 
     /// What `object` would grant ([`Policy::check_object`]); for a
     /// RoleBinding also the Role it binds, taken from the documents of the
-    /// same apply (`same_apply`) or read from the namespace. (A Role that
-    /// does not exist yet is checked when it is created.)
+    /// same apply (`same_apply`, indexed in `roles`) or read from the
+    /// namespace. (A Role that does not exist yet is checked when it is
+    /// created.) Each Role is checked once per apply, however many
+    /// RoleBindings bind it.
     async fn check_grants(
         &self,
         res: &ResourceInfo,
         object: &Value,
         same_apply: &[(ResourceInfo, Value, String)],
+        roles: &mut RoleChecks,
     ) -> PolicyDecision {
         let decision = self.policy.check_object(res, object, &self.namespace);
         if decision != PolicyDecision::Allow
@@ -505,9 +533,16 @@ impl KubeCtx {
             "Role {role_name:?} (bound by RoleBinding {:?})",
             str_at(object, &["metadata", "name"])
         );
-        let in_apply = same_apply
-            .iter()
-            .find(|(r, _, n)| r.group == res.group && r.kind == "Role" && n == role_name)
+        let index = roles.in_apply.get(role_name).copied();
+        let key = (role_name.to_string(), index);
+        if let Some(verdict) = roles.verdicts.get(&key) {
+            return match verdict {
+                None => PolicyDecision::Allow,
+                Some(why) => PolicyDecision::Deny(format!("{what}{why}")),
+            };
+        }
+        let in_apply = index
+            .and_then(|i| same_apply.get(i))
             .map(|(_, doc, _)| doc.clone());
         let role = match in_apply {
             Some(doc) => Some(doc),
@@ -525,12 +560,19 @@ impl KubeCtx {
                 Err(_) => None,
             },
         };
-        match role {
+        let decision = match role {
             Some(role) => self
                 .policy
                 .check_role_rules(&what, role.get("rules").unwrap_or(&Value::Null)),
             None => PolicyDecision::Allow,
-        }
+        };
+        // Denials start with `what`; kept without it, to name each binding.
+        let verdict = match &decision {
+            PolicyDecision::Allow => None,
+            PolicyDecision::Deny(why) => Some(why.strip_prefix(&what).unwrap_or(why).to_string()),
+        };
+        roles.verdicts.insert(key, verdict);
+        decision
     }
 
     fn invalid(&self, call: &str, res: &ResourceInfo, name: &str, msg: &str) -> CapError {
@@ -612,4 +654,112 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
         }
     }
     cur.as_str().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::memory::MemoryCluster;
+    use crate::mask::SecretMasker;
+    use std::time::Instant;
+
+    fn kube(backend: Arc<MemoryCluster>) -> KubeCtx {
+        let policy = Policy::from_yaml(
+            "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules:\n\
+             - {apiGroups: ['*'], resources: ['*'], verbs: [get, list]}\n\
+             - {apiGroups: [rbac.authorization.k8s.io], resources: [roles, rolebindings], verbs: ['*']}\n",
+        )
+        .unwrap();
+        KubeCtx {
+            namespace: "dev".into(),
+            policy: Arc::new(policy),
+            backend,
+            recorder: RunRecorder::new(SecretMasker::default(), 1 << 20, 1 << 20, None),
+        }
+    }
+
+    fn bindings(role: &str, n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b{i}}}\n\
+                     roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {role}}}\n"
+                )
+            })
+            .collect()
+    }
+
+    /// Found while fuzzing manifest_policy: each RoleBinding of an apply
+    /// re-checked the Role it binds (up to `MAX_ROLE_GRANTS` lookups) and
+    /// scanned every earlier document for it, so a few MiB of bindings to
+    /// one large Role cost minutes of host CPU in one call.
+    #[tokio::test]
+    async fn many_bindings_of_one_role_check_it_once() {
+        let groups: Vec<String> = (0..100).map(|i| format!("g{i}")).collect();
+        let resources: Vec<String> = (0..50).map(|i| format!("r{i}")).collect();
+        let role = format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: big}}\n\
+             rules: [{{apiGroups: {groups:?}, resources: {resources:?}, verbs: [get, list]}}]\n"
+        );
+        // A refused document last: every document is checked, none applied.
+        let text = format!(
+            "{role}{}---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: c}}
+",
+            bindings("big", 10_000)
+        );
+        let start = Instant::now();
+        let err = kube(Arc::new(MemoryCluster::new()))
+            .apply(&text)
+            .await
+            .unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(
+            format!("{err:?}").contains("1 of 10002 documents refused"),
+            "{err:?}"
+        );
+        assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    }
+
+    /// A Role's verdict is shared by the bindings of one apply, but each
+    /// refusal still names its own binding; a Role of the same apply is
+    /// preferred to one of the namespace.
+    #[tokio::test]
+    async fn cached_role_verdicts_name_each_binding() {
+        let backend = Arc::new(MemoryCluster::new());
+        backend
+            .seed_yaml(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r}\n\
+                 rules: [{apiGroups: [''], resources: [secrets], verbs: [delete]}]\n",
+                "dev",
+            )
+            .unwrap();
+        let k = kube(backend);
+        let err = k.apply(&bindings("r", 2)).await.unwrap_err();
+        let CapError::Step(StepError::Forbidden(why)) = err else {
+            panic!("{err:?}")
+        };
+        for b in ["b0", "b1"] {
+            assert!(
+                why.contains(&format!(
+                    "Role \"r\" (bound by RoleBinding \"{b}\") rules[0] grants \"delete\" on secrets"
+                )),
+                "{why}"
+            );
+        }
+        let fixed = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r}\n\
+                     rules: [{apiGroups: [''], resources: [secrets], verbs: [get]}]\n";
+        let applied = k.apply(&format!("{}{fixed}", bindings("r", 2))).await;
+        assert!(
+            applied.is_err(),
+            "bindings before the Role see the namespace's Role"
+        );
+        let applied = k
+            .apply(&format!("{fixed}{}", bindings("r", 2)))
+            .await
+            .unwrap();
+        assert_eq!(applied.len(), 3);
+    }
 }
