@@ -147,14 +147,15 @@ impl Drop for RunFs {
     }
 }
 
-/// How many fresh workspaces [`RunDirs`] keeps made ahead of time.
+/// How many empty workspaces [`RunDirs`] keeps ready for a process's
+/// concurrent runs.
 const READY_WORKSPACES: usize = 8;
 
 /// The temporary directories of a [`Runtime`](crate::runtime::Runtime)'s
 /// runs: one empty, read-only `/packages` for every run given no
-/// `--package`, and fresh workspaces, made ahead of time and removed after
-/// their run by a janitor thread, so neither `mkdir` nor the removal of
-/// what a step wrote is on a run's path.
+/// `--package`, and workspaces: kept ready (after a process's first run)
+/// and removed after their run by a janitor thread, so neither `mkdir` nor
+/// the removal of what a step wrote is on a run's path.
 ///
 /// Every workspace is a directory private to the user (mode 0700), in the
 /// system's temp directory, that holds nothing when its run starts: a new
@@ -163,6 +164,8 @@ const READY_WORKSPACES: usize = 8;
 #[derive(Debug)]
 pub struct RunDirs {
     shared: Arc<DirsShared>,
+    /// A workspace was handed out already (the first run gets no stock).
+    served: std::sync::atomic::AtomicBool,
     janitor: mpsc::Sender<JanitorTask>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -219,9 +222,9 @@ impl RunDirs {
                 }
             })
             .map_err(FsError::Janitor)?;
-        let _ = janitor.send(JanitorTask::Refill);
         Ok(Self {
             shared,
+            served: std::sync::atomic::AtomicBool::new(false),
             janitor,
             thread: Some(thread),
         })
@@ -240,9 +243,12 @@ impl RunDirs {
             let mut ready = self.shared.lock_ready();
             (ready.pop(), ready.len())
         };
-        // Runs that leave their workspace empty give it back, so only
-        // top up when many runs at once have drawn the stock down.
-        if left < READY_WORKSPACES / 2 {
+        let first = !self.served.swap(true, std::sync::atomic::Ordering::Relaxed);
+        // Nothing is made ahead for a process's first run (`stepbox run`
+        // has only that one). After it, runs that leave their workspace
+        // empty give it back; the stock is topped up when concurrent runs
+        // draw it down.
+        if !first && left < READY_WORKSPACES / 2 {
             let _ = self.janitor.send(JanitorTask::Refill);
         }
         match ready {
