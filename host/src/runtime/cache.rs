@@ -15,6 +15,52 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+/// How long ago a file must have last changed before its hash is
+/// remembered (longer than any file system's timestamp granularity).
+pub const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What identifies one version of a file: device, inode, size,
+/// modification and change times (to the nanosecond).
+struct FileStamp;
+
+impl FileStamp {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        Some(format!(
+            "v1 {} {} {} {}.{:09} {}.{:09}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ))
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> Option<String> {
+        None
+    }
+
+    /// True when the file's change time is at least `window` ago (to the
+    /// second).
+    #[cfg(unix)]
+    fn changed_before(meta: &std::fs::Metadata, window: std::time::Duration) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        u64::try_from(meta.ctime()).is_ok_and(|c| c.saturating_add(window.as_secs()) <= now)
+    }
+
+    #[cfg(not(unix))]
+    fn changed_before(_meta: &std::fs::Metadata, _window: std::time::Duration) -> bool {
+        false
+    }
+}
+
 /// A directory of precompiled components.
 #[derive(Debug, Clone)]
 pub struct CompileCache {
@@ -100,6 +146,76 @@ impl CompileCache {
         }
     }
 
+    /// The sha256 of the component file `path` (opened, with metadata
+    /// `meta`) as remembered by [`CompileCache::remember_sha256`], if the
+    /// file is unchanged since: same device, inode, size, modification and
+    /// change times. (A write to a file always moves its change time, which
+    /// no user can set back.) Hashing a step is half of a cache hit's time;
+    /// this skips it for a file loaded before.
+    pub fn known_sha256(&self, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+        let stamp = FileStamp::of(meta)?;
+        let text = std::fs::read_to_string(self.stamp_path(path)?).ok()?;
+        let (recorded, sha256) = text.trim_end().rsplit_once(' ')?;
+        (recorded == stamp && sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| sha256.to_string())
+    }
+
+    /// Remembers the sha256 of the component file `path` for
+    /// [`CompileCache::known_sha256`]. Only for a file last changed more
+    /// than [`RACY_WINDOW`] ago: on a file system with coarse timestamps a
+    /// write within the same tick as the stamp would otherwise go unseen
+    /// (git's "racy clean" rule). Failures only cost the next load a hash.
+    pub fn remember_sha256(&self, path: &Path, meta: &std::fs::Metadata, sha256: &str) {
+        self.remember_settled(path, meta, sha256, RACY_WINDOW);
+    }
+
+    fn remember_settled(
+        &self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        sha256: &str,
+        window: std::time::Duration,
+    ) {
+        let Some(stamp) = FileStamp::of(meta) else {
+            return;
+        };
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= window);
+        if !settled || !FileStamp::changed_before(meta, window) {
+            return;
+        }
+        let Some(stamp_path) = self.stamp_path(path) else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            let dir = stamp_path.parent().unwrap_or(&self.dir);
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut tmp, format!("{stamp} {sha256}\n").as_bytes())?;
+            tmp.persist(&stamp_path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::debug!(dir = %self.dir.display(), "could not remember a component's hash: {e}");
+        }
+    }
+
+    /// Where the stamp of the file at `path` is kept: named by the hash of
+    /// its canonical path.
+    fn stamp_path(&self, path: &Path) -> Option<PathBuf> {
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let mut d = Sha256::new();
+        d.update(canonical.as_os_str().as_encoded_bytes());
+        Some(
+            self.dir
+                .join("stamps")
+                .join(hex::encode(&d.finalize()[..20])),
+        )
+    }
+
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let bytes = component
@@ -109,5 +225,75 @@ impl CompileCache {
         std::io::Write::write_all(&mut tmp, &bytes)?;
         tmp.persist(path)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SHA: &str = "95c7b8011ce86ef25847e1261705c91f29fede3816dbc97183b67d9297746e92";
+
+    fn meta(path: &Path) -> std::fs::Metadata {
+        std::fs::metadata(path).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_hash_holds_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let file = dir.path().join("step.wasm");
+        std::fs::write(&file, b"\0asm one").unwrap();
+        assert_eq!(cache.known_sha256(&file, &meta(&file)), None);
+
+        cache.remember_settled(&file, &meta(&file), SHA, Duration::ZERO);
+        assert_eq!(
+            cache.known_sha256(&file, &meta(&file)).as_deref(),
+            Some(SHA)
+        );
+
+        // Rebuilt (written elsewhere and renamed into place, as cargo
+        // does): same size, another inode.
+        let rebuilt = dir.path().join("step.wasm.new");
+        std::fs::write(&rebuilt, b"\0asm two").unwrap();
+        std::fs::rename(&rebuilt, &file).unwrap();
+        assert_eq!(cache.known_sha256(&file, &meta(&file)), None);
+
+        // Remembered again, then changed in place (the size moves; a write
+        // of the same size moves the change time, which the window keeps
+        // apart from the remembered one).
+        cache.remember_settled(&file, &meta(&file), SHA, Duration::ZERO);
+        assert_eq!(cache.known_sha256(&file, &meta(&file)).as_deref(), Some(SHA));
+        std::fs::write(&file, b"\0asm three").unwrap();
+        assert_eq!(cache.known_sha256(&file, &meta(&file)), None);
+
+        // Another file at another path has its own stamp.
+        let other = dir.path().join("other.wasm");
+        std::fs::write(&other, b"\0asm one").unwrap();
+        assert_eq!(cache.known_sha256(&other, &meta(&other)), None);
+    }
+
+    #[test]
+    fn a_file_changed_just_now_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let file = dir.path().join("step.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        cache.remember_sha256(&file, &meta(&file), SHA);
+        assert_eq!(cache.known_sha256(&file, &meta(&file)), None);
+    }
+
+    #[test]
+    fn a_damaged_stamp_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let file = dir.path().join("step.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        cache.remember_settled(&file, &meta(&file), SHA, Duration::ZERO);
+        let stamp = cache.stamp_path(&file).unwrap();
+        let text = std::fs::read_to_string(&stamp).unwrap();
+        std::fs::write(&stamp, text.replace(SHA, "not-a-hash")).unwrap();
+        assert_eq!(cache.known_sha256(&file, &meta(&file)), None);
     }
 }

@@ -478,7 +478,8 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
         if meta.len() > MAX_COMPONENT_BYTES {
             return Err(LoadError::TooLarge {
                 path: path.to_path_buf(),
@@ -486,12 +487,24 @@ impl Runtime {
                 max: MAX_COMPONENT_BYTES,
             });
         }
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(read_err)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().replace('_', "-"))
             .unwrap_or_else(|| "step".into());
-        self.load_bytes(path, &bytes, &name)
+        // A file loaded before (and unchanged since) need not be hashed
+        // again: the compile cache remembers its hash by its stamp.
+        let known = (meta.len() == bytes.len() as u64)
+            .then(|| self.cache.as_ref()?.known_sha256(path, &meta))
+            .flatten();
+        let remember = known.is_none();
+        let sha = known.unwrap_or_else(|| inspect::sha256_hex(&bytes));
+        let loaded = self.load_hashed(path, &bytes, &name, sha)?;
+        if let (true, Some(cache)) = (remember, &self.cache) {
+            cache.remember_sha256(path, &meta, &loaded.info.sha256);
+        }
+        Ok(loaded)
     }
 
     /// Checks, compiles (or loads from the compile cache) and links a
@@ -502,6 +515,17 @@ impl Runtime {
         bytes: &[u8],
         default_name: &str,
     ) -> Result<Arc<LoadedStep>, LoadError> {
+        self.load_hashed(path, bytes, default_name, inspect::sha256_hex(bytes))
+    }
+
+    /// [`Runtime::load_bytes`] of bytes whose hex sha256 is `sha`.
+    fn load_hashed(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        default_name: &str,
+        sha: String,
+    ) -> Result<Arc<LoadedStep>, LoadError> {
         let path_buf = path.to_path_buf();
         match inspect::detect(bytes) {
             WasmKind::Component => {}
@@ -509,7 +533,6 @@ impl Runtime {
             WasmKind::Text => return Err(LoadError::Text { path: path_buf }),
             WasmKind::NotWasm => return Err(LoadError::NotWasm { path: path_buf }),
         }
-        let sha = inspect::sha256_hex(bytes);
         if let Some(hit) = self
             .loaded
             .lock()
