@@ -20,7 +20,7 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo target directory the tests were built into.
+/// The cargo target directory the tests (or benches) were built into.
 pub fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         let d = PathBuf::from(d);
@@ -30,10 +30,19 @@ pub fn target_dir() -> PathBuf {
             repo_root().join(d)
         };
     }
-    // <target>/<profile>/deps/<test-exe>
+    // <target>/<profile>/deps/<test or bench exe>, or <target>/<profile>/<bin>
+    // (the benches' binaries use these helpers too).
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent()?.parent()?.parent().map(Path::to_path_buf))
+        .and_then(|exe| {
+            let dir = exe.parent()?;
+            let profile = if dir.file_name()? == "deps" {
+                dir.parent()?
+            } else {
+                dir
+            };
+            profile.parent().map(Path::to_path_buf)
+        })
         .unwrap_or_else(|| repo_root().join("target"))
 }
 

@@ -264,7 +264,10 @@ mod tests {
         // of the same size moves the change time, which the window keeps
         // apart from the remembered one).
         cache.remember_settled(&file, &meta(&file), SHA, Duration::ZERO);
-        assert_eq!(cache.known_sha256(&file, &meta(&file)).as_deref(), Some(SHA));
+        assert_eq!(
+            cache.known_sha256(&file, &meta(&file)).as_deref(),
+            Some(SHA)
+        );
         std::fs::write(&file, b"\0asm three").unwrap();
         assert_eq!(cache.known_sha256(&file, &meta(&file)), None);
 
