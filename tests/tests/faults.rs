@@ -90,7 +90,7 @@ data:
 ";
 
 #[test]
-fn fault_invalid_specs_are_refused_with_what_to_write() {
+fn hostile_fault_invalid_specs_are_refused_with_what_to_write() {
     for (spec, expected) in [
         (
             "explode",
@@ -109,7 +109,7 @@ fn fault_invalid_specs_are_refused_with_what_to_write() {
 }
 
 #[test]
-fn fault_server_down_at_start_fails_fast_naming_the_server() {
+fn hostile_fault_server_down_at_start_fails_fast_naming_the_server() {
     // Every request is dropped: the server accepts connections but never
     // answers, as a dying API server behind a load balancer.
     let dc = DevClusterProcess::start(&["--fault", "down-after=0"]);
@@ -163,7 +163,7 @@ fn fault_server_down_at_start_fails_fast_naming_the_server() {
 }
 
 #[test]
-fn fault_server_dropped_mid_run_the_unanswered_write_is_reported_not_repeated() {
+fn hostile_fault_server_dropped_mid_run_the_unanswered_write_is_reported_not_repeated() {
     // Two applies are answered, then the server goes away: the third apply
     // (the Service) is sent and never answered.
     let dc = DevClusterProcess::start(&["--fault", "down-after=2:verb=patch"]);
@@ -215,7 +215,7 @@ fn fault_server_dropped_mid_run_the_unanswered_write_is_reported_not_repeated() 
 }
 
 #[test]
-fn fault_slow_reads_time_out_and_are_retried() {
+fn hostile_fault_slow_reads_time_out_and_are_retried() {
     let dc = DevClusterProcess::start(&[
         "--fault",
         "delay=10s:verb=get,resource=deployments,name=web,times=2",
@@ -242,7 +242,7 @@ fn fault_slow_reads_time_out_and_are_retried() {
 }
 
 #[test]
-fn fault_slow_write_times_out_and_is_reported_as_unknown_not_repeated() {
+fn hostile_fault_slow_write_times_out_and_is_reported_as_unknown_not_repeated() {
     let dc =
         DevClusterProcess::start(&["--fault", "delay=3s:verb=patch,resource=configmaps,times=1"]);
     let pkg = dir_with(&[("cm.yaml", CONFIG)]);
@@ -283,7 +283,7 @@ fn fault_slow_write_times_out_and_is_reported_as_unknown_not_repeated() {
 }
 
 #[test]
-fn fault_hung_server_the_runs_time_limit_ends_it() {
+fn hostile_fault_hung_server_the_runs_time_limit_ends_it() {
     let dc = DevClusterProcess::start(&["--fault", "delay=1h:verb=patch"]);
     let pkg = dir_with(&[("cm.yaml", CONFIG)]);
     let run = deploy(&dc, pkg.path(), &["--timeout", "6s"]);
@@ -307,7 +307,7 @@ fn fault_hung_server_the_runs_time_limit_ends_it() {
 }
 
 #[test]
-fn fault_429_with_retry_after_is_honoured_for_reads_and_writes() {
+fn hostile_fault_429_with_retry_after_is_honoured_for_reads_and_writes() {
     let dc = DevClusterProcess::start(&[
         "--fault",
         "status=429:verb=get,resource=deployments,name=web,times=2,retry-after=1",
@@ -351,7 +351,7 @@ fn fault_429_with_retry_after_is_honoured_for_reads_and_writes() {
 }
 
 #[test]
-fn fault_500s_reads_are_retried_writes_are_not() {
+fn hostile_fault_500s_reads_are_retried_writes_are_not() {
     // Reads: two 500s, then an answer.
     let dc = DevClusterProcess::start(&[
         "--fault",
@@ -406,7 +406,7 @@ fn fault_500s_reads_are_retried_writes_are_not() {
 }
 
 #[test]
-fn fault_409_conflict_reaches_the_step_as_conflict() {
+fn hostile_fault_409_conflict_reaches_the_step_as_conflict() {
     let dc = DevClusterProcess::start(&[
         "--fault",
         "status=409:verb=patch,resource=configmaps,name=settings",
@@ -451,7 +451,7 @@ spec:
 ";
 
 #[test]
-fn fault_cut_watches_are_re_established_and_the_wait_finishes() {
+fn hostile_fault_cut_watches_are_re_established_and_the_wait_finishes() {
     // The first two watches are cut a second after they start.
     let dc = DevClusterProcess::start(&["--fault", "cut-watch:after=1s,times=2"]);
     let pkg = dir_with(&[("job.yaml", SUSPENDED_JOB)]);
@@ -543,7 +543,7 @@ fn fault_cut_watches_are_re_established_and_the_wait_finishes() {
 }
 
 #[test]
-fn fault_dropped_connections_reads_are_retried() {
+fn hostile_fault_dropped_connections_reads_are_retried() {
     let dc = DevClusterProcess::start(&[
         "--fault",
         "drop:verb=get,resource=deployments,name=web,times=2",
@@ -579,7 +579,7 @@ fn fault_dropped_connections_reads_are_retried() {
 }
 
 #[test]
-fn fault_write_applied_but_unanswered_is_not_repeated() {
+fn hostile_fault_write_applied_but_unanswered_is_not_repeated() {
     // The server applies the Deployment, then drops the connection before
     // answering: the client cannot know it was applied.
     let dc = DevClusterProcess::start(&[
