@@ -380,6 +380,18 @@ fn diff(path: &str, before: Option<&Value>, after: Option<&Value>, out: &mut Vec
                         push(out, &format!("{path}[name={name}]"), None, Some(av));
                     }
                 }
+                // Order matters in these lists (containers start in it, the
+                // first port is the default): a reordering is a change of
+                // the list's names, shown in both orders.
+                let kept_b: Vec<&str> = bn.iter().copied().filter(|n| an.contains(n)).collect();
+                let kept_a: Vec<&str> = an.iter().copied().filter(|n| bn.contains(n)).collect();
+                if kept_b != kept_a {
+                    out.push(FieldChange {
+                        path: format!("{path}[*].name"),
+                        before: Some(Value::from(kept_b)),
+                        after: Some(Value::from(kept_a)),
+                    });
+                }
             }
             _ => {
                 for i in 0..b.len().max(a.len()) {
@@ -544,6 +556,25 @@ mod tests {
                 "spec.template.spec.containers[name=extra]: (none) → {\"name\":\"extra\",\"image\":\"x\"}",
             ]
         );
+    }
+
+    #[test]
+    fn a_reordered_named_list_is_a_change() {
+        let pod = |names: &[&str]| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": names.iter().map(|n| json!({"name": n, "image": "x"})).collect::<Vec<_>>()}})
+        };
+        let (before, after) = (pod(&["a", "b"]), pod(&["b", "a"]));
+        assert_eq!(classify(Some(&before), &after), Action::Configured);
+        let changes = field_changes(&before, &after);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].path, "spec.containers[*].name");
+        assert_eq!(changes[0].before, Some(json!(["a", "b"])));
+        assert_eq!(changes[0].after, Some(json!(["b", "a"])));
+        // Adding one at the end keeps the others' order: no order change.
+        let grown = field_changes(&before, &pod(&["a", "b", "c"]));
+        assert_eq!(grown.len(), 1, "{grown:?}");
+        assert_eq!(grown[0].path, "spec.containers[name=c]");
     }
 
     #[test]
