@@ -8,6 +8,8 @@
 //! host call in a loop, timed inside the guest) from `tests/guests/`, built
 //! for wasm32-wasip2 on first use by the helpers the end-to-end tests use.
 
+#![deny(missing_docs)]
+
 pub mod gate;
 
 use std::collections::BTreeMap;
