@@ -941,6 +941,35 @@ impl ClusterBackend for MemoryCluster {
         "memory"
     }
 
+    /// Wakes on the next write to the store instead of polling: readiness
+    /// here is synthesized at write time, so nothing becomes ready without
+    /// a write. (Any write wakes it; the caller reads its object again and
+    /// waits again if that object did not change.)
+    async fn wait_for_change(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+        timeout: std::time::Duration,
+    ) -> Result<super::WatchOutcome> {
+        let mut revisions = self.subscribe();
+        revisions.borrow_and_update();
+        // A write between the caller's read and the subscription is a
+        // change already.
+        let now = self.get(res, namespace, name).await?;
+        let current = now
+            .as_ref()
+            .and_then(|o| o["metadata"]["resourceVersion"].as_str());
+        if current != resource_version {
+            return Ok(super::WatchOutcome::Event);
+        }
+        match tokio::time::timeout(timeout, revisions.changed()).await {
+            Ok(_) => Ok(super::WatchOutcome::Event),
+            Err(_) => Ok(super::WatchOutcome::Elapsed),
+        }
+    }
+
     async fn resource(&self, api_version: &str, kind: &str) -> Result<ResourceInfo> {
         resolve(&self.lock(), api_version, kind)
     }
@@ -1107,6 +1136,57 @@ mod tests {
             d["spec"]["replicas"] = json!(r);
         }
         d
+    }
+
+    #[test]
+    fn waiting_for_a_change_wakes_on_a_write_not_a_poll() {
+        use crate::cluster::WatchOutcome;
+        use std::time::Duration;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = Arc::new(MemoryCluster::new());
+            let res = c.resource("v1", "ConfigMap").await.unwrap();
+            let first = c
+                .apply(&res, "dev", &cm("a", json!({"k": "1"})), "stepbox", false)
+                .await
+                .unwrap();
+            let rv = first.after["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_string();
+
+            // Nothing written: the time given passes.
+            let quiet = c
+                .wait_for_change(&res, "dev", "a", Some(&rv), Duration::from_millis(50))
+                .await
+                .unwrap();
+            assert_eq!(quiet, WatchOutcome::Elapsed);
+
+            // A write while waiting ends the wait long before its hour.
+            let waiter = {
+                let (c, res, rv) = (c.clone(), res.clone(), rv.clone());
+                tokio::spawn(async move {
+                    c.wait_for_change(&res, "dev", "a", Some(&rv), Duration::from_secs(3600))
+                        .await
+                })
+            };
+            tokio::task::yield_now().await;
+            c.apply(&res, "dev", &cm("a", json!({"k": "2"})), "stepbox", false)
+                .await
+                .unwrap();
+            assert_eq!(waiter.await.unwrap().unwrap(), WatchOutcome::Event);
+
+            // Written since the caller's read: a change already.
+            let stale = c
+                .wait_for_change(&res, "dev", "a", Some(&rv), Duration::from_secs(3600))
+                .await
+                .unwrap();
+            assert_eq!(stale, WatchOutcome::Event);
+        });
     }
 
     #[test]
