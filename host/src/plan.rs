@@ -711,6 +711,20 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_a_json_round_trip() {
+        // Found by the plan_diff fuzz target: without serde_json's
+        // float_roundtrip this one read back 1 ULP off.
+        let change = FieldChange {
+            path: "spec.x".into(),
+            before: Some(json!(-4.3917601660296835e-216)),
+            after: Some(json!(0.1)),
+        };
+        let text = serde_json::to_string(&change).unwrap();
+        let back: FieldChange = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, change, "{text}");
+    }
+
+    #[test]
     fn plan_entries() {
         let b = deploy(2, "nginx", "1");
         let a = deploy(3, "nginx", "2");
