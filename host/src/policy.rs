@@ -237,9 +237,10 @@ fn distinct(items: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// Verbs a rule may list: ours, `*`, and RBAC verbs steps never use (kept so
-/// Role rules can be copied verbatim).
-const KNOWN_VERBS: &[&str] = &[
+/// The verbs of Kubernetes API requests, as RBAC rules name them: ours and
+/// ones steps never use (kept so Role rules can be copied verbatim). A rule
+/// may also list `*`; `stepbox dev-cluster --fault` matchers take these.
+pub const REQUEST_VERBS: &[&str] = &[
     "get",
     "list",
     "watch",
@@ -248,7 +249,6 @@ const KNOWN_VERBS: &[&str] = &[
     "patch",
     "delete",
     "deletecollection",
-    "*",
 ];
 
 /// One rule, as in a Kubernetes `Role`.
@@ -668,12 +668,12 @@ fn validate_rule(i: usize, rule: &PolicyRule) -> Result<()> {
         return Err(bad("verbs", "must list at least one verb".into()));
     }
     for (j, v) in rule.verbs.iter().enumerate() {
-        if !KNOWN_VERBS.contains(&v.as_str()) {
+        if v != "*" && !REQUEST_VERBS.contains(&v.as_str()) {
             return Err(bad(
                 &format!("verbs[{j}]"),
                 format!(
-                    "unknown verb {v:?}; expected one of {}",
-                    KNOWN_VERBS.join(", ")
+                    "unknown verb {v:?}; expected one of {}, *",
+                    REQUEST_VERBS.join(", ")
                 ),
             ));
         }

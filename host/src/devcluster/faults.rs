@@ -80,6 +80,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::status::json_response;
+use crate::policy::REQUEST_VERBS;
 
 /// How many requests the request log keeps (the oldest are dropped).
 pub const MAX_RECORDS: usize = 10_000;
@@ -170,17 +171,6 @@ pub struct Fault {
     /// How many times it fires; `None`: every time.
     pub times: Option<u64>,
 }
-
-const VERBS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
 
 const KINDS_HINT: &str = "write one of status=CODE, delay=DURATION, drop, drop-after, cut-watch, down-after=N, optionally followed by :OPTION,... (see `stepbox dev-cluster --help`)";
 
@@ -275,12 +265,12 @@ impl FromStr for Fault {
                 "verb" => {
                     for verb in value.split('|') {
                         let verb = verb.trim().to_ascii_lowercase();
-                        if !VERBS.contains(&verb.as_str()) {
+                        if !REQUEST_VERBS.contains(&verb.as_str()) {
                             return Err(err(
                                 format!("unknown verb {verb:?}"),
                                 &format!(
                                     "write verb= with one or more of {} joined by |, e.g. verb=get|list",
-                                    VERBS.join(", ")
+                                    REQUEST_VERBS.join(", ")
                                 ),
                             ));
                         }
