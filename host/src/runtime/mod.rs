@@ -28,7 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Step, StepPre, types::RunContext};
 use crate::caps::fs::quota::{WorkspaceQuota, WorkspaceWatcher};
-use crate::caps::fs::{RunDirs, RunFs};
+use crate::caps::fs::{RunDirs, RunFs, is_empty_dir};
 use crate::caps::helm::{ChartRoots, HasHelm, HelmConfig, HelmCtx, HelmView};
 use crate::caps::kube::{HasKube, KubeCtx, KubeView};
 use crate::caps::run::{HasRun, RunCtx, RunView};
@@ -805,11 +805,6 @@ enum Outcome {
     TimedOut,
     /// A limit was recorded while the guest was running or waiting.
     Tripped,
-}
-
-/// True when `dir` can be read and holds nothing.
-fn is_empty_dir(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// True when the guest trapped because its handle table was full.

@@ -88,7 +88,7 @@ impl RunFs {
         };
         let packages = match packages {
             Some(p) => existing_dir("--package", p)?,
-            None => dirs.shared.empty_packages.path().to_path_buf(),
+            None => dirs.empty_packages().to_path_buf(),
         };
         Ok(Self {
             workspace,
@@ -253,7 +253,7 @@ impl RunDirs {
         }
         match ready {
             Some(dir) => Ok(dir),
-            None => temp_dir("stepbox-workspace-", "workspace"),
+            None => new_workspace(),
         }
     }
 }
@@ -267,8 +267,7 @@ impl DirsShared {
     /// (so nothing, not even when the last run touched it, carries over);
     /// drops (removes) it otherwise.
     fn reuse(&self, dir: tempfile::TempDir) {
-        let empty = std::fs::read_dir(dir.path()).is_ok_and(|mut e| e.next().is_none());
-        if !empty || self.lock_ready().len() >= READY_WORKSPACES * 2 {
+        if !is_empty_dir(dir.path()) || self.lock_ready().len() >= READY_WORKSPACES * 2 {
             return;
         }
         let now = std::time::SystemTime::now();
@@ -286,7 +285,7 @@ impl DirsShared {
 
     fn refill(&self) {
         while self.lock_ready().len() < READY_WORKSPACES {
-            match temp_dir("stepbox-workspace-", "workspace") {
+            match new_workspace() {
                 Ok(dir) => self.lock_ready().push(dir),
                 Err(e) => {
                     // Runs then make their own, and say so if that fails.
@@ -317,6 +316,16 @@ impl Drop for RunDirs {
             );
         }
     }
+}
+
+/// True when `dir` can be read and holds nothing.
+pub fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// A new, empty workspace directory.
+fn new_workspace() -> Result<tempfile::TempDir, FsError> {
+    temp_dir("stepbox-workspace-", "workspace")
 }
 
 fn temp_dir(prefix: &str, what: &'static str) -> Result<tempfile::TempDir, FsError> {

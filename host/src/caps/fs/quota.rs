@@ -101,10 +101,7 @@ impl WorkspaceQuota {
 
     /// Measures `root` and returns the limit it breaks, if any.
     pub fn check(&self, root: &Path) -> Option<LimitKind> {
-        let deleted = std::fs::canonicalize(root)
-            .map(|root| OpenDeletedFiles::scan().bytes_under(&root))
-            .unwrap_or(0);
-        self.check_with(root, deleted)
+        self.check_with(root, open_deleted_bytes(root))
     }
 
     /// [`WorkspaceQuota::check`] with the bytes of deleted but open files
@@ -142,10 +139,15 @@ pub fn measure(
     root: &Path,
     stop_over: Option<WorkspaceUsage>,
 ) -> Result<WorkspaceUsage, MeasureError> {
-    let deleted = std::fs::canonicalize(root)
+    measure_tree(root, stop_over, open_deleted_bytes(root))
+}
+
+/// Bytes of the files under `root` deleted but still open in this process
+/// (one scan of `/proc/self/fd`; see [`OpenDeletedFiles`]).
+fn open_deleted_bytes(root: &Path) -> u64 {
+    std::fs::canonicalize(root)
         .map(|root| OpenDeletedFiles::scan().bytes_under(&root))
-        .unwrap_or(0);
-    measure_tree(root, stop_over, deleted)
+        .unwrap_or(0)
 }
 
 /// [`measure`] with the bytes of deleted but open files already counted.
