@@ -190,15 +190,7 @@ impl CompileCache {
         let Some(stamp_path) = self.stamp_path(path) else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            let dir = stamp_path.parent().unwrap_or(&self.dir);
-            std::fs::create_dir_all(dir)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            std::io::Write::write_all(&mut tmp, format!("{stamp} {sha256}\n").as_bytes())?;
-            tmp.persist(&stamp_path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        if let Err(e) = write() {
+        if let Err(e) = write_atomically(&stamp_path, format!("{stamp} {sha256}\n").as_bytes()) {
             tracing::debug!(dir = %self.dir.display(), "could not remember a component's hash: {e}");
         }
     }
@@ -217,15 +209,24 @@ impl CompileCache {
     }
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
         let bytes = component
             .serialize()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        std::io::Write::write_all(&mut tmp, &bytes)?;
-        tmp.persist(path)?;
+        write_atomically(path, &bytes)?;
         Ok(())
     }
+}
+
+/// Writes `bytes` to `path` through a temp file beside it and a rename (the
+/// directory made first), so a crash or a concurrent writer never leaves a
+/// torn file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
