@@ -33,7 +33,7 @@ if (( rounds < 10 )); then
 fi
 
 echo "== building stepbox (release) and the deploy-manifests step" >&2
-cargo build --release -q -p stepbox --bin stepbox
+cargo build --release -q -p stepbox-cli --bin stepbox
 stepbox="$PWD/target/release/stepbox"
 step="$("$stepbox" build steps/deploy-manifests | tail -n 1)"
 kubectl="${KUBECTL:-$(scripts/install-tools.sh target/tools | tail -n 1)/kubectl}"

@@ -75,7 +75,7 @@ fn compile_and_load(c: &mut Criterion) {
                 let started = Instant::now();
                 let step = cached.load_file(&path).expect("cache load");
                 total += started.elapsed();
-                assert_eq!(step.cache, stepbox::runtime::CacheOutcome::Hit);
+                assert_eq!(step.cache, stepbox::engine::CacheOutcome::Hit);
                 cached.unload(&sha);
             }
             total

@@ -12,14 +12,13 @@
 
 pub mod gate;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use stepbox::cluster::{ClusterBackend, MemoryCluster};
-use stepbox::policy::Policy;
 use stepbox::report::{RunReport, Status};
-use stepbox::runtime::{Allocator, RunOptions, Runtime, RuntimeConfig};
+use stepbox::target::Target;
+use stepbox::{Allocator, RunOptions, Runtime, RuntimeConfig};
 
 /// The `.wasm` of a step from `steps/` (built on first use).
 pub fn step(name: &str) -> PathBuf {
@@ -45,20 +44,10 @@ pub fn twenty_manifests() -> PathBuf {
 /// Run options for the embedded namespace `bench` with the default policy,
 /// as `stepbox run` would make them.
 pub fn options(backend: Arc<dyn ClusterBackend>, packages: Option<&Path>) -> RunOptions {
-    let policy = Policy::default();
-    RunOptions {
-        name: None,
-        namespace: "bench".into(),
-        inputs: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        packages: packages.map(Path::to_path_buf),
-        workspace: None,
-        limits: policy.limits,
-        policy: Arc::new(policy),
-        backend,
-        dry_run: true,
-        log_sink: None,
-        helm: None,
+    let options = RunOptions::new("bench", Target::backend(backend, true));
+    match packages {
+        Some(dir) => options.packages(dir),
+        None => options,
     }
 }
 
@@ -68,12 +57,8 @@ pub fn memory() -> Arc<dyn ClusterBackend> {
 }
 
 /// Sets inputs on options.
-pub fn with_inputs(mut options: RunOptions, inputs: &[(&str, &str)]) -> RunOptions {
-    options.inputs = inputs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
-    options
+pub fn with_inputs(options: RunOptions, inputs: &[(&str, &str)]) -> RunOptions {
+    options.inputs(inputs.iter().copied())
 }
 
 /// Panics with the report when a run did not succeed: a bench must never

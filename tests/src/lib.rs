@@ -90,7 +90,16 @@ pub fn stepbox_bin() -> &'static Path {
         let target = target_dir();
         let mut cmd = cargo();
         cmd.current_dir(repo_root())
-            .args(["build", "-p", "stepbox", "--bin", "stepbox", "--target-dir"])
+            .args([
+                "build",
+                "-p",
+                "stepbox-cli",
+                "--features",
+                "faults",
+                "--bin",
+                "stepbox",
+                "--target-dir",
+            ])
             .arg(&target);
         run_cargo(cmd, "the stepbox binary");
         target

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use stepbox::cluster::{ClusterBackend, MemoryCluster};
 use stepbox::report::Status;
-use stepbox::runtime::Allocator;
+use stepbox::target::Target;
+use stepbox::{Allocator, RunOptions};
 use stepbox_bench::gate::GatedCluster;
 use stepbox_bench::{deploy_example, options, runtime_with, step, with_inputs};
 
@@ -95,15 +96,16 @@ fn main() -> anyhow::Result<()> {
         let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
         let mut runs = Vec::with_capacity(n);
         for i in 0..n {
-            let mut opts = with_inputs(
-                options(backend.clone(), Some(&example)),
-                &[("image", "nginx:1.27")],
-            );
-            opts.namespace = format!("density-{i}");
             let asked = Instant::now();
             let first = Arc::new(std::sync::Once::new());
             let latencies = latencies.clone();
-            opts.log_sink = Some(Arc::new(move |_| {
+            let opts = RunOptions::new(
+                format!("density-{i}"),
+                Target::backend(backend.clone(), true),
+            )
+            .packages(&example)
+            .input("image", "nginx:1.27")
+            .log_sink(Arc::new(move |_| {
                 first.call_once(|| latencies.lock().unwrap().push(asked.elapsed()));
             }));
             let runtime = runtime.clone();

@@ -1,0 +1,21 @@
+//! stepbox's end-to-end tests, one test binary (so the host links once):
+//! the real `stepbox` binary, real step components from `steps/` and test
+//! guests from `tests/guests/`, real kubectl and helm against `stepbox
+//! dev-cluster`. Each module is one area; `hostile` is the security suite
+//! (`cargo test --workspace hostile_` runs exactly it, SECURITY.md lists its
+//! cases).
+
+mod cli;
+mod components;
+mod dev_cluster;
+mod faults;
+mod fs;
+mod helm;
+mod hostile;
+mod kube;
+mod limits;
+mod live;
+mod policy;
+mod secrets;
+mod soak;
+mod steps;
