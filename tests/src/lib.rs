@@ -90,14 +90,17 @@ pub fn stepbox_bin() -> &'static Path {
         let target = target_dir();
         let mut cmd = cargo();
         cmd.current_dir(repo_root())
+            // The whole workspace with its tests, as `cargo test --workspace`
+            // resolves it: the same feature set, so the host crates that
+            // build compiled are reused rather than built again.
             .args([
                 "build",
-                "-p",
-                "stepbox-cli",
-                "--features",
-                "faults",
+                "--workspace",
+                "--tests",
                 "--bin",
                 "stepbox",
+                "--features",
+                "stepbox-cli/faults",
                 "--target-dir",
             ])
             .arg(&target);

@@ -563,9 +563,7 @@ impl ResourceRequest<'_> {
             return Ok(json_response(StatusCode::OK, &scale));
         } else if *m == Method::PUT {
             let body = parse_body(self.headers, self.body)?;
-            if let Some(rv) = body
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
+            if let Some(rv) = object::resource_version(&body)
                 && !rv.is_empty()
                 && Some(rv) != object::resource_version(&obj)
             {

@@ -57,7 +57,7 @@
 //! # What the server records
 //!
 //! Every fault that fires is logged on stderr (a `WARN` line naming the
-//! spec and the request). The [request log](crate::requests) notes the
+//! spec and the request). The request log notes the
 //! fault each request met, and `GET /debug/stepbox/requests` lists how
 //! often each fault fired.
 //!

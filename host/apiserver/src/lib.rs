@@ -7,19 +7,19 @@
 //! [`DevCluster`] is the builder: the store to serve, the port (0 picks a
 //! free one), the bearer token (random unless given) and the namespace
 //! kubeconfigs point at. [`DevCluster::start`] generates a fresh CA and
-//! certificates ([`tls`]), binds `127.0.0.1`, and serves until
+//! certificates (`tls`), binds `127.0.0.1`, and serves until
 //! [`RunningDevCluster::shutdown`] (or drop). There is no global state: a
 //! process can run several, e.g. the host serving a run's embedded
 //! namespace on loopback for the `helm` binary.
 //!
 //! A request goes: TLS (rustls, `ring`; HTTP/2 or HTTP/1.1) →
-//! [`auth`] (bearer token or CA-signed client certificate) → [`api`]
+//! `auth` (bearer token or CA-signed client certificate) → `api`
 //! routes → [`MemoryCluster`]'s [requests](stepbox_cluster::memory::requests)
-//! → JSON, a server-side printed [`table`], or a [`watch`] stream. Errors
-//! are Kubernetes [`status`] bodies.
+//! → JSON, a server-side printed `table`, or a `watch` stream. Errors
+//! are Kubernetes `status` bodies.
 //!
 //! What it serves:
-//! - discovery ([`discovery`]): `/version`, `/api`, `/api/v1`, `/apis`,
+//! - discovery (`discovery`): `/version`, `/api`, `/api/v1`, `/apis`,
 //!   `/apis/<group>[/<version>]`, plus the OpenAPI v3 kubectl needs;
 //! - get, list (label and field selectors), watch, create, update
 //!   (resourceVersion conflicts → 409), patch (JSON, merge, strategic
@@ -34,7 +34,7 @@
 //! Workloads get a synthesized ready status (see [`MemoryCluster`]), so
 //! `kubectl rollout status` and `kubectl wait` finish.
 //!
-//! Every request is logged ([`requests`]) and listed at
+//! Every request is logged (`requests`) and listed at
 //! `/debug/stepbox/requests`. With the `faults` cargo feature, faults can be
 //! injected (`faults`, `DevCluster::fault`): error statuses, delays,
 //! dropped connections, cut watches, a server that goes away.
@@ -57,18 +57,18 @@
 
 mod access;
 mod api;
-pub mod auth;
+mod auth;
 mod body;
-pub mod discovery;
+mod discovery;
 #[cfg(feature = "faults")]
 pub mod faults;
-pub mod protobuf;
+mod protobuf;
 mod query;
-pub mod requests;
-pub mod route;
-pub mod status;
-pub mod table;
-pub mod tls;
+mod requests;
+mod route;
+mod status;
+mod table;
+mod tls;
 mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -33,11 +33,15 @@ impl IncludeObject {
     }
 }
 
+/// One column of a kind's table: its definition and how to read its cell
+/// from an object. A kind's columns and its cells come from one list, so
+/// they cannot drift apart.
 struct Column {
     name: &'static str,
     kind: &'static str,
     priority: u8,
     description: &'static str,
+    cell: fn(&Value) -> Value,
 }
 
 const fn col(
@@ -45,12 +49,14 @@ const fn col(
     kind: &'static str,
     priority: u8,
     description: &'static str,
+    cell: fn(&Value) -> Value,
 ) -> Column {
     Column {
         name,
         kind,
         priority,
         description,
+        cell,
     }
 }
 
@@ -59,82 +65,322 @@ const NAME: Column = col(
     "string",
     0,
     "Name must be unique within a namespace.",
+    |o| json!(object::name(o).unwrap_or_default()),
 );
-const AGE: Column = col("Age", "string", 0, "The time since the object was created.");
+const AGE: Column = col(
+    "Age",
+    "string",
+    0,
+    "The time since the object was created.",
+    age,
+);
 
-fn columns(res: &ResourceInfo) -> Vec<Column> {
-    let mut c = vec![NAME];
+const CONTAINERS: Column = col(
+    "Containers",
+    "string",
+    1,
+    "Names of each container in the template.",
+    |o| json!(joined(o, TEMPLATE_CONTAINERS, "name")),
+);
+const IMAGES: Column = col(
+    "Images",
+    "string",
+    1,
+    "Images referenced by each container in the template.",
+    |o| json!(joined(o, TEMPLATE_CONTAINERS, "image")),
+);
+const TEMPLATE_CONTAINERS: &str = "/spec/template/spec/containers";
+
+const DEPLOYMENT: &[Column] = &[
+    NAME,
+    col(
+        "Ready",
+        "string",
+        0,
+        "Number of the pod with ready state",
+        ready_of_replicas,
+    ),
+    col(
+        "Up-to-date",
+        "integer",
+        0,
+        "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+        |o| json!(int(o, "/status/updatedReplicas")),
+    ),
+    col(
+        "Available",
+        "integer",
+        0,
+        "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+        |o| json!(int(o, "/status/availableReplicas")),
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    col("Selector", "string", 1, "Label selector for pods.", |o| {
+        json!(map_selector(o.pointer("/spec/selector/matchLabels")))
+    }),
+];
+const STATEFUL_SET: &[Column] = &[
+    NAME,
+    col(
+        "Ready",
+        "string",
+        0,
+        "Number of the pod with ready state",
+        ready_of_replicas,
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+];
+const REPLICA_SET: &[Column] = &[
+    NAME,
+    col("Desired", "integer", 0, "Number of desired pods.", |o| {
+        json!(replicas(o))
+    }),
+    col("Current", "integer", 0, "Number of actual replicas.", |o| {
+        json!(int(o, "/status/replicas"))
+    }),
+    col(
+        "Ready",
+        "integer",
+        0,
+        "The number of ready replicas.",
+        |o| json!(int(o, "/status/readyReplicas")),
+    ),
+    AGE,
+];
+const DAEMON_SET: &[Column] = &[
+    NAME,
+    col(
+        "Desired",
+        "integer",
+        0,
+        "The total number of nodes that should be running the daemon pod.",
+        |o| json!(int(o, "/status/desiredNumberScheduled")),
+    ),
+    col(
+        "Current",
+        "integer",
+        0,
+        "The number of nodes running at least one daemon pod.",
+        |o| json!(int(o, "/status/currentNumberScheduled")),
+    ),
+    col(
+        "Ready",
+        "integer",
+        0,
+        "The number of nodes that should be running the daemon pod and have one or more ready.",
+        |o| json!(int(o, "/status/numberReady")),
+    ),
+    col(
+        "Up-to-date",
+        "integer",
+        0,
+        "The total number of nodes running updated daemon pods.",
+        |o| json!(int(o, "/status/updatedNumberScheduled")),
+    ),
+    col(
+        "Available",
+        "integer",
+        0,
+        "The number of nodes with an available daemon pod.",
+        |o| json!(int(o, "/status/numberAvailable")),
+    ),
+    col(
+        "Node Selector",
+        "string",
+        0,
+        "The node selector of the pod template.",
+        |o| json!(map_selector(o.pointer("/spec/template/spec/nodeSelector"))),
+    ),
+    AGE,
+];
+const SERVICE: &[Column] = &[
+    NAME,
+    col("Type", "string", 0, "The type of service.", |o| {
+        json!(service_type(o))
+    }),
+    col(
+        "Cluster-IP",
+        "string",
+        0,
+        "The IP address of the service.",
+        |o| json!(spec_str(o, "clusterIP").unwrap_or("<none>")),
+    ),
+    col(
+        "External-IP",
+        "string",
+        0,
+        "External IPs of the service.",
+        |o| {
+            json!(match service_type(o) {
+                "ExternalName" => spec_str(o, "externalName").unwrap_or_default(),
+                "LoadBalancer" => "<pending>",
+                _ => "<none>",
+            })
+        },
+    ),
+    col(
+        "Port(s)",
+        "string",
+        0,
+        "The ports of the service.",
+        service_ports,
+    ),
+    AGE,
+    col(
+        "Selector",
+        "string",
+        1,
+        "Route service traffic to pods with label keys and values matching this selector.",
+        |o| json!(map_selector(o.pointer("/spec/selector"))),
+    ),
+];
+const CONFIG_MAP: &[Column] = &[
+    NAME,
+    col("Data", "integer", 0, "Number of data entries.", |o| {
+        json!(data_count(o))
+    }),
+    AGE,
+];
+const SECRET: &[Column] = &[
+    NAME,
+    col("Type", "string", 0, "The type of secret.", |o| {
+        json!(o.get("type").and_then(Value::as_str).unwrap_or("Opaque"))
+    }),
+    col("Data", "integer", 0, "Number of data entries.", |o| {
+        json!(data_count(o))
+    }),
+    AGE,
+];
+const NAMESPACE: &[Column] = &[
+    NAME,
+    col("Status", "string", 0, "The status of the namespace.", |o| {
+        json!(str_at(o, "/status/phase").unwrap_or("Active"))
+    }),
+    AGE,
+];
+const POD: &[Column] = &[
+    NAME,
+    col(
+        "Ready",
+        "string",
+        0,
+        "The number of containers that are ready.",
+        |o| {
+            let total = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = container_statuses(o).filter(|c| c["ready"] == true).count();
+            json!(format!("{ready}/{total}"))
+        },
+    ),
+    col(
+        "Status",
+        "string",
+        0,
+        "The aggregate readiness state of this pod.",
+        |o| json!(str_at(o, "/status/phase").unwrap_or("Pending")),
+    ),
+    col(
+        "Restarts",
+        "string",
+        0,
+        "The number of times the containers in this pod have been restarted.",
+        |o| {
+            let restarts: i64 = container_statuses(o)
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
+            json!(restarts.to_string())
+        },
+    ),
+    AGE,
+];
+const JOB: &[Column] = &[
+    NAME,
+    col("Status", "string", 0, "Status of the job.", |o| {
+        let has = |t: &str| {
+            o.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+        };
+        let status = ["Complete", "Failed", "Suspended"]
+            .into_iter()
+            .find(|t| has(t));
+        json!(status.unwrap_or("Running"))
+    }),
+    col(
+        "Completions",
+        "string",
+        0,
+        "The completion status of the job.",
+        |o| {
+            let completions = o
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            json!(format!("{}/{completions}", int(o, "/status/succeeded")))
+        },
+    ),
+    AGE,
+];
+const CRON_JOB: &[Column] = &[
+    NAME,
+    col(
+        "Schedule",
+        "string",
+        0,
+        "The schedule for running the job.",
+        |o| json!(str_at(o, "/spec/schedule").unwrap_or_default()),
+    ),
+    col(
+        "Suspend",
+        "boolean",
+        0,
+        "Whether the cron job is suspended.",
+        |o| {
+            json!(
+                o.pointer("/spec/suspend")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            )
+        },
+    ),
+    AGE,
+];
+const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
+    NAME,
+    col("Status", "string", 0, "The phase of the claim.", |o| {
+        json!(str_at(o, "/status/phase").unwrap_or("Pending"))
+    }),
+    col("Capacity", "string", 0, "The requested storage.", |o| {
+        json!(str_at(o, "/status/capacity/storage").unwrap_or_default())
+    }),
+    AGE,
+];
+const OTHER: &[Column] = &[NAME, AGE];
+
+/// The columns of a kind's table: as a real API server prints the common
+/// kinds, NAME and AGE for the others.
+fn columns(res: &ResourceInfo) -> &'static [Column] {
     match (res.group.as_str(), res.kind.as_str()) {
-        ("apps", "Deployment") => c.extend([
-            col("Ready", "string", 0, "Number of the pod with ready state"),
-            col("Up-to-date", "integer", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            col("Available", "integer", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
-            AGE,
-            col("Containers", "string", 1, "Names of each container in the template."),
-            col("Images", "string", 1, "Images referenced by each container in the template."),
-            col("Selector", "string", 1, "Label selector for pods."),
-        ]),
-        ("apps", "StatefulSet") => c.extend([
-            col("Ready", "string", 0, "Number of the pod with ready state"),
-            AGE,
-            col("Containers", "string", 1, "Names of each container in the template."),
-            col("Images", "string", 1, "Images referenced by each container in the template."),
-        ]),
-        ("apps", "ReplicaSet") => c.extend([
-            col("Desired", "integer", 0, "Number of desired pods."),
-            col("Current", "integer", 0, "Number of actual replicas."),
-            col("Ready", "integer", 0, "The number of ready replicas."),
-            AGE,
-        ]),
-        ("apps", "DaemonSet") => c.extend([
-            col("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
-            col("Current", "integer", 0, "The number of nodes running at least one daemon pod."),
-            col("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more ready."),
-            col("Up-to-date", "integer", 0, "The total number of nodes running updated daemon pods."),
-            col("Available", "integer", 0, "The number of nodes with an available daemon pod."),
-            col("Node Selector", "string", 0, "The node selector of the pod template."),
-            AGE,
-        ]),
-        ("", "Service") => c.extend([
-            col("Type", "string", 0, "The type of service."),
-            col("Cluster-IP", "string", 0, "The IP address of the service."),
-            col("External-IP", "string", 0, "External IPs of the service."),
-            col("Port(s)", "string", 0, "The ports of the service."),
-            AGE,
-            col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
-        ]),
-        ("", "ConfigMap") => c.extend([col("Data", "integer", 0, "Number of data entries."), AGE]),
-        ("", "Secret") => c.extend([
-            col("Type", "string", 0, "The type of secret."),
-            col("Data", "integer", 0, "Number of data entries."),
-            AGE,
-        ]),
-        ("", "Namespace") => c.extend([col("Status", "string", 0, "The status of the namespace."), AGE]),
-        ("", "Pod") => c.extend([
-            col("Ready", "string", 0, "The number of containers that are ready."),
-            col("Status", "string", 0, "The aggregate readiness state of this pod."),
-            col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted."),
-            AGE,
-        ]),
-        ("batch", "Job") => c.extend([
-            col("Status", "string", 0, "Status of the job."),
-            col("Completions", "string", 0, "The completion status of the job."),
-            AGE,
-        ]),
-        ("batch", "CronJob") => c.extend([
-            col("Schedule", "string", 0, "The schedule for running the job."),
-            col("Suspend", "boolean", 0, "Whether the cron job is suspended."),
-            AGE,
-        ]),
-        ("", "ServiceAccount") | ("rbac.authorization.k8s.io", _) => c.push(AGE),
-        ("", "PersistentVolumeClaim") => c.extend([
-            col("Status", "string", 0, "The phase of the claim."),
-            col("Capacity", "string", 0, "The requested storage."),
-            AGE,
-        ]),
-        _ => c.push(AGE),
+        ("apps", "Deployment") => DEPLOYMENT,
+        ("apps", "StatefulSet") => STATEFUL_SET,
+        ("apps", "ReplicaSet") => REPLICA_SET,
+        ("apps", "DaemonSet") => DAEMON_SET,
+        ("", "Service") => SERVICE,
+        ("", "ConfigMap") => CONFIG_MAP,
+        ("", "Secret") => SECRET,
+        ("", "Namespace") => NAMESPACE,
+        ("", "Pod") => POD,
+        ("batch", "Job") => JOB,
+        ("batch", "CronJob") => CRON_JOB,
+        ("", "PersistentVolumeClaim") => PERSISTENT_VOLUME_CLAIM,
+        _ => OTHER,
     }
-    c
 }
 
 /// `2m3s`, `5h`, `3d4h`: kubectl's way of saying how long ago.
@@ -220,197 +466,65 @@ fn data_count(obj: &Value) -> usize {
         .sum()
 }
 
-fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
-    let name = json!(object::name(obj).unwrap_or_default());
-    let template = "/spec/template/spec/containers";
-    let rest: Vec<Value> = match (res.group.as_str(), res.kind.as_str()) {
-        ("apps", "Deployment") => vec![
-            json!(format!(
-                "{}/{}",
-                int(obj, "/status/readyReplicas"),
-                obj.pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-            )),
-            json!(int(obj, "/status/updatedReplicas")),
-            json!(int(obj, "/status/availableReplicas")),
-            age(obj),
-            json!(joined(obj, template, "name")),
-            json!(joined(obj, template, "image")),
-            json!(map_selector(obj.pointer("/spec/selector/matchLabels"))),
-        ],
-        ("apps", "StatefulSet") => vec![
-            json!(format!(
-                "{}/{}",
-                int(obj, "/status/readyReplicas"),
-                obj.pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-            )),
-            age(obj),
-            json!(joined(obj, template, "name")),
-            json!(joined(obj, template, "image")),
-        ],
-        ("apps", "ReplicaSet") => vec![
-            json!(
-                obj.pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-            ),
-            json!(int(obj, "/status/replicas")),
-            json!(int(obj, "/status/readyReplicas")),
-            age(obj),
-        ],
-        ("apps", "DaemonSet") => vec![
-            json!(int(obj, "/status/desiredNumberScheduled")),
-            json!(int(obj, "/status/currentNumberScheduled")),
-            json!(int(obj, "/status/numberReady")),
-            json!(int(obj, "/status/updatedNumberScheduled")),
-            json!(int(obj, "/status/numberAvailable")),
-            json!(map_selector(
-                obj.pointer("/spec/template/spec/nodeSelector")
-            )),
-            age(obj),
-        ],
-        ("", "Service") => {
-            let spec = obj.get("spec").cloned().unwrap_or_default();
-            let s = |k: &str| {
-                spec.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let ty = Some(s("type"))
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "ClusterIP".into());
-            let ip = Some(s("clusterIP"))
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "<none>".into());
-            let external = match ty.as_str() {
-                "ExternalName" => s("externalName"),
-                "LoadBalancer" => "<pending>".to_string(),
-                _ => "<none>".to_string(),
-            };
-            let ports = spec
-                .get("ports")
-                .and_then(Value::as_array)
-                .map(|ps| {
-                    ps.iter()
-                        .map(|p| {
-                            let port = p.get("port").map(Value::to_string).unwrap_or_default();
-                            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                            match p.get("nodePort") {
-                                Some(n) => format!("{port}:{n}/{proto}"),
-                                None => format!("{port}/{proto}"),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
+fn str_at<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
+    obj.pointer(pointer).and_then(Value::as_str)
+}
+
+fn spec_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.pointer("/spec")
+        .and_then(|s| s.get(field))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn replicas(obj: &Value) -> i64 {
+    obj.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
+fn ready_of_replicas(obj: &Value) -> Value {
+    json!(format!(
+        "{}/{}",
+        int(obj, "/status/readyReplicas"),
+        replicas(obj)
+    ))
+}
+
+fn service_type(obj: &Value) -> &str {
+    spec_str(obj, "type").unwrap_or("ClusterIP")
+}
+
+fn service_ports(obj: &Value) -> Value {
+    let ports = obj
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    let port = p.get("port").map(Value::to_string).unwrap_or_default();
+                    let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+                    match p.get("nodePort") {
+                        Some(n) => format!("{port}:{n}/{proto}"),
+                        None => format!("{port}/{proto}"),
+                    }
                 })
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "<none>".into());
-            vec![
-                json!(ty),
-                json!(ip),
-                json!(external),
-                json!(ports),
-                age(obj),
-                json!(map_selector(spec.get("selector"))),
-            ]
-        }
-        ("", "ConfigMap") => vec![json!(data_count(obj)), age(obj)],
-        ("", "Secret") => vec![
-            json!(obj.get("type").and_then(Value::as_str).unwrap_or("Opaque")),
-            json!(data_count(obj)),
-            age(obj),
-        ],
-        ("", "Namespace") => vec![
-            json!(
-                obj.pointer("/status/phase")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Active")
-            ),
-            age(obj),
-        ],
-        ("", "Pod") => {
-            let statuses = obj
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array);
-            let total = obj
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
-            let restarts: i64 = statuses.map_or(0, |s| {
-                s.iter()
-                    .map(|c| c["restartCount"].as_i64().unwrap_or(0))
-                    .sum()
-            });
-            vec![
-                json!(format!("{ready}/{total}")),
-                json!(
-                    obj.pointer("/status/phase")
-                        .and_then(Value::as_str)
-                        .unwrap_or("Pending")
-                ),
-                json!(restarts.to_string()),
-                age(obj),
-            ]
-        }
-        ("batch", "Job") => {
-            let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
-            let has = |t: &str| {
-                conditions
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
-            };
-            let status = if has("Complete") {
-                "Complete"
-            } else if has("Failed") {
-                "Failed"
-            } else if has("Suspended") {
-                "Suspended"
-            } else {
-                "Running"
-            };
-            let completions = obj
-                .pointer("/spec/completions")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                json!(status),
-                json!(format!("{}/{completions}", int(obj, "/status/succeeded"))),
-                age(obj),
-            ]
-        }
-        ("batch", "CronJob") => vec![
-            json!(
-                obj.pointer("/spec/schedule")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            ),
-            json!(
-                obj.pointer("/spec/suspend")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            ),
-            age(obj),
-        ],
-        ("", "PersistentVolumeClaim") => vec![
-            json!(
-                obj.pointer("/status/phase")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Pending")
-            ),
-            json!(
-                obj.pointer("/status/capacity/storage")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            ),
-            age(obj),
-        ],
-        _ => vec![age(obj)],
-    };
-    std::iter::once(name).chain(rest).collect()
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|p| !p.is_empty());
+    json!(ports.unwrap_or_else(|| "<none>".into()))
+}
+
+fn container_statuses(obj: &Value) -> impl Iterator<Item = &Value> {
+    obj.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
+    columns(res).iter().map(|c| (c.cell)(obj)).collect()
 }
 
 /// The object's metadata as `PartialObjectMetadata` (without

@@ -185,6 +185,11 @@ pub fn get_field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |cur, key| cur.get(*key))
 }
 
+/// The string at a dotted field path, if there is one.
+pub fn str_field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    get_field(v, path).and_then(Value::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,9 +72,7 @@ fn int(v: &Value, pointer: &str) -> Option<i64> {
 }
 
 fn name(v: &Value) -> &str {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    crate::object::name(v).unwrap_or("")
 }
 
 /// The condition of `type` in `status.conditions`, if present.

@@ -13,4 +13,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::stepbox::step::{helm, kube, run, types};
+pub use self::stepbox::step::*;

@@ -47,7 +47,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
-pub mod cache;
+mod cache;
 pub mod caps;
 pub mod check;
 pub mod engine;

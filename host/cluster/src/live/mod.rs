@@ -468,12 +468,7 @@ impl ClusterBackend for LiveCluster {
             .map(to_value)
             .collect::<Result<Vec<_>>>()?;
         items.sort_by(|a, b| {
-            let n = |v: &Value| {
-                v.pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
+            let n = |v: &Value| stepbox_k8s::object::name(v).unwrap_or("").to_string();
             n(a).cmp(&n(b))
         });
         Ok(items)
@@ -487,9 +482,7 @@ impl ClusterBackend for LiveCluster {
         field_manager: &str,
         force: bool,
     ) -> Result<Change> {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
+        let name = stepbox_k8s::object::name(object)
             .unwrap_or_default()
             .to_string();
         let before = self.get(res, namespace, &name).await?;

@@ -5,7 +5,7 @@ use stepbox_k8s::object::{self, ObjectRef};
 use stepbox_k8s::ssa;
 
 use super::{
-    Key, MemoryCluster, check_preconditions, key, not_found, now, remove_object, resolve,
+    MemoryCluster, check_preconditions, key, not_found, now, remove_object, resolve,
     scope_namespace, validate_object,
 };
 use crate::{
@@ -75,28 +75,7 @@ impl ClusterBackend for MemoryCluster {
         namespace: &str,
         selector: Option<&LabelSelector>,
     ) -> Result<Vec<Value>> {
-        let st = self.lock();
-        let all_namespaces = !res.namespaced || namespace.is_empty();
-        let start: Key = (
-            res.group.clone(),
-            res.kind.clone(),
-            if all_namespaces {
-                String::new()
-            } else {
-                namespace.to_string()
-            },
-            String::new(),
-        );
-        let items = st
-            .objects
-            .range(start..)
-            .take_while(|((g, k, ns, _), _)| {
-                g == &res.group && k == &res.kind && (all_namespaces || ns == namespace)
-            })
-            .filter(|(_, obj)| selector.is_none_or(|s| s.matches_value(obj)))
-            .map(|(_, obj)| Self::with_api_version(res, obj.clone()))
-            .collect();
-        Ok(items)
+        Ok(self.list_with(res, namespace, selector, None).items)
     }
 
     async fn apply(
@@ -114,11 +93,11 @@ impl ClusterBackend for MemoryCluster {
             ));
         }
         let ns = scope_namespace(res, namespace, r.namespace.as_deref())?;
-        let mut st = self.lock();
+        let st = self.lock();
         let live = st.objects.get(&key(res, &ns, &r.name)).cloned();
         check_preconditions(res, &r.name, object, live.as_ref())?;
         let merged = ssa::apply(live.as_ref(), object, field_manager, force, &now())?;
-        Ok(self.write(&mut st, res, &ns, live, merged))
+        Ok(self.commit(st, res, &ns, live, merged, false))
     }
 
     async fn merge_patch(
@@ -135,7 +114,7 @@ impl ClusterBackend for MemoryCluster {
             )));
         }
         let ns = scope_namespace(res, namespace, None)?;
-        let mut st = self.lock();
+        let st = self.lock();
         let live = st
             .objects
             .get(&key(res, &ns, name))
@@ -174,7 +153,7 @@ impl ClusterBackend for MemoryCluster {
                 None => top.shift_remove("status"),
             };
         }
-        Ok(self.write(&mut st, res, &ns, Some(live), obj))
+        Ok(self.commit(st, res, &ns, Some(live), obj, false))
     }
 
     async fn delete(
@@ -187,9 +166,7 @@ impl ClusterBackend for MemoryCluster {
         let Some(removed) = remove_object(&mut st, res, namespace, name) else {
             return Ok(None);
         };
-        let revision = st.revision;
-        drop(st);
-        self.notify(revision);
+        self.announce(st);
         Ok(Some(Self::with_api_version(res, removed)))
     }
 }

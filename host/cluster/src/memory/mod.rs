@@ -161,6 +161,34 @@ impl MemoryCluster {
         self.inner.revisions.send_replace(revision);
     }
 
+    /// Unlocks the store, then tells waits and watches about the write that
+    /// made its current revision.
+    fn announce(&self, st: MutexGuard<'_, State>) {
+        let revision = st.revision;
+        drop(st);
+        self.notify(revision);
+    }
+
+    /// Stores `obj` (or with `dry_run` only shapes it: see
+    /// [`finish_write_with`]) and, when that was a write, unlocks the store
+    /// and announces it. Every write through the API server's verbs ends
+    /// here.
+    fn commit(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        res: &ResourceInfo,
+        ns: &str,
+        before: Option<Value>,
+        obj: Value,
+        dry_run: bool,
+    ) -> Change {
+        let (change, wrote) = finish_write_with(&mut st, res, ns, before, obj, dry_run);
+        if wrote {
+            self.announce(st);
+        }
+        change
+    }
+
     /// A receiver that sees the latest resourceVersion after every write:
     /// await `changed()` instead of polling (waits, watches).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -242,9 +270,7 @@ impl MemoryCluster {
             .try_for_each(|doc| seed_one(&mut st, doc, default_namespace));
         match result {
             Ok(()) => {
-                let revision = st.revision;
-                drop(st);
-                self.notify(revision);
+                self.announce(st);
                 Ok(docs.len())
             }
             Err(e) => {
@@ -252,21 +278,6 @@ impl MemoryCluster {
                 Err(e)
             }
         }
-    }
-
-    fn write(
-        &self,
-        st: &mut State,
-        res: &ResourceInfo,
-        ns: &str,
-        before: Option<Value>,
-        after: Value,
-    ) -> Change {
-        let (change, wrote) = finish_write(st, res, ns, before, after);
-        if wrote {
-            self.notify(st.revision);
-        }
-        change
     }
 }
 

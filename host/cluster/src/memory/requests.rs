@@ -35,8 +35,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Change, ClusterError, LabelSelector, MemoryCluster, ResourceInfo, Result, check_preconditions,
-    finish_write_with, key, not_found, now, object, remove_object, resolve, scope_namespace,
-    validate_object,
+    key, not_found, now, object, remove_object, resolve, scope_namespace, validate_object,
 };
 use stepbox_k8s::patch::{self as patches, PatchType};
 use stepbox_k8s::selector::FieldSelector;
@@ -216,7 +215,7 @@ impl MemoryCluster {
         }
         let r = validate_object(res, &obj)?;
         let ns = scope_namespace(res, namespace, r.namespace.as_deref())?;
-        let mut st = self.lock();
+        let st = self.lock();
         if st.objects.contains_key(&key(res, &ns, &r.name)) {
             return Err(ClusterError::AlreadyExists(format!(
                 "{} {:?} already exists",
@@ -230,12 +229,7 @@ impl MemoryCluster {
         if let Some(m) = &opts.field_manager {
             record_update(None, &mut obj, m, &now);
         }
-        let (change, wrote) = finish_write_with(&mut st, res, &ns, None, obj, opts.dry_run);
-        let revision = st.revision;
-        drop(st);
-        if wrote {
-            self.notify(revision);
-        }
+        let change = self.commit(st, res, &ns, None, obj, opts.dry_run);
         Ok(Self::with_api_version(res, change.after))
     }
 
@@ -263,7 +257,7 @@ impl MemoryCluster {
             )));
         }
         let ns = scope_namespace(res, namespace, r.namespace.as_deref())?;
-        let mut st = self.lock();
+        let st = self.lock();
         let live = st
             .objects
             .get(&key(res, &ns, name))
@@ -276,12 +270,7 @@ impl MemoryCluster {
         if let Some(m) = &opts.field_manager {
             record_update(Some(&live), &mut obj, m, &now);
         }
-        let (change, wrote) = finish_write_with(&mut st, res, &ns, Some(live), obj, opts.dry_run);
-        let revision = st.revision;
-        drop(st);
-        if wrote {
-            self.notify(revision);
-        }
+        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run);
         Ok(versioned(res, change))
     }
 
@@ -311,7 +300,7 @@ impl MemoryCluster {
             return self.apply_patch(res, namespace, name, patch, opts);
         }
         let ns = scope_namespace(res, namespace, None)?;
-        let mut st = self.lock();
+        let st = self.lock();
         let live = st
             .objects
             .get(&key(res, &ns, name))
@@ -339,12 +328,7 @@ impl MemoryCluster {
         if let Some(m) = &opts.field_manager {
             record_update(Some(&live), &mut obj, m, &now);
         }
-        let (change, wrote) = finish_write_with(&mut st, res, &ns, Some(live), obj, opts.dry_run);
-        let revision = st.revision;
-        drop(st);
-        if wrote {
-            self.notify(revision);
-        }
+        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run);
         Ok(versioned(res, change))
     }
 
@@ -374,7 +358,7 @@ impl MemoryCluster {
                 )
             })?;
         let ns = scope_namespace(res, namespace, r.namespace.as_deref())?;
-        let mut st = self.lock();
+        let st = self.lock();
         let live = st.objects.get(&key(res, &ns, name)).cloned();
         check_preconditions(res, name, config, live.as_ref())?;
         let base = match &live {
@@ -395,12 +379,7 @@ impl MemoryCluster {
         {
             set_last_applied(&mut merged, config);
         }
-        let (change, wrote) = finish_write_with(&mut st, res, &ns, live, merged, opts.dry_run);
-        let revision = st.revision;
-        drop(st);
-        if wrote {
-            self.notify(revision);
-        }
+        let change = self.commit(st, res, &ns, live, merged, opts.dry_run);
         Ok(versioned(res, change))
     }
 
@@ -446,9 +425,7 @@ impl MemoryCluster {
             return Ok(Self::with_api_version(res, live));
         }
         let removed = remove_object(&mut st, res, namespace, name).unwrap_or(live);
-        let revision = st.revision;
-        drop(st);
-        self.notify(revision);
+        self.announce(st);
         Ok(Self::with_api_version(res, removed))
     }
 }

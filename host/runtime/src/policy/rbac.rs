@@ -94,10 +94,7 @@ impl Policy {
         object: &serde_json::Value,
         run_namespace: &str,
     ) -> Decision {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("");
+        let name = stepbox_k8s::object::name(object).unwrap_or("");
         match (res.group.as_str(), res.kind.as_str()) {
             (RBAC_GROUP, "Role") => {
                 let rules = object.get("rules").unwrap_or(&serde_json::Value::Null);

@@ -162,10 +162,7 @@ impl HelmCtx {
                     return Err(e.into());
                 }
             };
-            let object_ns = item
-                .object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str);
+            let object_ns = stepbox_k8s::object::namespace(item.object);
             let verbs = match item.intent {
                 Intent::Apply => {
                     let exists = res.namespaced

@@ -316,9 +316,10 @@ impl HelmCtx {
         }
         let candidates = dedup(candidates);
 
-        let mut cmd = self
-            .write_command(["upgrade", "--install", release], options.timeout)
-            .arg(chart.host.as_os_str());
+        let mut cmd = self.write_command(
+            HelmCommand::new(["upgrade", "--install", release]).arg(chart.host.as_os_str()),
+            options.timeout,
+        );
         if let Some(f) = &values_file {
             cmd = cmd.arg("--values").arg(f.as_os_str());
         }
@@ -391,7 +392,7 @@ impl HelmCtx {
         let candidates = dedup(candidates);
 
         let cmd = wait_flags(
-            self.write_command(["uninstall", release], options.timeout),
+            self.write_command(HelmCommand::new(["uninstall", release]), options.timeout),
             session.version,
             options.wait,
         );
@@ -500,7 +501,10 @@ impl HelmCtx {
         let candidates = dedup(candidates);
 
         let cmd = wait_flags(
-            self.write_command(["rollback", release, &wanted.to_string()], options.timeout),
+            self.write_command(
+                HelmCommand::new(["rollback", release, &wanted.to_string()]),
+                options.timeout,
+            ),
             session.version,
             options.wait,
         );
@@ -627,16 +631,11 @@ impl HelmCtx {
 
     // ---- the guarded write ------------------------------------------------
 
-    /// A helm write command in the run's namespace with helm's `--timeout`
+    /// `cmd` as a write: in the run's namespace, with helm's `--timeout`
     /// (`None`: [`DEFAULT_TIMEOUT`]) and a process deadline just past it.
-    fn write_command<const N: usize>(
-        &self,
-        args: [&str; N],
-        timeout: Option<Duration>,
-    ) -> HelmCommand {
+    fn write_command(&self, cmd: HelmCommand, timeout: Option<Duration>) -> HelmCommand {
         let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-        HelmCommand::new(args)
-            .args(["--namespace", &self.scope.namespace])
+        cmd.args(["--namespace", &self.scope.namespace])
             .args(["--timeout", &format!("{}s", timeout.as_secs().max(1))])
             .deadline(session::op_deadline(timeout))
     }

@@ -27,6 +27,7 @@ use crate::policy::{AccessRequest, Decision as PolicyDecision, Verb};
 use crate::report::Decision;
 use stepbox_cluster::notes::{self, Note, NoteSink};
 use stepbox_cluster::{ResourceInfo, WatchOutcome};
+use stepbox_k8s::object;
 use stepbox_k8s::plan::{self, Action, PlanEntry};
 use stepbox_k8s::readiness::{self, Readiness};
 use stepbox_k8s::selector::LabelSelector;
@@ -252,16 +253,17 @@ impl KubeCtx {
         let mut denials = Vec::new();
         let mut roles = RoleChecks::default();
         for doc in docs {
-            let api_version = str_at(&doc, &["apiVersion"]).to_string();
-            let kind = str_at(&doc, &["kind"]).to_string();
-            let name = str_at(&doc, &["metadata", "name"]).to_string();
+            let api_version = object::str_field(&doc, &["apiVersion"])
+                .unwrap_or("")
+                .to_string();
+            let kind = object::str_field(&doc, &["kind"]).unwrap_or("").to_string();
+            let name = object::str_field(&doc, &["metadata", "name"])
+                .unwrap_or("")
+                .to_string();
             let res = self
                 .resource("kube.apply", &api_version, &kind, &name)
                 .await?;
-            let object_ns = doc
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let object_ns = object::namespace(&doc).map(str::to_string);
             let exists = res.namespaced
                 && object_ns
                     .as_deref()
@@ -349,8 +351,12 @@ impl KubeCtx {
                         kind: res.kind.clone(),
                         name: name.clone(),
                         action,
-                        resource_version: str_at(&change.after, &["metadata", "resourceVersion"])
-                            .to_string(),
+                        resource_version: object::str_field(
+                            &change.after,
+                            &["metadata", "resourceVersion"],
+                        )
+                        .unwrap_or("")
+                        .to_string(),
                     }
                 });
             applied.push(self.audited("kube.apply", &target(&res, &name), result)?);
@@ -386,8 +392,8 @@ impl KubeCtx {
                 ));
             }
         };
-        let patch_ns = patch.pointer("/metadata/namespace").and_then(Value::as_str);
-        if let Some(new_name) = patch.pointer("/metadata/name").and_then(Value::as_str)
+        let patch_ns = object::namespace(&patch);
+        if let Some(new_name) = object::name(&patch)
             && new_name != name
         {
             return Err(self.invalid("kube.patch", &res, name, "a patch cannot rename an object"));
@@ -507,10 +513,7 @@ impl KubeCtx {
                 ))
                 .into());
             }
-            let resource_version = obj
-                .as_ref()
-                .and_then(|o| o.pointer("/metadata/resourceVersion"))
-                .and_then(Value::as_str);
+            let resource_version = obj.as_ref().and_then(object::resource_version);
             match self
                 .scope
                 .backend
@@ -569,10 +572,10 @@ impl KubeCtx {
         {
             return decision;
         }
-        let role_name = str_at(object, &["roleRef", "name"]);
+        let role_name = object::str_field(object, &["roleRef", "name"]).unwrap_or("");
         let what = format!(
             "Role {role_name:?} (bound by RoleBinding {:?})",
-            str_at(object, &["metadata", "name"])
+            object::str_field(object, &["metadata", "name"]).unwrap_or("")
         );
         let index = roles.in_apply.get(role_name).copied();
         let key = (role_name.to_string(), index);
@@ -688,17 +691,6 @@ fn not_found(res: &ResourceInfo, name: &str, ns: &str) -> CapError {
         res.kind
     ))
     .into()
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return "",
-        }
-    }
-    cur.as_str().unwrap_or("")
 }
 
 #[cfg(test)]
