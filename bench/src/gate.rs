@@ -66,6 +66,15 @@ impl ClusterBackend for GatedCluster {
         self.inner.resource(api_version, kind).await
     }
 
+    async fn resource_by_plural(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<ResourceInfo> {
+        self.inner.resource_by_plural(group, version, plural).await
+    }
+
     async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>> {
         let object = self.inner.get(res, namespace, name).await?;
         if object.is_some() && WORKLOADS.contains(&res.kind.as_str()) {

@@ -297,9 +297,9 @@ pub fn helm_bin() -> PathBuf {
     tools_dir().join("helm")
 }
 
-/// A running `stepbox dev-cluster` child process: the embedded namespace
-/// served as a Kubernetes API on localhost, with a kubeconfig for it. The
-/// child is killed on drop.
+/// A running `stepbox dev-cluster` (or `stepbox gateway`) child process: a
+/// Kubernetes API on localhost, with a kubeconfig for it. The child is
+/// killed on drop.
 #[derive(Debug)]
 pub struct DevClusterProcess {
     child: std::process::Child,
@@ -319,11 +319,21 @@ impl DevClusterProcess {
     /// When the child cannot start, exits early or is not ready in time
     /// (with its stderr in the message).
     pub fn start(args: &[&str]) -> Self {
+        Self::start_command("dev-cluster", args)
+    }
+
+    /// Starts `stepbox gateway --kubeconfig-out <tmp>/kubeconfig ARGS...`
+    /// and waits until it serves (see [`Self::start`]).
+    pub fn gateway(args: &[&str]) -> Self {
+        Self::start_command("gateway", args)
+    }
+
+    fn start_command(command: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
         let child = stepbox()
-            .arg("dev-cluster")
+            .arg(command)
             .arg("--kubeconfig-out")
             .arg(&kubeconfig)
             .args(args)
@@ -331,7 +341,7 @@ impl DevClusterProcess {
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start stepbox dev-cluster");
+            .unwrap_or_else(|e| panic!("start stepbox {command}: {e}"));
         let mut me = Self {
             child,
             dir,
@@ -341,13 +351,13 @@ impl DevClusterProcess {
         while !me.kubeconfig.is_file() {
             if let Ok(Some(status)) = me.child.try_wait() {
                 panic!(
-                    "stepbox dev-cluster exited early ({status}):\n{}",
+                    "stepbox {command} exited early ({status}):\n{}",
                     me.stderr()
                 );
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "stepbox dev-cluster did not write its kubeconfig within {:?}:\n{}",
+                "stepbox {command} did not write its kubeconfig within {:?}:\n{}",
                 Self::START_TIMEOUT,
                 me.stderr()
             );

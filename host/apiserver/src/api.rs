@@ -44,6 +44,31 @@ use crate::status::{self, ApiError, json_response};
 use crate::table::{self, IncludeObject};
 use crate::watch;
 
+/// The routes of the Kubernetes API over `state`'s store (authentication,
+/// the request log and the body limit are the server's: see
+/// [`crate::server`]).
+pub(crate) fn router(state: AppState) -> axum::Router {
+    use axum::routing::{any, get, post};
+    axum::Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(healthz))
+        .route("/livez", get(healthz))
+        .route("/readyz", get(healthz))
+        .route("/api", get(core_versions))
+        .route("/apis", get(group_list))
+        .route("/openapi/v2", any(openapi_v2))
+        .route("/openapi/v3", get(openapi_root))
+        .route("/openapi/v3/{*path}", get(openapi_group_version))
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(crate::access::self_subject_access_review),
+        )
+        .route("/api/{*rest}", any(resource))
+        .route("/apis/{*rest}", any(resource))
+        .fallback(fallback)
+        .with_state(state)
+}
+
 /// The largest request body accepted (Kubernetes' limit is 3 MiB per object).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -53,7 +78,6 @@ pub struct AppState(Arc<Shared>);
 
 struct Shared {
     cluster: MemoryCluster,
-    token: String,
     server_address: String,
     shutdown: CancellationToken,
 }
@@ -62,21 +86,14 @@ impl AppState {
     /// State for a server of `cluster` at `server_address` (`host:port`).
     pub fn new(
         cluster: MemoryCluster,
-        token: String,
         server_address: String,
         shutdown: CancellationToken,
     ) -> Self {
         Self(Arc::new(Shared {
             cluster,
-            token,
             server_address,
             shutdown,
         }))
-    }
-
-    /// The bearer token clients must present.
-    pub fn token(&self) -> &str {
-        &self.0.token
     }
 
     fn cluster(&self) -> &MemoryCluster {

@@ -13,8 +13,9 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::api::AppState;
-use super::status::ApiError;
+use std::sync::Arc;
+
+use crate::status::ApiError;
 
 /// How a kubeconfig authenticates to the dev cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +42,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The authentication middleware.
-pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn authenticate(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -54,7 +55,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         });
     let by_cert = req.extensions().get::<ClientCertificate>().is_some();
     let allowed = match bearer {
-        Some(t) => same(t.as_bytes(), state.token().as_bytes()),
+        Some(t) => same(t.as_bytes(), token.as_bytes()),
         None => by_cert || PUBLIC.contains(&req.uri().path()),
     };
     if !allowed {

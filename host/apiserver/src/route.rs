@@ -1,81 +1,11 @@
-//! What a request names: its path split into group, version, namespace,
-//! resource, name and subresource ([`parse_path`]), and the request's
-//! Kubernetes attributes (verb, resource, namespace, name: [`RequestInfo`]),
-//! as the API server's request-info filter derives them. Routing, the
-//! request log and fault matching all read requests through here.
+//! What a request names ([`stepbox_k8s::request`]) and its Kubernetes
+//! attributes as the request log and the fault matchers see them
+//! ([`RequestInfo`]).
 
 use axum::http::{Method, Uri};
 use serde::Serialize;
-
-/// A resource path, split up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The API group (`""` for the core group).
-    pub group: String,
-    /// The version.
-    pub version: String,
-    /// The namespace, for namespaced paths.
-    pub namespace: Option<String>,
-    /// The resource plural.
-    pub plural: String,
-    /// The object's name, for paths to one object.
-    pub name: Option<String>,
-    /// The subresource (`status`, `scale`, ...).
-    pub subresource: Option<String>,
-}
-
-/// What an `/api` or `/apis` path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// `/apis/{group}`: a group's discovery document.
-    Group(String),
-    /// `/api/{version}` or `/apis/{group}/{version}`: a resource list
-    /// (group, version).
-    ResourceList(String, String),
-    /// A resource path.
-    Resource(Target),
-}
-
-/// Splits an `/api/...` or `/apis/...` path; `None` for other paths.
-pub fn parse_path(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    let (group, version, rest) = match segs.as_slice() {
-        ["api", version, rest @ ..] => ("", *version, rest),
-        ["apis", group] => return Some(Route::Group((*group).to_string())),
-        ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return None,
-    };
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, more @ ..]
-            if !(more.is_empty() && matches!(*plural, "status" | "finalize")) =>
-        {
-            (Some((*ns).to_string()), {
-                let mut v = vec![*plural];
-                v.extend_from_slice(more);
-                v
-            })
-        }
-        other => (None, other.to_vec()),
-    };
-    let target = |plural: &str, name: Option<&str>, sub: Option<&str>| Target {
-        group: group.to_string(),
-        version: version.to_string(),
-        namespace: namespace.clone(),
-        plural: plural.to_string(),
-        name: name.map(str::to_string),
-        subresource: sub.map(str::to_string),
-    };
-    Some(match rest.as_slice() {
-        [] => Route::ResourceList(group.to_string(), version.to_string()),
-        [plural] => Route::Resource(target(plural, None, None)),
-        [plural, name] => Route::Resource(target(plural, Some(name), None)),
-        [plural, name, sub] => Route::Resource(target(plural, Some(name), Some(sub))),
-        _ => return None,
-    })
-}
+use stepbox_k8s::request::Verb;
+pub use stepbox_k8s::request::{Route, Target, parse_path};
 
 /// The Kubernetes attributes of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,17 +40,8 @@ impl RequestInfo {
                 name: None,
             };
         };
-        let verb = match (method, t.name.is_some()) {
-            (&Method::GET, true) => "get",
-            (&Method::GET, false) if watch => "watch",
-            (&Method::GET, false) => "list",
-            (&Method::POST, _) => "create",
-            (&Method::PUT, _) => "update",
-            (&Method::PATCH, _) => "patch",
-            (&Method::DELETE, true) => "delete",
-            (&Method::DELETE, false) => "deletecollection",
-            _ => "unknown",
-        };
+        let verb = Verb::of_request(method.as_str(), t.name.is_some(), watch)
+            .map_or("unknown", Verb::as_str);
         Self {
             verb: verb.into(),
             group: t.group,
@@ -132,9 +53,6 @@ impl RequestInfo {
 
     /// True for create, update, patch, delete and deletecollection.
     pub fn is_write(&self) -> bool {
-        matches!(
-            self.verb.as_str(),
-            "create" | "update" | "patch" | "delete" | "deletecollection"
-        )
+        Verb::parse(&self.verb).is_some_and(Verb::is_write)
     }
 }

@@ -124,7 +124,7 @@ pub async fn dev_cluster(args: DevClusterArgs) -> Result<u8> {
     Ok(0)
 }
 
-async fn wait_for_signal() -> Result<()> {
+pub(crate) async fn wait_for_signal() -> Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

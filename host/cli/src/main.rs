@@ -9,6 +9,7 @@
 
 mod build;
 mod dev_cluster;
+mod gateway;
 mod render;
 
 use std::collections::BTreeMap;
@@ -47,7 +48,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -76,11 +77,15 @@ enum Command {
     Check(CheckArgs),
     /// Serve the embedded namespace as a Kubernetes API on localhost (kubectl, helm, kube-rs).
     DevCluster(dev_cluster::DevClusterArgs),
+    /// Serve a Kubernetes API on localhost that admits every request by a
+    /// policy and confines it to one namespace, in front of a cluster (or
+    /// the embedded namespace): for kubectl, helm or any client.
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 /// Where a run's objects live: the embedded namespace (default) or a cluster.
 #[derive(Debug, Args, Clone)]
-struct ClusterArgs {
+pub(crate) struct ClusterArgs {
     /// Run against the cluster of this kubeconfig instead of the embedded namespace.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
@@ -101,7 +106,7 @@ struct ClusterArgs {
 impl ClusterArgs {
     /// The embedded namespace unless a cluster is named: a local run never
     /// touches a cluster by surprise.
-    fn choice(&self) -> ClusterChoice {
+    pub(crate) fn choice(&self) -> ClusterChoice {
         if self.in_cluster {
             ClusterChoice::Live(LiveConfig::InCluster {
                 dir: self.service_account_dir.clone(),
@@ -281,7 +286,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, cli.log_format)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -310,7 +315,7 @@ fn init_tracing(verbose: u8, format: LogFormat) {
     };
 }
 
-async fn dispatch(command: Command) -> Result<u8> {
+async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
     match command {
         Command::Build(args) => {
             build::build_command(&args.step_dir, !args.debug, &args.cache.runtime()?)
@@ -323,6 +328,7 @@ async fn dispatch(command: Command) -> Result<u8> {
         }
         Command::Check(args) => check(args).await,
         Command::DevCluster(args) => dev_cluster::dev_cluster(args).await,
+        Command::Gateway(args) => gateway::gateway(*args, log_format).await,
     }
 }
 

@@ -102,6 +102,16 @@ pub trait ClusterBackend: Send + Sync {
     /// backend's best knowledge (see [`stepbox_k8s::resources::lookup`]).
     async fn resource(&self, api_version: &str, kind: &str) -> Result<ResourceInfo>;
 
+    /// Resolves a resource path (`group`, `version`, `plural`, as an API
+    /// request names it) to its kind and scope, as discovery does.
+    /// `Err(NotFound)` when the server does not serve it.
+    async fn resource_by_plural(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<ResourceInfo>;
+
     /// Reads one object; `Ok(None)` when it does not exist.
     async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>>;
 

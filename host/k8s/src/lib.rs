@@ -14,6 +14,7 @@
 //!   merge patch.
 //! - [`patch`]: JSON patch and strategic merge patch.
 //! - [`readiness`]: `kubectl rollout status` logic.
+//! - [`request`]: the verb of a request and what its path names.
 //! - [`manifest`]: strict, bounded parsing of multi-document YAML or JSON.
 //! - [`plan`]: what a write changed, in `kubectl diff`'s words.
 //!
@@ -27,6 +28,7 @@ pub mod object;
 pub mod patch;
 pub mod plan;
 pub mod readiness;
+pub mod request;
 pub mod resources;
 pub mod selector;
 pub mod ssa;

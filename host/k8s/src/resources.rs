@@ -41,16 +41,15 @@ pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-toke
 /// The verbs of Kubernetes API requests, as RBAC rules name them: ours and
 /// ones steps never use (kept so Role rules can be copied verbatim). A rule
 /// may also list `*`; the API front end's fault matchers take these.
-pub const REQUEST_VERBS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
+pub const REQUEST_VERBS: &[&str] = &{
+    let mut names = [""; crate::request::Verb::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = crate::request::Verb::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// One kind as the API server serves it: where it lives and what it is called.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

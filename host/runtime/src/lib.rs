@@ -46,6 +46,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admission;
 mod bindings;
 mod cache;
 pub mod caps;

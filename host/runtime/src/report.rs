@@ -310,6 +310,27 @@ pub struct Artifact {
 /// Receives log lines as they happen (the CLI prints them live).
 pub type LogSink = Arc<dyn Fn(&LogEntry) + Send + Sync>;
 
+/// Where audit lines and plan entries go: a run's [`RunRecorder`], or
+/// stderr for `stepbox gateway`. Implementations mask secrets themselves.
+pub trait AuditSink: Send + Sync {
+    /// Records one request or call: what (`call`), on what (`target`),
+    /// whether it was allowed and why (or what came of it).
+    fn audit(&self, call: &str, target: &str, decision: Decision, reason: &str);
+
+    /// Records a write that changed (or would change) an object.
+    fn plan(&self, entry: PlanEntry);
+}
+
+impl AuditSink for RunRecorder {
+    fn audit(&self, call: &str, target: &str, decision: Decision, reason: &str) {
+        RunRecorder::audit(self, call, target, decision, reason);
+    }
+
+    fn plan(&self, entry: PlanEntry) {
+        RunRecorder::plan(self, entry);
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     log: Vec<LogEntry>,

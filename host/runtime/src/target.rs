@@ -8,7 +8,7 @@
 //! ```text
 //! ClusterChoice::Embedded               -> a fresh MemoryCluster (optionally seeded), helm served on loopback
 //! ClusterChoice::Live(LiveConfig)       -> kube Config -> LiveCluster -> GET /version (preflight)
-//!                                          helm: a kubeconfig of its own for the same cluster
+//!                                          helm: the run's gateway in front of the same client
 //! ```
 //!
 //! A local run never touches a cluster by surprise: without a kubeconfig,
@@ -79,8 +79,8 @@ pub enum TargetError {
 pub struct Target {
     /// Where objects live.
     pub backend: Arc<dyn ClusterBackend>,
-    /// The helm binary and where helm's calls go; `None` when helm cannot
-    /// be used on this target (the reason was logged as a warning).
+    /// The helm binary and the cluster behind helm's gateway; `None`: the
+    /// step's helm calls fail with `unavailable`.
     pub helm: Option<HelmConfig>,
     /// True when nothing real changes: the embedded namespace, or a
     /// server-side dry run.
@@ -153,16 +153,12 @@ impl Target {
                     .preflight()
                     .await
                     .map_err(|e| TargetError::Unreachable(e.to_string()))?;
-                let helm = match helm_cluster(live) {
-                    Ok(cluster) => Some(HelmConfig {
-                        binary: helm_binary,
-                        cluster,
-                    }),
-                    Err(e) => {
-                        tracing::warn!("helm calls will fail: {e}");
-                        None
-                    }
-                };
+                // helm talks to the run's gateway, which forwards what the
+                // policy admits with this backend's client and credentials.
+                let helm = Some(HelmConfig {
+                    binary: helm_binary,
+                    cluster: HelmCluster::Live(backend.client().clone()),
+                });
                 Ok(Self {
                     backend: Arc::new(backend),
                     helm,
@@ -199,24 +195,6 @@ impl Target {
             backend: Arc::new(cluster),
             dry_run: true,
             default_namespace: None,
-        }
-    }
-}
-
-/// helm needs a kubeconfig of its own for the same cluster.
-fn helm_cluster(live: &LiveConfig) -> Result<HelmCluster, String> {
-    match live {
-        LiveConfig::InCluster { dir } => HelmCluster::in_cluster(dir).map_err(|e| e.to_string()),
-        LiveConfig::Kubeconfig { path, context } => {
-            let path = path
-                .clone()
-                .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-                .or_else(|| dirs::home_dir().map(|h| h.join(".kube/config")))
-                .unwrap_or_default();
-            HelmCluster::from_kubeconfig_file(&path, context.as_deref()).map_err(|e| e.to_string())
-        }
-        LiveConfig::Infer => {
-            Err("helm on a cluster needs --kubeconfig, --context or --in-cluster".into())
         }
     }
 }

@@ -447,7 +447,8 @@ fn a_role_binding_may_only_bind_subjects_of_the_run_namespace() {
     let report = run.report();
     let message = failed(&call(&report, 1), "forbidden");
     assert!(
-        message.contains("RoleBinding r-reader") && message.contains("kube-system/admin"),
+        message.contains("RoleBinding r-reader")
+            && message.contains("ServiceAccount \"admin\" in namespace \"kube-system\""),
         "{message}"
     );
     assert!(
@@ -643,9 +644,19 @@ async fn run_in_process(
 ) -> RunReport {
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let loaded = runtime.load_file(component).unwrap();
-    // Through a kubeconfig the host treats the cluster as live.
-    let dry_run = matches!(helm, HelmCluster::Embedded(_));
-    let target = Target::backend(Arc::new(cluster.clone()), dry_run).with_helm(Some(HelmConfig {
+    // A live cluster is the backend too (and the run is then no dry run);
+    // the embedded namespace otherwise.
+    let (backend, dry_run): (Arc<dyn stepbox::cluster::ClusterBackend>, bool) = match &helm {
+        HelmCluster::Embedded(_) => (Arc::new(cluster.clone()), true),
+        HelmCluster::Live(client) => (
+            Arc::new(stepbox::cluster::live::LiveCluster::from_client(
+                client.clone(),
+                false,
+            )),
+            false,
+        ),
+    };
+    let target = Target::backend(backend, dry_run).with_helm(Some(HelmConfig {
         binary: helm_bin(),
         cluster: helm,
     }));
@@ -850,8 +861,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_drives_helm_against_a_cluster_through_a_kubeconfig() {
-    // The live path: helm gets a kubeconfig for an API server (here a dev
-    // cluster), the plan comes from the backend's view of the same cluster.
+    // The live path: the run's backend is a real API server (here a dev
+    // cluster); helm talks to the run's gateway, which forwards to it
+    // with the run's client, and the plan comes from the gateway.
     let cluster = MemoryCluster::new();
     let server = DevCluster::new(cluster.clone())
         .namespace("shop")
@@ -861,7 +873,14 @@ async fn a_step_drives_helm_against_a_cluster_through_a_kubeconfig() {
     let home = tempfile::tempdir().unwrap();
     let path = home.path().join("kubeconfig");
     server.write_kubeconfig(&path).unwrap();
-    let kubeconfig = HelmCluster::from_kubeconfig_file(&path, Some("stepbox-dev")).unwrap();
+    let config = stepbox::cluster::live::LiveConfig::Kubeconfig {
+        path: Some(path.clone()),
+        context: Some("stepbox-dev".into()),
+    }
+    .load()
+    .await
+    .unwrap();
+    let kubeconfig = HelmCluster::Live(kube::Client::try_from(config).unwrap());
     let script = "upgrade;upgrade replicaCount=2;rollback;status";
     let inputs = [("script", script)];
     let report = run_in_process(

@@ -10,6 +10,7 @@ mod components;
 mod dev_cluster;
 mod faults;
 mod fs;
+mod gateway;
 mod helm;
 mod hostile;
 mod kube;

@@ -134,6 +134,19 @@ impl LiveCluster {
         })
     }
 
+    /// A backend over a client already built (its server's address is not
+    /// known, so messages say "the cluster").
+    pub fn from_client(client: Client, dry_run: bool) -> Self {
+        Self {
+            default_namespace: client.default_namespace().to_string(),
+            client,
+            server: "the cluster".into(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            dry_run,
+            kinds: Mutex::default(),
+        }
+    }
+
     /// The time limit of each request (default [`DEFAULT_REQUEST_TIMEOUT`]).
     /// A read that runs out is tried again; a write that runs out is
     /// reported as of unknown outcome.
@@ -164,6 +177,25 @@ impl LiveCluster {
                 ))
             })?;
         Ok(info.git_version)
+    }
+
+    /// Keeps what discovery said about a kind, and returns it as a
+    /// [`ResourceInfo`].
+    fn remember(&self, ar: ApiResource, caps: &ApiCapabilities) -> ResourceInfo {
+        let info = ResourceInfo {
+            api_version: ar.api_version.clone(),
+            group: ar.group.clone(),
+            version: ar.version.clone(),
+            kind: ar.kind.clone(),
+            plural: ar.plural.clone(),
+            namespaced: caps.scope == Scope::Namespaced,
+        };
+        let key = (info.api_version.clone(), info.kind.clone());
+        self.kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (info.clone(), ar));
+        info
     }
 
     /// The API server's URL.
@@ -385,6 +417,43 @@ impl ClusterBackend for LiveCluster {
         self.dry_run
     }
 
+    async fn resource_by_plural(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<ResourceInfo> {
+        let gv = kube::core::GroupVersion::gv(group, version);
+        let api_version = gv.api_version();
+        if let Some(info) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|(info, _)| info)
+            .find(|info| info.api_version == api_version && info.plural == plural)
+        {
+            return Ok(info.clone());
+        }
+        let what = format!("discovery of {api_version}");
+        let group = self
+            .read(&api_version, &what, || {
+                kube::discovery::pinned_group(&self.client, &gv)
+            })
+            .await?;
+        let (ar, caps) = group
+            .versioned_resources(version)
+            .into_iter()
+            .find(|(ar, _)| ar.plural == plural)
+            .ok_or_else(|| {
+                ClusterError::NotFound(format!(
+                    "the server at {} does not serve resource {plural:?} in {api_version}",
+                    self.server
+                ))
+            })?;
+        Ok(self.remember(ar, &caps))
+    }
+
     async fn resource(&self, api_version: &str, kind: &str) -> Result<ResourceInfo> {
         if kind.is_empty() || api_version.is_empty() {
             return Err(ClusterError::Invalid(
@@ -418,19 +487,7 @@ impl ClusterBackend for LiveCluster {
             }
             Err(e) => return Err(e),
         };
-        let info = ResourceInfo {
-            api_version: ar.api_version.clone(),
-            group: ar.group.clone(),
-            version: ar.version.clone(),
-            kind: ar.kind.clone(),
-            plural: ar.plural.clone(),
-            namespaced: caps.scope == Scope::Namespaced,
-        };
-        self.kinds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (info.clone(), ar));
-        Ok(info)
+        Ok(self.remember(ar, &caps))
     }
 
     async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>> {

@@ -62,6 +62,26 @@ impl ClusterBackend for MemoryCluster {
         resolve(&self.lock(), api_version, kind)
     }
 
+    async fn resource_by_plural(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<ResourceInfo> {
+        self.resource_by_plural(group, plural)
+            .filter(|r| r.version == version || version.is_empty())
+            .ok_or_else(|| {
+                let gv = if group.is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{group}/{version}")
+                };
+                ClusterError::NotFound(format!(
+                    "the server does not serve resource {plural:?} in {gv}"
+                ))
+            })
+    }
+
     async fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Option<Value>> {
         let found = self.lock().objects.get(&key(res, namespace, name)).cloned();
         Ok(found.map(|o| Self::with_api_version(res, o)))

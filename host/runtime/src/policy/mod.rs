@@ -23,8 +23,9 @@
 //! [`Policy::check`] decides one call. In order:
 //!
 //! 1. a cluster-scoped kind is refused (steps only touch namespaced objects;
-//!    the one exception, CRDs shipped by a helm chart, is
-//!    [`Policy::allows_crds`], which only a rule naming them grants);
+//!    the one exception, CustomResourceDefinitions, is
+//!    [`Policy::allows_crds`], which only a rule naming them literally
+//!    grants, by any path: `kube.apply`, a helm chart's `crds/`);
 //! 2. an object naming a namespace other than the run's is refused;
 //! 3. some rule must grant the verb on the resource, with RBAC's matching:
 //!    `*` wildcards in `apiGroups`, `resources` and `verbs`; resources may
@@ -69,7 +70,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use stepbox_k8s::ResourceInfo;
-use stepbox_k8s::resources::CRD_GROUP;
+use stepbox_k8s::resources::{CRD_GROUP, CRD_KIND};
 
 pub use file::parse_size;
 pub use rbac::MAX_ROLE_GRANTS;
@@ -108,61 +109,7 @@ pub enum PolicyError {
 /// Result of policy loading.
 pub type Result<T, E = PolicyError> = std::result::Result<T, E>;
 
-/// A Kubernetes API verb a step can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Verb {
-    /// `get`
-    Get,
-    /// `list`
-    List,
-    /// `watch`
-    Watch,
-    /// `create`
-    Create,
-    /// `update`
-    Update,
-    /// `patch`
-    Patch,
-    /// `delete`
-    Delete,
-}
-
-impl Verb {
-    /// Every verb, in the order above.
-    pub const ALL: [Verb; 7] = [
-        Verb::Get,
-        Verb::List,
-        Verb::Watch,
-        Verb::Create,
-        Verb::Update,
-        Verb::Patch,
-        Verb::Delete,
-    ];
-
-    /// The Kubernetes spelling (`"get"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::List => "list",
-            Verb::Watch => "watch",
-            Verb::Create => "create",
-            Verb::Update => "update",
-            Verb::Patch => "patch",
-            Verb::Delete => "delete",
-        }
-    }
-
-    /// Parses the Kubernetes spelling.
-    pub fn parse(s: &str) -> Option<Verb> {
-        Verb::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for Verb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use stepbox_k8s::request::Verb;
 
 /// One rule, as in a Kubernetes `Role`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -450,6 +397,17 @@ impl Policy {
     pub fn check(&self, req: &AccessRequest<'_>) -> Decision {
         let res = req.resource;
         let ns = req.run_namespace;
+        if res.is(CRD_GROUP, CRD_KIND) {
+            if self.allows_crds(req.verb) {
+                return Decision::Allow;
+            }
+            return Decision::Deny(format!(
+                "CustomResourceDefinition is cluster-scoped; steps may only touch namespaced objects in namespace {:?} \
+                 (CustomResourceDefinitions are the one exception, when a rule names apiGroups [{CRD_GROUP}] and \
+                 resources [customresourcedefinitions] literally, with verb {})",
+                req.run_namespace, req.verb
+            ));
+        }
         if !res.namespaced {
             return Decision::Deny(format!(
                 "{} is cluster-scoped; steps may only touch namespaced objects in namespace {ns:?}",
@@ -952,7 +910,12 @@ rules:
             .iter()
             .find(|g| g.api_group == "apps" && g.resource == "deployments")
             .unwrap();
-        assert_eq!(deploy.verbs, Verb::ALL.to_vec());
+        // The built-in rules name every verb but deletecollection.
+        let named: Vec<Verb> = Verb::ALL
+            .into_iter()
+            .filter(|v| *v != Verb::DeleteCollection)
+            .collect();
+        assert_eq!(deploy.verbs, named);
         assert_eq!(
             deploy.to_string(),
             "deployments.apps: get, list, watch, create, update, patch, delete"

@@ -13,6 +13,8 @@ mod components;
 mod crafted;
 mod env;
 mod fs;
+mod gateway;
+mod helm;
 mod kube;
 mod resources;
 mod secrets;

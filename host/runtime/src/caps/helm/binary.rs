@@ -5,11 +5,11 @@
 //!
 //! | variable | value |
 //! |---|---|
-//! | `PATH` | the host's (helm may run kubeconfig credential plugins) |
-//! | `HOME` | the session directory ([`HelmHome`]); the host's `HOME` only for a live kubeconfig, whose exec plugins may read `~/.aws` and the like |
+//! | `PATH` | the host's |
+//! | `HOME` | the session directory ([`HelmHome`]) |
 //! | `HELM_CACHE_HOME`, `HELM_CONFIG_HOME`, `HELM_DATA_HOME` | subdirectories of the session directory: no repositories, plugins or registry logins of the host |
 //! | `HELM_DRIVER` | `secret`: releases are stored as Secrets in the namespace |
-//! | `KUBECONFIG` | the kubeconfig the host wrote for this run |
+//! | `KUBECONFIG` | the run's gateway: its address, CA and token, never the cluster's credentials |
 //! | `TMPDIR` | the session directory |
 //!
 //! The process is killed when its deadline passes or when the call is
@@ -242,18 +242,14 @@ pub struct HelmProcess {
 
 impl HelmProcess {
     /// The environment of [the module docs](self) for `home`, with
-    /// `kubeconfig`; `host_home` passes the host's `HOME` through.
-    pub fn new(binary: PathBuf, home: &HelmHome, kubeconfig: &Path, host_home: bool) -> Self {
+    /// `kubeconfig` (the gateway's).
+    pub fn new(binary: PathBuf, home: &HelmHome, kubeconfig: &Path) -> Self {
         let dir = home.path();
         let mut env: Vec<(OsString, OsString)> = Vec::new();
         if let Some(path) = std::env::var_os("PATH") {
             env.push(("PATH".into(), path));
         }
-        let user_home = host_home.then(|| std::env::var_os("HOME")).flatten();
-        env.push((
-            "HOME".into(),
-            user_home.unwrap_or_else(|| dir.as_os_str().to_owned()),
-        ));
+        env.push(("HOME".into(), dir.as_os_str().to_owned()));
         env.push(("HELM_CACHE_HOME".into(), dir.join("cache").into_os_string()));
         env.push((
             "HELM_CONFIG_HOME".into(),
@@ -355,6 +351,11 @@ pub fn classify_failure(message: &str) -> StepError {
     let lower = message.to_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let msg = message.to_string();
+    // A request the run's gateway (or the cluster's RBAC) refused, even
+    // inside a template's `lookup`: the Kubernetes Forbidden status.
+    if has(&["is forbidden:"]) {
+        return StepError::forbidden(msg);
+    }
     if has(&[
         "release: not found",
         "has no deployed releases",
@@ -444,6 +445,13 @@ mod tests {
 
     #[test]
     fn failures() {
+        assert_eq!(
+            classify_failure(
+                "template: hostile/templates/lookups.yaml:8:14: executing \"x\" at <lookup>: error calling lookup: secrets \"db\" is forbidden: Secret \"db\" names namespace \"other\""
+            )
+            .kind,
+            ErrorKind::Forbidden
+        );
         assert_eq!(
             classify_failure("UPGRADE FAILED: \"web\" has no deployed releases").kind,
             ErrorKind::NotFound

@@ -7,53 +7,48 @@
 //! chart path (/packages/.. or /workspace/..) -> host path, no escape
 //! values YAML -> a private file (0600), never logged
 //! helm template (same release, namespace, values; --include-crds)
-//!   -> every object and hook checked against the policy (check.rs)
+//!   -> every object and hook through the run's admission (check.rs)
 //!   -> one refusal: forbidden naming all of them, nothing installed
-//! observe the objects (before) -> helm upgrade --install / rollback / uninstall
-//!   -> observe again (after) -> plan entries, touched objects, audit line
+//! helm upgrade --install / rollback / uninstall
+//!   -> every request helm sends: the gateway -> the same admission
+//!        refused: 403, helm fails with `forbidden` naming the object
+//!        (with `atomic`, helm rolls the release back)
+//!        allowed: forwarded to the cluster; a write becomes a plan entry
+//!   -> touched objects, audit line
 //! ```
 //!
 //! helm runs with an environment of its own ([`binary`]): no inherited
 //! variables beyond `PATH`, helm's homes in a private per-run directory,
-//! `KUBECONFIG` pointing at a kubeconfig the host wrote, `--namespace`
-//! always the run's, and no flag beyond those the WIT options map to.
+//! `KUBECONFIG` pointing at the run's gateway, `--namespace` always the
+//! run's, and no flag beyond those the WIT options map to.
 //!
-//! Where helm's Kubernetes calls go is [`HelmCluster`]:
-//! - [`HelmCluster::Embedded`]: the run's embedded namespace. On the first
-//!   helm call the host serves it as a Kubernetes API on loopback
-//!   ([`stepbox_apiserver`]: 127.0.0.1, a fresh CA, a random token) until
-//!   the run ends, so helm installs, upgrades, rolls back and uninstalls as
-//!   against a cluster, and keeps its release records (Secrets
-//!   `sh.helm.release.v1.NAME.vN`) as it always does.
-//! - [`HelmCluster::Kubeconfig`]: a real cluster, through a kubeconfig the
-//!   host writes for helm (from the run's kubeconfig and context, or the
-//!   pod's service account). The plan then reads the objects through the
-//!   run's backend, the same cluster.
+//! helm never talks to a cluster directly. On its first call the host
+//! starts a gateway ([`stepbox_apiserver::Gateway`]: 127.0.0.1, a CA of
+//! its own, a random token) in front of [`HelmCluster`]: the embedded
+//! namespace, or the real cluster through a client holding the run's
+//! credentials. Every request passes the run's admission there, so a chart
+//! can neither read nor change what a `kube` call of the same run could
+//! not, even when it renders differently at install time (`lookup`).
 //!
-//! The plan lists the chart's objects (and hooks that remain) as created,
-//! configured, unchanged or deleted, from the backend's state before and
-//! after each helm call. helm's own release records are bookkeeping, not
-//! the step's objects: they are left out of the plan (the release and its
-//! revision are in the audit line and the call's result).
-//!
-//! The check sees what `helm template` renders. A chart whose output
-//! depends on the cluster (`lookup`) can render differently at install
-//! time; the host then warns in the run log when the release holds an
-//! object it did not check.
+//! The plan lists every object helm wrote, write by write, as the gateway
+//! saw it (see [`writes`]). helm's own release records are bookkeeping,
+//! not the step's objects: they are audited but left out of the plan (the
+//! release and its revision are in the audit line and the call's result).
 
 mod binary;
 mod chart;
 mod check;
 mod host;
-mod kubeconfig;
-mod observe;
 mod release;
 mod session;
+mod writes;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::Admission;
 use crate::caps::{CapError, ErrorKind, Result, RunScope, StepError};
 use crate::policy::Verb;
 use crate::report::Decision;
@@ -61,7 +56,6 @@ use stepbox_cluster::MemoryCluster;
 
 pub use binary::{HelmVersion, MIN_VERSION};
 pub(crate) use host::add_to_linker;
-pub use kubeconfig::KubeconfigError;
 pub use release::{
     ObjectKey, ReleaseDetails, ReleaseInfo, ReleaseOutcome, ReleaseStatus, RenderedObject,
     TouchedObject,
@@ -69,36 +63,41 @@ pub use release::{
 
 use binary::{HelmCommand, HelmHome, HelmProcess};
 use chart::validate_release_name;
-use check::{Candidate, CheckItem, Intent};
-use observe::{dedup, runs_on};
+use check::{CheckItem, Intent};
 use session::{no_session, template_command, wait_flags};
+use writes::{HelmWrites, runs_on};
 
 /// The environment variable naming the helm binary when `--helm` is not
 /// given.
 pub const HELM_ENV: &str = "STEPBOX_HELM";
 
+/// What a write needs on helm's release records (Secrets).
+const WRITE_VERBS: [Verb; 5] = [
+    Verb::Get,
+    Verb::List,
+    Verb::Create,
+    Verb::Update,
+    Verb::Delete,
+];
+
 /// helm's timeout when the step gives none (as helm's own default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Where helm's Kubernetes calls go.
+/// The cluster behind the gateway helm talks to.
 #[derive(Clone)]
 pub enum HelmCluster {
-    /// The run's embedded namespace, served to helm on loopback by the
-    /// host from the first helm call to the end of the run.
+    /// The run's embedded namespace.
     Embedded(MemoryCluster),
-    /// A real cluster: the kubeconfig (YAML) helm uses, its current
-    /// context the one to use, its file paths absolute
-    /// ([`HelmCluster::from_kubeconfig_file`], [`HelmCluster::in_cluster`]
-    /// make one). The host writes it to a private file; its exec
-    /// credential plugins run with the host's `HOME` and `PATH`.
-    Kubeconfig(String),
+    /// A real cluster, through a client holding the run's credentials
+    /// (helm never sees them).
+    Live(kube::Client),
 }
 
 impl std::fmt::Debug for HelmCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Embedded(_) => f.write_str("Embedded"),
-            Self::Kubeconfig(_) => f.write_str("Kubeconfig(..)"),
+            Self::Live(_) => f.write_str("Live"),
         }
     }
 }
@@ -164,13 +163,13 @@ pub struct WaitOptions {
     pub timeout: Option<Duration>,
 }
 
-/// The helm processes of one run: binary, version, private home,
-/// kubeconfig, and for the embedded namespace the loopback API server.
+/// The helm processes of one run: binary, version, private home, and the
+/// gateway its kubeconfig points at.
 struct Session {
     home: HelmHome,
     process: HelmProcess,
     version: HelmVersion,
-    _server: Option<stepbox_apiserver::RunningDevCluster>,
+    _gateway: stepbox_apiserver::RunningServer,
 }
 
 /// A chart the step named, found on the host.
@@ -185,13 +184,15 @@ struct Chart {
 
 /// What the helm capability of one run may use.
 pub struct HelmCtx {
-    /// The run's namespace, policy, backend (read before and after each
-    /// helm call for the plan) and recorder. When the run changes nothing
-    /// real, helm works on the embedded namespace; on a live cluster
-    /// ([`HelmCluster::Kubeconfig`], server-side dry-run) helm is then
-    /// unavailable: it has no dry-run that reports what an upgrade would
-    /// change object by object.
+    /// The run's namespace, policy, backend and recorder. In a server-side
+    /// dry run helm is unavailable: it has no dry run that reports what an
+    /// upgrade would change object by object.
     scope: RunScope,
+    /// The run's admission, auditing to `writes`: for the checks before
+    /// helm runs and for the gateway.
+    admission: Admission,
+    /// The plan entries of the current call, from the gateway.
+    writes: Arc<HelmWrites>,
     /// Where charts are found.
     roots: ChartRoots,
     /// helm, if the run has it.
@@ -204,7 +205,16 @@ impl HelmCtx {
     /// and helm as `config` says (`None`: every call is `unavailable`).
     /// Nothing starts until the first call.
     pub fn new(scope: RunScope, roots: ChartRoots, config: Option<HelmConfig>) -> Self {
+        let writes = Arc::new(HelmWrites::new(scope.recorder.clone()));
+        let admission = Admission::new(
+            scope.namespace.clone(),
+            scope.policy.clone(),
+            scope.backend.clone(),
+            writes.clone(),
+        );
         Self {
+            admission,
+            writes,
             scope,
             roots,
             config,
@@ -244,21 +254,7 @@ impl HelmCtx {
         let mut guard = self.session().await?;
         let session = guard.as_mut().ok_or_else(no_session)?;
         let values_file = self.values_file(session, values)?;
-        let write_verbs = [
-            Verb::Get,
-            Verb::List,
-            Verb::Create,
-            Verb::Update,
-            Verb::Delete,
-        ];
-        let storage =
-            check::storage_refusal(&self.scope.policy, &self.scope.namespace, &write_verbs);
-        if let Some(why) = storage {
-            self.scope
-                .recorder
-                .audit(call, "helm release records", Decision::Denied, &why);
-            return Err(StepError::forbidden(why).into());
-        }
+        self.storage_check(call, &WRITE_VERBS).await?;
         let current = self.current(session, release, None).await?;
         let rendered = self
             .render(
@@ -310,11 +306,12 @@ impl HelmCtx {
                 chart.guest
             ));
         }
-        let mut candidates = self.check_objects(call, &items, refusals).await?;
+        self.precheck(call, &items, refusals).await?;
+        let mut hooks: Vec<RenderedObject> =
+            rendered.iter().filter(|o| o.is_hook()).cloned().collect();
         if let Some(cur) = &current {
-            candidates.extend(self.stored_candidates(&cur.hooks, true).await);
+            hooks.extend(cur.hooks.iter().cloned());
         }
-        let candidates = dedup(candidates);
 
         let mut cmd = self.write_command(
             HelmCommand::new(["upgrade", "--install", release]).arg(chart.host.as_os_str()),
@@ -331,13 +328,12 @@ impl HelmCtx {
                 "--atomic"
             });
         }
-        let objects = self.guarded_write(session, &candidates, &cmd).await?;
+        let objects = self.guarded_write(session, &cmd, &hooks).await?;
         let after = self.current(session, release, None).await?.ok_or_else(|| {
             StepError::unavailable(format!(
                 "helm reported success, but release {release} is not there"
             ))
         })?;
-        self.warn_unchecked(&after, &rendered);
         Ok(ReleaseOutcome {
             release: after.info,
             objects,
@@ -362,7 +358,8 @@ impl HelmCtx {
         validate_release_name(release)?;
         let mut guard = self.session().await?;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        self.storage_check(call, &[Verb::Get, Verb::List, Verb::Update, Verb::Delete])?;
+        self.storage_check(call, &[Verb::Get, Verb::List, Verb::Update, Verb::Delete])
+            .await?;
         let current = self
             .current(session, release, None)
             .await?
@@ -387,16 +384,14 @@ impl HelmCtx {
                     intent: Intent::Hook,
                 }),
         );
-        let mut candidates = self.check_objects(call, &items, Vec::new()).await?;
-        candidates.extend(self.stored_candidates(&current.hooks, true).await);
-        let candidates = dedup(candidates);
+        self.precheck(call, &items, Vec::new()).await?;
 
         let cmd = wait_flags(
             self.write_command(HelmCommand::new(["uninstall", release]), options.timeout),
             session.version,
             options.wait,
         );
-        let objects = self.guarded_write(session, &candidates, &cmd).await?;
+        let objects = self.guarded_write(session, &cmd, &current.hooks).await?;
         let mut info = current.info;
         info.status = ReleaseStatus::Uninstalled;
         info.description = "Uninstallation complete".to_string();
@@ -434,16 +429,7 @@ impl HelmCtx {
         validate_release_name(release)?;
         let mut guard = self.session().await?;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        self.storage_check(
-            call,
-            &[
-                Verb::Get,
-                Verb::List,
-                Verb::Create,
-                Verb::Update,
-                Verb::Delete,
-            ],
-        )?;
+        self.storage_check(call, &WRITE_VERBS).await?;
         let current = self
             .current(session, release, None)
             .await?
@@ -496,9 +482,7 @@ impl HelmCtx {
                     intent: Intent::Delete,
                 }),
         );
-        let mut candidates = self.check_objects(call, &items, Vec::new()).await?;
-        candidates.extend(self.stored_candidates(&current.hooks, true).await);
-        let candidates = dedup(candidates);
+        self.precheck(call, &items, Vec::new()).await?;
 
         let cmd = wait_flags(
             self.write_command(
@@ -508,7 +492,7 @@ impl HelmCtx {
             session.version,
             options.wait,
         );
-        let objects = self.guarded_write(session, &candidates, &cmd).await?;
+        let objects = self.guarded_write(session, &cmd, &current.hooks).await?;
         let after = self
             .current(session, release, None)
             .await?
@@ -527,7 +511,7 @@ impl HelmCtx {
             validate_release_name(release)?;
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
-            self.storage_check(CALL, &[Verb::Get, Verb::List])?;
+            self.storage_check(CALL, &[Verb::Get, Verb::List]).await?;
             let record = self
                 .current(session, release, None)
                 .await?
@@ -548,7 +532,7 @@ impl HelmCtx {
         let result = async {
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
-            self.storage_check(CALL, &[Verb::Get, Verb::List])?;
+            self.storage_check(CALL, &[Verb::Get, Verb::List]).await?;
             let cmd = HelmCommand::new([
                 "list",
                 "--namespace",
@@ -574,7 +558,7 @@ impl HelmCtx {
             validate_release_name(release)?;
             let mut guard = self.session().await?;
             let session = guard.as_mut().ok_or_else(no_session)?;
-            self.storage_check(CALL, &[Verb::Get, Verb::List])?;
+            self.storage_check(CALL, &[Verb::Get, Verb::List]).await?;
             let cmd = HelmCommand::new([
                 "history",
                 release,
@@ -640,20 +624,20 @@ impl HelmCtx {
             .deadline(session::op_deadline(timeout))
     }
 
-    /// How every write (upgrade, rollback, uninstall) ends, once its
-    /// `candidates` were checked: read them, run helm, read them again into
-    /// the plan, then fail with helm's error if it failed. A helm that failed
-    /// or was stopped may have changed objects too: the plan records them
-    /// either way.
+    /// How every write (upgrade, rollback, uninstall) ends, once what it
+    /// will do was checked: run helm, whose requests the gateway admits one
+    /// by one and turns into plan entries; the objects it wrote (`hooks`
+    /// marked), or helm's error. A helm that failed or was stopped may have
+    /// changed objects too: the plan records them either way.
     async fn guarded_write(
         &self,
         session: &Session,
-        candidates: &[Candidate],
         cmd: &HelmCommand,
+        hooks: &[RenderedObject],
     ) -> Result<Vec<TouchedObject>> {
-        let before = self.observe(candidates).await;
+        self.writes.clear();
         let outcome = self.helm(session, cmd).await;
-        let objects = self.record_changes(candidates, &before).await;
+        let objects = self.writes.touched(hooks);
         let outcome = outcome?;
         if !outcome.success {
             return Err(binary::classify_failure(&outcome.error_message()).into());

@@ -3,7 +3,10 @@
 //! server), running helm, and reading releases back.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use stepbox_apiserver::{Gateway, Upstream};
 
 use super::binary::{self, HelmCommand, HelmHome, HelmOutput, HelmProcess};
 use super::release::{self, ReleaseRecord};
@@ -30,39 +33,51 @@ impl HelmCtx {
             )
             .into());
         };
-        if self.scope.dry_run && matches!(config.cluster, HelmCluster::Kubeconfig(_)) {
-            return Err(StepError::unavailable(
-                "helm is not available in a server-side dry-run: helm would change the cluster (run on the embedded namespace to try a chart)",
-            )
-            .into());
-        }
+        let upstream = match &config.cluster {
+            HelmCluster::Live(_) if self.scope.dry_run => {
+                return Err(StepError::unavailable(
+                    "helm is not available in a server-side dry-run: helm would change the cluster (run on the embedded namespace to try a chart)",
+                )
+                .into());
+            }
+            HelmCluster::Embedded(cluster) => {
+                // As on a real cluster, the namespace exists before helm
+                // writes into it.
+                cluster
+                    .ensure_namespace(&self.scope.namespace, "stepbox")
+                    .map_err(|e| {
+                        StepError::unavailable(format!(
+                            "cannot prepare namespace {:?} for helm: {e}",
+                            self.scope.namespace
+                        ))
+                    })?;
+                Upstream::Memory(cluster.clone())
+            }
+            HelmCluster::Live(client) => Upstream::Live(client.clone()),
+        };
         let binary = binary::locate(&config.binary)?;
         let home = HelmHome::create().map_err(|e| {
             StepError::unavailable(format!("cannot create a private directory for helm: {e}"))
         })?;
-        let (kubeconfig_yaml, server, host_home) = match &config.cluster {
-            HelmCluster::Embedded(cluster) => {
-                let server = stepbox_apiserver::DevCluster::new(cluster.clone())
-                    .namespace(self.scope.namespace.clone())
-                    .start()
-                    .await
-                    .map_err(|e| {
-                        StepError::unavailable(format!(
-                            "cannot serve the embedded namespace to helm: {e}"
-                        ))
-                    })?;
-                (
-                    server.kubeconfig_yaml(&self.scope.namespace),
-                    Some(server),
-                    false,
-                )
-            }
-            HelmCluster::Kubeconfig(yaml) => (yaml.clone(), None, true),
-        };
+        let gateway = Gateway::new(
+            upstream,
+            self.scope.backend.clone(),
+            Arc::new(self.admission.clone()),
+        )
+        .namespace(self.scope.namespace.clone())
+        .client("helm")
+        .start()
+        .await
+        .map_err(|e| {
+            StepError::unavailable(format!("cannot start the gateway helm talks to: {e}"))
+        })?;
         let kubeconfig = home
-            .write_private("kubeconfig", &kubeconfig_yaml)
+            .write_private(
+                "kubeconfig",
+                &gateway.kubeconfig_yaml(&self.scope.namespace),
+            )
             .map_err(|e| StepError::unavailable(format!("cannot write helm's kubeconfig: {e}")))?;
-        let process = HelmProcess::new(binary, &home, &kubeconfig, host_home);
+        let process = HelmProcess::new(binary, &home, &kubeconfig);
         let out = process
             .run(&HelmCommand::new(["version", "--template", "{{.Version}}"]))
             .await?;
@@ -87,7 +102,7 @@ impl HelmCtx {
             home,
             process,
             version,
-            _server: server,
+            _gateway: gateway,
         })
     }
 

@@ -16,38 +16,24 @@
 
 mod host;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::admission::{Admission, Batch};
 use crate::caps::{CapError, Result, RunScope, StepError};
-use crate::policy::{AccessRequest, Decision as PolicyDecision, Verb};
+use crate::policy::Verb;
 use crate::report::Decision;
 use stepbox_cluster::notes::{self, Note, NoteSink};
 use stepbox_cluster::{ResourceInfo, WatchOutcome};
 use stepbox_k8s::object;
 use stepbox_k8s::plan::{self, Action, PlanEntry};
 use stepbox_k8s::readiness::{self, Readiness};
+use stepbox_k8s::request::Attributes;
 use stepbox_k8s::selector::LabelSelector;
 
 pub(crate) use host::add_to_linker;
-
-/// The Roles of one apply and the verdicts on the Roles bound so far, so
-/// that the RoleBindings of an apply cost one check per Role rather than one
-/// per binding, and finding a Role is a lookup rather than a scan of every
-/// earlier document.
-#[derive(Default)]
-struct RoleChecks {
-    /// For each Role name, the index (among the apply's allowed documents)
-    /// of the first Role of that name.
-    in_apply: HashMap<String, usize>,
-    /// By Role name and where the Role came from (`Some(index)` in this
-    /// apply, `None` the namespace): `None` if allowed, else the denial
-    /// without its leading "Role ... (bound by RoleBinding ...)".
-    verdicts: HashMap<(String, Option<usize>), Option<String>>,
-}
 
 /// The field manager stepbox applies as.
 pub const FIELD_MANAGER: &str = "stepbox";
@@ -60,6 +46,7 @@ const MAX_NOTED_INTERRUPTIONS: u32 = 5;
 #[derive(Clone, Debug)]
 pub struct KubeCtx {
     scope: RunScope,
+    admission: Admission,
 }
 
 /// The result for one object of an apply.
@@ -97,7 +84,10 @@ fn target(res: &ResourceInfo, name: &str) -> String {
 impl KubeCtx {
     /// The kube capability of a run in `scope`.
     pub fn new(scope: RunScope) -> Self {
-        Self { scope }
+        Self {
+            admission: Admission::for_run(&scope),
+            scope,
+        }
     }
 
     /// Runs `call` with the backend's [notes](stepbox_cluster::notes)
@@ -133,8 +123,9 @@ impl KubeCtx {
         }
     }
 
-    /// Policy check; a denial is audited and returned as `forbidden`.
-    fn check(
+    /// Admission of a call without an object (a read or a delete); a
+    /// denial is audited and returned as `forbidden`.
+    async fn check(
         &self,
         call: &str,
         verb: Verb,
@@ -142,25 +133,19 @@ impl KubeCtx {
         object_ns: Option<&str>,
         name: Option<&str>,
     ) -> Result<()> {
-        let req = AccessRequest {
+        let request = Attributes {
             verb,
             resource: res,
-            run_namespace: &self.scope.namespace,
-            object_namespace: object_ns,
+            namespace: Some(object_ns.unwrap_or(&self.scope.namespace)),
             name,
+            object: None,
         };
-        match self.scope.policy.check(&req) {
-            PolicyDecision::Allow => Ok(()),
-            PolicyDecision::Deny(reason) => {
-                self.scope.recorder.audit(
-                    call,
-                    &target(res, name.unwrap_or("*")),
-                    Decision::Denied,
-                    &reason,
-                );
-                Err(StepError::forbidden(reason).into())
-            }
-        }
+        self.admission
+            .admit(call, &request, &mut Batch::default())
+            .await
+            .map_err(|reason| {
+                crate::caps::masked(StepError::forbidden(reason).into(), &self.scope.recorder)
+            })
     }
 
     /// Audits the outcome of an allowed call and passes the result through.
@@ -180,7 +165,8 @@ impl KubeCtx {
     /// Reads one object.
     pub async fn get(&self, api_version: &str, kind: &str, name: &str) -> Result<Value> {
         let res = self.resource("kube.get", api_version, kind, name).await?;
-        self.check("kube.get", Verb::Get, &res, None, Some(name))?;
+        self.check("kube.get", Verb::Get, &res, None, Some(name))
+            .await?;
         let result = match self
             .scope
             .backend
@@ -202,7 +188,8 @@ impl KubeCtx {
         selector: Option<&str>,
     ) -> Result<Vec<Value>> {
         let res = self.resource("kube.list", api_version, kind, "*").await?;
-        self.check("kube.list", Verb::List, &res, None, None)?;
+        self.check("kube.list", Verb::List, &res, None, None)
+            .await?;
         let what = match selector {
             Some(s) => format!("{} {} -l {s}", res.api_version, res.kind),
             None => format!("{} {}", res.api_version, res.kind),
@@ -251,7 +238,7 @@ impl KubeCtx {
         // is refused.
         let mut checked = Vec::with_capacity(docs.len());
         let mut denials = Vec::new();
-        let mut roles = RoleChecks::default();
+        let mut batch = Batch::default();
         for doc in docs {
             let api_version = object::str_field(&doc, &["apiVersion"])
                 .unwrap_or("")
@@ -276,33 +263,20 @@ impl KubeCtx {
                     Ok(Some(_))
                 );
             let verb = if exists { Verb::Patch } else { Verb::Create };
-            let req = AccessRequest {
+            let request = Attributes {
                 verb,
                 resource: &res,
-                run_namespace: &self.scope.namespace,
-                object_namespace: object_ns.as_deref(),
+                namespace: Some(object_ns.as_deref().unwrap_or(&self.scope.namespace)),
                 name: Some(&name),
+                object: Some(&doc),
             };
-            let decision = match self.scope.policy.check(&req) {
-                PolicyDecision::Allow => self.check_grants(&res, &doc, &checked, &mut roles).await,
-                deny => deny,
-            };
-            match decision {
-                PolicyDecision::Allow => {
-                    if res.is("rbac.authorization.k8s.io", "Role") {
-                        roles.in_apply.entry(name.clone()).or_insert(checked.len());
-                    }
-                    checked.push((res, doc, name));
-                }
-                PolicyDecision::Deny(reason) => {
-                    self.scope.recorder.audit(
-                        "kube.apply",
-                        &target(&res, &name),
-                        Decision::Denied,
-                        &reason,
-                    );
-                    denials.push(reason);
-                }
+            match self
+                .admission
+                .admit("kube.apply", &request, &mut batch)
+                .await
+            {
+                Ok(()) => checked.push((res, doc, name)),
+                Err(reason) => denials.push(reason),
             }
         }
         if !denials.is_empty() {
@@ -325,7 +299,9 @@ impl KubeCtx {
         // Phase 2: apply, in document order.
         let mut applied = Vec::with_capacity(checked.len());
         for (res, mut doc, name) in checked {
-            if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            if res.namespaced
+                && let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut)
+            {
                 meta.insert(
                     "namespace".into(),
                     Value::String(self.scope.namespace.clone()),
@@ -398,29 +374,35 @@ impl KubeCtx {
         {
             return Err(self.invalid("kube.patch", &res, name, "a patch cannot rename an object"));
         }
-        self.check("kube.patch", Verb::Patch, &res, patch_ns, Some(name))?;
-        if let Ok(Some(mut patched)) = self
+        // What the object would be after the patch is what is admitted.
+        let patched = match self
             .scope
             .backend
             .get(&res, &self.scope.namespace, name)
             .await
         {
-            stepbox_k8s::ssa::merge_patch(&mut patched, &patch);
-            if let PolicyDecision::Deny(reason) = self
-                .check_grants(&res, &patched, &[], &mut RoleChecks::default())
-                .await
-            {
-                self.scope.recorder.audit(
-                    "kube.patch",
-                    &target(&res, name),
-                    Decision::Denied,
-                    &reason,
-                );
-                return Err(crate::caps::masked(
-                    StepError::forbidden(reason).into(),
-                    &self.scope.recorder,
-                ));
+            Ok(Some(mut current)) => {
+                stepbox_k8s::ssa::merge_patch(&mut current, &patch);
+                Some(current)
             }
+            _ => None,
+        };
+        let request = Attributes {
+            verb: Verb::Patch,
+            resource: &res,
+            namespace: Some(patch_ns.unwrap_or(&self.scope.namespace)),
+            name: Some(name),
+            object: patched.as_ref(),
+        };
+        if let Err(reason) = self
+            .admission
+            .admit("kube.patch", &request, &mut Batch::default())
+            .await
+        {
+            return Err(crate::caps::masked(
+                StepError::forbidden(reason).into(),
+                &self.scope.recorder,
+            ));
         }
         let result = match self
             .scope
@@ -449,7 +431,8 @@ impl KubeCtx {
         let res = self
             .resource("kube.delete", api_version, kind, name)
             .await?;
-        self.check("kube.delete", Verb::Delete, &res, None, Some(name))?;
+        self.check("kube.delete", Verb::Delete, &res, None, Some(name))
+            .await?;
         let result = match self
             .scope
             .backend
@@ -476,7 +459,8 @@ impl KubeCtx {
         timeout: Duration,
     ) -> Result<()> {
         let res = self.resource("kube.wait", api_version, kind, name).await?;
-        self.check("kube.wait", Verb::Get, &res, None, Some(name))?;
+        self.check("kube.wait", Verb::Get, &res, None, Some(name))
+            .await?;
         if self.scope.backend.dry_run() {
             // Server-side dry-run persists nothing: there is nothing to wait for.
             self.scope.recorder.audit(
@@ -547,79 +531,6 @@ impl KubeCtx {
             }
         };
         self.audited("kube.wait", &target(&res, name), result)
-    }
-
-    /// What `object` would grant ([`Policy::check_object`]); for a
-    /// RoleBinding also the Role it binds, taken from the documents of the
-    /// same apply (`same_apply`, indexed in `roles`) or read from the
-    /// namespace. (A Role that does not exist yet is checked when it is
-    /// created.) Each Role is checked once per apply, however many
-    /// RoleBindings bind it.
-    async fn check_grants(
-        &self,
-        res: &ResourceInfo,
-        object: &Value,
-        same_apply: &[(ResourceInfo, Value, String)],
-        roles: &mut RoleChecks,
-    ) -> PolicyDecision {
-        let decision = self
-            .scope
-            .policy
-            .check_object(res, object, &self.scope.namespace);
-        if decision != PolicyDecision::Allow
-            || res.group != "rbac.authorization.k8s.io"
-            || res.kind != "RoleBinding"
-        {
-            return decision;
-        }
-        let role_name = object::str_field(object, &["roleRef", "name"]).unwrap_or("");
-        let what = format!(
-            "Role {role_name:?} (bound by RoleBinding {:?})",
-            object::str_field(object, &["metadata", "name"]).unwrap_or("")
-        );
-        let index = roles.in_apply.get(role_name).copied();
-        let key = (role_name.to_string(), index);
-        if let Some(verdict) = roles.verdicts.get(&key) {
-            return match verdict {
-                None => PolicyDecision::Allow,
-                Some(why) => PolicyDecision::Deny(format!("{what}{why}")),
-            };
-        }
-        let in_apply = index
-            .and_then(|i| same_apply.get(i))
-            .map(|(_, doc, _)| doc.clone());
-        let role = match in_apply {
-            Some(doc) => Some(doc),
-            None => match self
-                .scope
-                .backend
-                .resource("rbac.authorization.k8s.io/v1", "Role")
-                .await
-            {
-                Ok(role_res) => self
-                    .scope
-                    .backend
-                    .get(&role_res, &self.scope.namespace, role_name)
-                    .await
-                    .ok()
-                    .flatten(),
-                Err(_) => None,
-            },
-        };
-        let decision = match role {
-            Some(role) => self
-                .scope
-                .policy
-                .check_role_rules(&what, role.get("rules").unwrap_or(&Value::Null)),
-            None => PolicyDecision::Allow,
-        };
-        // Denials start with `what`; kept without it, to name each binding.
-        let verdict = match &decision {
-            PolicyDecision::Allow => None,
-            PolicyDecision::Deny(why) => Some(why.strip_prefix(&what).unwrap_or(why).to_string()),
-        };
-        roles.verdicts.insert(key, verdict);
-        decision
     }
 
     fn invalid(&self, call: &str, res: &ResourceInfo, name: &str, msg: &str) -> CapError {

@@ -1,0 +1,232 @@
+//! What a Kubernetes API request asks for: its verb ([`Verb`]) and what
+//! its path names ([`parse_path`]: group, version, namespace, resource,
+//! name, subresource), derived as the API server's request-info filter
+//! derives them. The API front end routes with this, and admission decides
+//! on it.
+//!
+//! ```
+//! use stepbox_k8s::request::{Route, Verb, parse_path};
+//!
+//! let Some(Route::Resource(t)) = parse_path("/apis/apps/v1/namespaces/dev/deployments/web") else {
+//!     panic!()
+//! };
+//! assert_eq!((t.group.as_str(), t.plural.as_str(), t.name.as_deref()), ("apps", "deployments", Some("web")));
+//! assert_eq!(Verb::of_request("PATCH", true, false), Some(Verb::Patch));
+//! assert_eq!(Verb::of_request("GET", false, true), Some(Verb::Watch));
+//! ```
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::ResourceInfo;
+
+/// A request as authorization and admission see it: who asks is known;
+/// this is what it asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Attributes<'a> {
+    /// The verb.
+    pub verb: Verb,
+    /// The kind (and subresource) it acts on, and its scope.
+    pub resource: &'a ResourceInfo,
+    /// The namespace it names (in its path or its object); `None` for a
+    /// request without one.
+    pub namespace: Option<&'a str>,
+    /// The object's name, when the request names one.
+    pub name: Option<&'a str>,
+    /// For a write, the object as it would be stored (a create's or
+    /// update's body, a patch applied to the current object).
+    pub object: Option<&'a Value>,
+}
+
+/// A verb of the Kubernetes API, as RBAC rules name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verb {
+    /// `get`
+    Get,
+    /// `list`
+    List,
+    /// `watch`
+    Watch,
+    /// `create`
+    Create,
+    /// `update`
+    Update,
+    /// `patch`
+    Patch,
+    /// `delete`
+    Delete,
+    /// `deletecollection`
+    DeleteCollection,
+}
+
+impl Verb {
+    /// Every verb, in the order above.
+    pub const ALL: [Verb; 8] = [
+        Verb::Get,
+        Verb::List,
+        Verb::Watch,
+        Verb::Create,
+        Verb::Update,
+        Verb::Patch,
+        Verb::Delete,
+        Verb::DeleteCollection,
+    ];
+
+    /// The Kubernetes spelling (`"get"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+
+    /// Parses the Kubernetes spelling.
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// True for the verbs that change objects.
+    pub fn is_write(self) -> bool {
+        !matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+
+    /// The verb of a request to a resource path: by HTTP `method`, whether
+    /// the path names one object (`has_name`) and whether it asks to
+    /// `watch`. `None` for methods the API does not serve.
+    pub fn of_request(method: &str, has_name: bool, watch: bool) -> Option<Verb> {
+        Some(match (method, has_name) {
+            ("GET", _) if watch => Verb::Watch,
+            ("GET", true) => Verb::Get,
+            ("GET", false) => Verb::List,
+            ("POST", _) => Verb::Create,
+            ("PUT", _) => Verb::Update,
+            ("PATCH", _) => Verb::Patch,
+            ("DELETE", true) => Verb::Delete,
+            ("DELETE", false) => Verb::DeleteCollection,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resource path, split up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// The namespace, for namespaced paths.
+    pub namespace: Option<String>,
+    /// The resource plural.
+    pub plural: String,
+    /// The object's name, for paths to one object.
+    pub name: Option<String>,
+    /// The subresource (`status`, `scale`, ...).
+    pub subresource: Option<String>,
+}
+
+/// What an `/api` or `/apis` path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/apis/{group}`: a group's discovery document.
+    Group(String),
+    /// `/api/{version}` or `/apis/{group}/{version}`: a resource list
+    /// (group, version).
+    ResourceList(String, String),
+    /// A resource path.
+    Resource(Target),
+}
+
+/// Splits an `/api/...` or `/apis/...` path; `None` for other paths.
+pub fn parse_path(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group] => return Some(Route::Group((*group).to_string())),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, more @ ..]
+            if !(more.is_empty() && matches!(*plural, "status" | "finalize")) =>
+        {
+            (Some((*ns).to_string()), {
+                let mut v = vec![*plural];
+                v.extend_from_slice(more);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let target = |plural: &str, name: Option<&str>, sub: Option<&str>| Target {
+        group: group.to_string(),
+        version: version.to_string(),
+        namespace: namespace.clone(),
+        plural: plural.to_string(),
+        name: name.map(str::to_string),
+        subresource: sub.map(str::to_string),
+    };
+    Some(match rest.as_slice() {
+        [] => Route::ResourceList(group.to_string(), version.to_string()),
+        [plural] => Route::Resource(target(plural, None, None)),
+        [plural, name] => Route::Resource(target(plural, Some(name), None)),
+        [plural, name, sub] => Route::Resource(target(plural, Some(name), Some(sub))),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_round_trip() {
+        for v in Verb::ALL {
+            assert_eq!(Verb::parse(v.as_str()), Some(v));
+        }
+        assert_eq!(Verb::parse("Get"), None);
+        assert_eq!(
+            Verb::of_request("DELETE", false, false),
+            Some(Verb::DeleteCollection)
+        );
+        assert_eq!(Verb::of_request("OPTIONS", true, false), None);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("/version"), None);
+        assert_eq!(parse_path("/apis/apps"), Some(Route::Group("apps".into())));
+        assert_eq!(
+            parse_path("/api/v1"),
+            Some(Route::ResourceList(String::new(), "v1".into()))
+        );
+        let Some(Route::Resource(t)) = parse_path("/api/v1/namespaces/dev") else {
+            panic!()
+        };
+        assert_eq!(
+            (t.plural.as_str(), t.name.as_deref(), t.namespace),
+            ("namespaces", Some("dev"), None)
+        );
+        let Some(Route::Resource(t)) = parse_path("/api/v1/namespaces/dev/pods/p/log") else {
+            panic!()
+        };
+        assert_eq!(t.subresource.as_deref(), Some("log"));
+        assert_eq!(t.namespace.as_deref(), Some("dev"));
+    }
+}
