@@ -48,6 +48,14 @@ pub fn target_dir() -> PathBuf {
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    without_test_build_env(&mut c);
+    c
+}
+
+/// Removes from `c`'s environment what cargo set for the running test, so
+/// a cargo build it runs (directly, or through `stepbox build`) builds as
+/// from a shell and reuses what the tests' builds compiled.
+pub fn without_test_build_env(c: &mut Command) {
     // Flags meant for the test build must not leak into nested builds.
     c.env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
@@ -66,7 +74,6 @@ fn cargo() -> Command {
             c.env_remove(key);
         }
     }
-    c
 }
 
 fn run_cargo(mut cmd: Command, what: &str) {
@@ -139,6 +146,14 @@ fn wasm_dir() -> &'static Path {
     })
 }
 
+/// The cargo target directory of the wasm32-wasip2 builds of the steps and
+/// test guests, once they are built: a Rust step built with it as
+/// `CARGO_TARGET_DIR` reuses their compiled dependencies.
+pub fn wasm_target_dir() -> PathBuf {
+    let _ = wasm_dir();
+    target_dir().join("wasm")
+}
+
 /// A step from `steps/`, e.g. `step("deploy-manifests")`.
 pub fn step(name: &str) -> PathBuf {
     let p = wasm_dir().join(format!("{}.wasm", name.replace('-', "_")));
@@ -166,7 +181,10 @@ pub fn guest(name: &str) -> PathBuf {
     bin
 }
 
-/// A `stepbox` command with a private compile cache and no RUST_LOG.
+/// A `stepbox` command with a private compile cache and no RUST_LOG. The
+/// JavaScript and Python toolchains go to [`toolchain_dir`] (unless
+/// `STEPBOX_TOOLCHAIN_DIR` names another place), so they are installed
+/// once, not once per test process.
 pub fn stepbox() -> Command {
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
@@ -174,7 +192,46 @@ pub fn stepbox() -> Command {
     c.env_remove("RUST_LOG")
         .env("STEPBOX_CACHE_DIR", cache.path())
         .env("NO_COLOR", "1");
+    if std::env::var_os("STEPBOX_TOOLCHAIN_DIR").is_none() {
+        c.env("STEPBOX_TOOLCHAIN_DIR", toolchain_dir());
+    }
     c
+}
+
+/// Where the tests' `stepbox` installs the JavaScript and Python toolchains
+/// (componentize-js, componentize-py; from the npm registry and PyPI on
+/// first use): `target/stepbox-toolchains`, kept between runs.
+pub fn toolchain_dir() -> PathBuf {
+    target_dir().join("stepbox-toolchains")
+}
+
+/// A JavaScript or Python step directory of the repository (e.g.
+/// `steps/deploy-manifests-js`), built with `stepbox build` once per test
+/// process; returns its component. The build also compiles the component
+/// into this process's compile cache, so runs of it are cache hits. Builds
+/// take turns: they share the toolchain install and the machine's cores.
+pub fn script_step(dir: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(wasm) = built.get(dir) {
+        return wasm.clone();
+    }
+    let run = Invocation::from(
+        stepbox()
+            .arg("build")
+            .arg(repo_root().join(dir))
+            .output()
+            .expect("run stepbox build"),
+    );
+    assert_eq!(run.code, 0, "stepbox build {dir}: {}", run.all_output());
+    let wasm = PathBuf::from(run.stdout.lines().last().expect("the .wasm path"));
+    assert!(wasm.is_file(), "{dir} built no {}", wasm.display());
+    built.insert(dir.to_string(), wasm.clone());
+    wasm
 }
 
 /// The result of one `stepbox` invocation.

@@ -10,6 +10,7 @@
 mod build;
 mod dev_cluster;
 mod gateway;
+mod new;
 mod render;
 
 use std::collections::BTreeMap;
@@ -63,12 +64,16 @@ enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build a step crate for wasm32-wasip2 and check it is a step component.
-    /// Prints the .wasm path as the last line of stdout.
+    /// Build a step directory (Rust, JavaScript/TypeScript or Python) into a
+    /// component and check it is a step. Prints the .wasm path as the last
+    /// line of stdout.
     Build(BuildArgs),
+    /// Write a ready step into ./NAME (a step that reads an input, applies a
+    /// ConfigMap, waits and sets outputs, a sample package and a README).
+    New(new::NewArgs),
     /// Show a component's imports (its capabilities), exports, size and sha256.
     Inspect(InspectArgs),
-    /// Run a step (a .wasm component, or a step crate directory, built first).
+    /// Run a step (a .wasm component, or a step directory, built first).
     Run(Box<RunArgs>),
     /// Print the built-in default policy as YAML (a starting point for --policy).
     Policy,
@@ -147,9 +152,14 @@ struct CheckArgs {
 
 #[derive(Debug, Args)]
 struct BuildArgs {
-    /// The step crate's directory (holding Cargo.toml).
+    /// The step's directory: a Rust crate (Cargo.toml), a JavaScript or
+    /// TypeScript step (package.json, step.js or step.ts) or a Python step
+    /// (step.py). JavaScript and Python toolchains are installed on first
+    /// use into $STEPBOX_TOOLCHAIN_DIR (default: toolchains/ in --cache-dir
+    /// or $STEPBOX_CACHE_DIR, else ~/.cache/stepbox/toolchains);
+    /// $STEPBOX_SDK_DIR overrides where the guest SDK is.
     step_dir: PathBuf,
-    /// Build in debug mode instead of release.
+    /// Rust: build in debug mode instead of release.
     #[arg(long)]
     debug: bool,
     #[command(flatten)]
@@ -178,6 +188,11 @@ struct CacheArgs {
 }
 
 impl CacheArgs {
+    /// Where JavaScript and Python toolchains are installed.
+    fn toolchains(&self) -> PathBuf {
+        build::default_toolchain_root(self.cache_dir.as_deref())
+    }
+
     fn runtime(&self) -> Result<Runtime> {
         let cache_dir = if self.no_cache {
             None
@@ -197,7 +212,8 @@ impl CacheArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The step: a .wasm component, or a step crate directory (built with `stepbox build` first).
+    /// The step: a .wasm component, or a step directory (Rust, JavaScript/TypeScript or Python),
+    /// built as `stepbox build` does first (an unchanged step is not rebuilt).
     step: PathBuf,
     /// An input, NAME=VALUE (repeatable).
     #[arg(long = "input", short = 'i', value_name = "NAME=VALUE", value_parser = parse_key_value)]
@@ -208,7 +224,8 @@ struct RunArgs {
     /// A secret read from a file, NAME=PATH (keeps the value off the command line).
     #[arg(long = "secret-file", value_name = "NAME=PATH", value_parser = parse_key_value)]
     secret_files: Vec<(String, String)>,
-    /// Directory the step sees read-only as /packages.
+    /// Directory the step sees read-only as /packages [default: STEP/package when STEP is a
+    /// directory holding one, else an empty directory].
     #[arg(long, short = 'p', value_name = "DIR")]
     package: Option<PathBuf>,
     /// Directory the step sees read-write as /workspace [default: a fresh temp dir].
@@ -318,8 +335,14 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
     match command {
         Command::Build(args) => {
-            build::build_command(&args.step_dir, !args.debug, &args.cache.runtime()?)
+            let opts = build::BuildOptions {
+                release: !args.debug,
+                show_progress: true,
+                toolchains: args.cache.toolchains(),
+            };
+            build::build_command(&args.step_dir, &opts, &args.cache.runtime()?)
         }
+        Command::New(args) => new::new_command(&args),
         Command::Inspect(args) => inspect(args),
         Command::Run(args) => run(*args).await,
         Command::Policy => {
@@ -458,7 +481,12 @@ async fn run(args: RunArgs) -> Result<u8> {
 
     let runtime = args.cache.runtime()?;
     let wasm = if args.step.is_dir() {
-        match build::build_step(&args.step, true, !json) {
+        let opts = build::BuildOptions {
+            release: true,
+            show_progress: !json,
+            toolchains: args.cache.toolchains(),
+        };
+        match build::build_step(&args.step, &opts) {
             Ok(p) => p,
             Err(e) => return fail(format!("{e:#}")),
         }
@@ -478,7 +506,7 @@ async fn run(args: RunArgs) -> Result<u8> {
     if let Some(name) = &args.name {
         opts = opts.name(name);
     }
-    if let Some(dir) = &args.package {
+    if let Some(dir) = package_dir(&args) {
         opts = opts.packages(dir);
     }
     if let Some(dir) = &args.workspace {
@@ -493,6 +521,15 @@ async fn run(args: RunArgs) -> Result<u8> {
     let report = runtime.run(&step, opts).await;
     emit(&report, json, true);
     Ok(report.status.exit_code() as u8)
+}
+
+/// The directory mounted at /packages: `--package`, else the step
+/// directory's `package/` if it has one (as `stepbox new` writes).
+fn package_dir(args: &RunArgs) -> Option<PathBuf> {
+    args.package.clone().or_else(|| {
+        let default = args.step.join("package");
+        (args.step.is_dir() && default.is_dir()).then_some(default)
+    })
 }
 
 async fn check(args: CheckArgs) -> Result<u8> {

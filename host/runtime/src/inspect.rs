@@ -109,26 +109,29 @@ fn stepbox_interface(name: &str) -> Option<&str> {
     (version.is_empty() || version.starts_with("0.1.")).then_some(iface)
 }
 
+/// The capability an import grants, for `stepbox inspect`: a `stepbox:step`
+/// interface, or the WASI filesystem and sockets.
 fn capability(name: &str) -> Option<&'static str> {
-    match stepbox_interface(name)? {
-        "kube" => Some("kube: Kubernetes objects in the run's namespace"),
-        "helm" => Some("helm: helm releases in the run's namespace, charts from its filesystem, every object checked"),
-        "run" => Some("run: inputs, secrets, outputs, log, artifacts"),
-        "types" => None,
+    if let Some(iface) = stepbox_interface(name) {
+        return match iface {
+            "kube" => Some("kube: Kubernetes objects in the run's namespace"),
+            "helm" => Some(
+                "helm: helm releases in the run's namespace, charts from its filesystem, every object checked",
+            ),
+            "run" => Some("run: inputs, secrets, outputs, log, artifacts"),
+            _ => None,
+        };
+    }
+    let base = name.split('@').next().unwrap_or(name);
+    match base {
+        "wasi:filesystem/types" | "wasi:filesystem/preopens" => {
+            Some("filesystem: /workspace (read-write), /packages (read-only)")
+        }
+        "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => {
+            Some("sockets: imported, but denied by the host")
+        }
         _ => None,
     }
-    .or_else(|| {
-        let base = name.split('@').next().unwrap_or(name);
-        match base {
-            "wasi:filesystem/types" | "wasi:filesystem/preopens" => {
-                Some("filesystem: /workspace (read-write), /packages (read-only)")
-            }
-            "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => {
-                Some("sockets: imported, but denied by the host")
-            }
-            _ => None,
-        }
-    })
 }
 
 fn host_provides(name: &str) -> bool {
@@ -238,5 +241,24 @@ mod tests {
         assert!(!host_provides("acme:secret/vault@1.0.0"));
         assert!(host_provides("stepbox:step/helm@0.1.0"));
         assert!(!host_provides("stepbox:step/vault@0.1.0"));
+    }
+
+    #[test]
+    fn capabilities_include_the_filesystem_and_sockets() {
+        let cap = |name| capability(name).map(|c| c.split(':').next().unwrap_or(c));
+        assert_eq!(cap("stepbox:step/kube@0.1.0"), Some("kube"));
+        assert_eq!(cap("stepbox:step/helm@0.1.2"), Some("helm"));
+        assert_eq!(cap("stepbox:step/run@0.1.0"), Some("run"));
+        assert_eq!(cap("stepbox:step/types@0.1.0"), None);
+        assert_eq!(cap("wasi:filesystem/preopens@0.2.6"), Some("filesystem"));
+        assert_eq!(cap("wasi:filesystem/types@0.2.12"), Some("filesystem"));
+        assert_eq!(cap("wasi:sockets/tcp@0.2.9"), Some("sockets"));
+        assert_eq!(cap("wasi:sockets/ip-name-lookup@0.2.9"), Some("sockets"));
+        assert_eq!(cap("wasi:cli/stdout@0.2.6"), None);
+        assert_eq!(
+            cap("stepbox:step/kube@0.2.0"),
+            None,
+            "not ours: another major version"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod gateway;
 mod helm;
 mod hostile;
 mod kube;
+mod languages;
 mod limits;
 mod live;
 mod policy;

@@ -1,5 +1,4 @@
-//! `stepbox build`: cargo for wasm32-wasip2, then a check that the result is
-//! a component of the step world.
+//! Rust steps: `cargo build --target wasm32-wasip2` of the step's crate.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -7,27 +6,15 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use stepbox::Runtime;
+use super::tail;
 
 /// The target steps are built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Builds, checks, and prints the .wasm path as the last line of stdout.
-pub fn build_command(dir: &Path, release: bool, runtime: &Runtime) -> Result<u8> {
-    let wasm = build_step(dir, release, true)?;
-    let step = runtime.load_file(&wasm)?;
-    eprintln!(
-        "checked: a stepbox step component, {} bytes, sha256 {}",
-        step.info.size, step.info.sha256
-    );
-    println!("{}", wasm.display());
-    Ok(0)
-}
-
 /// Runs `cargo build --target wasm32-wasip2` for the crate in `dir` and
 /// returns the path of the .wasm it produced. Cargo's own messages go to
 /// stderr when `show_progress` is set.
-pub fn build_step(dir: &Path, release: bool, show_progress: bool) -> Result<PathBuf> {
+pub(super) fn build(dir: &Path, release: bool, show_progress: bool) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -111,13 +98,4 @@ pub fn build_step(dir: &Path, release: bool, show_progress: bool) -> Result<Path
             dir.display()
         )
     })
-}
-
-fn tail(stderr: &str) -> String {
-    if stderr.trim().is_empty() {
-        return String::new();
-    }
-    let lines: Vec<&str> = stderr.lines().collect();
-    let start = lines.len().saturating_sub(20);
-    format!(":\n{}", lines[start..].join("\n"))
 }
