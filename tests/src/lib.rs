@@ -6,6 +6,8 @@
 //! for wasm32-wasip2 into `target/wasm`), so `cargo test --workspace` on a
 //! fresh checkout needs nothing else; no `.wasm` is checked in.
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -230,10 +230,10 @@ impl RunningServer {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(certs.server_config()?));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
-            .map_err(|source| DevClusterError::Bind { port: port, source })?;
+            .map_err(|source| DevClusterError::Bind { port, source })?;
         let addr = listener
             .local_addr()
-            .map_err(|source| DevClusterError::Bind { port: port, source })?;
+            .map_err(|source| DevClusterError::Bind { port, source })?;
         let token = token.unwrap_or_else(random_token);
         let shutdown = CancellationToken::new();
         let router = wrap(

@@ -11,6 +11,7 @@ mod build;
 mod dev_cluster;
 mod gateway;
 mod new;
+mod oci;
 mod render;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,13 @@ enum Command {
     /// policy and confines it to one namespace, in front of a cluster (or
     /// the embedded namespace): for kubectl, helm or any client.
     Gateway(Box<gateway::GatewayArgs>),
+    /// Push a step (a .wasm component or a step directory, built first) or
+    /// with --package a package directory to a registry as an OCI artifact.
+    /// Prints REF@sha256:… as the last line.
+    Push(Box<oci::PushArgs>),
+    /// Pull a step or package into the blob cache (verified); prints its
+    /// pinned reference as the last line.
+    Pull(Box<oci::PullArgs>),
 }
 
 /// Where a run's objects live: the embedded namespace (default) or a cluster.
@@ -168,17 +176,19 @@ struct BuildArgs {
 
 #[derive(Debug, Args)]
 struct InspectArgs {
-    /// The component file.
+    /// The component file, or a step reference (pulled into the blob cache).
     file: PathBuf,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    registry: oci::RegistryArgs,
 }
 
 #[derive(Debug, Args, Clone)]
-struct CacheArgs {
+pub(crate) struct CacheArgs {
     /// Where precompiled components are kept [default: $STEPBOX_CACHE_DIR or ~/.cache/stepbox/components].
     #[arg(long, global = true)]
     cache_dir: Option<PathBuf>,
@@ -189,11 +199,11 @@ struct CacheArgs {
 
 impl CacheArgs {
     /// Where JavaScript and Python toolchains are installed.
-    fn toolchains(&self) -> PathBuf {
+    pub(crate) fn toolchains(&self) -> PathBuf {
         build::default_toolchain_root(self.cache_dir.as_deref())
     }
 
-    fn runtime(&self) -> Result<Runtime> {
+    pub(crate) fn runtime(&self) -> Result<Runtime> {
         let cache_dir = if self.no_cache {
             None
         } else {
@@ -212,8 +222,9 @@ impl CacheArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The step: a .wasm component, or a step directory (Rust, JavaScript/TypeScript or Python),
-    /// built as `stepbox build` does first (an unchanged step is not rebuilt).
+    /// The step: a .wasm component, a step directory (Rust, JavaScript/TypeScript or Python),
+    /// built as `stepbox build` does first (an unchanged step is not rebuilt), or a reference
+    /// REGISTRY/REPOSITORY:TAG or …@sha256:DIGEST (`oci://` optional) pulled into the blob cache.
     step: PathBuf,
     /// An input, NAME=VALUE (repeatable).
     #[arg(long = "input", short = 'i', value_name = "NAME=VALUE", value_parser = parse_key_value)]
@@ -224,9 +235,9 @@ struct RunArgs {
     /// A secret read from a file, NAME=PATH (keeps the value off the command line).
     #[arg(long = "secret-file", value_name = "NAME=PATH", value_parser = parse_key_value)]
     secret_files: Vec<(String, String)>,
-    /// Directory the step sees read-only as /packages [default: STEP/package when STEP is a
-    /// directory holding one, else an empty directory].
-    #[arg(long, short = 'p', value_name = "DIR")]
+    /// Directory the step sees read-only as /packages, or a package reference [default:
+    /// STEP/package when STEP is a directory holding one, else an empty directory].
+    #[arg(long, short = 'p', value_name = "DIR|REF")]
     package: Option<PathBuf>,
     /// Directory the step sees read-write as /workspace [default: a fresh temp dir].
     #[arg(long, short = 'w', value_name = "DIR")]
@@ -267,9 +278,13 @@ struct RunArgs {
     cluster: ClusterArgs,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    verify: oci::VerifyArgs,
+    #[command(flatten)]
+    registry: oci::RegistryArgs,
 }
 
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected NAME=VALUE, got {s:?}")),
@@ -343,7 +358,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
             build::build_command(&args.step_dir, &opts, &args.cache.runtime()?)
         }
         Command::New(args) => new::new_command(&args),
-        Command::Inspect(args) => inspect(args),
+        Command::Inspect(args) => inspect(args).await,
         Command::Run(args) => run(*args).await,
         Command::Policy => {
             print!("{}", Policy::default_yaml());
@@ -352,12 +367,24 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
         Command::Check(args) => check(args).await,
         Command::DevCluster(args) => dev_cluster::dev_cluster(args).await,
         Command::Gateway(args) => gateway::gateway(*args, log_format).await,
+        Command::Push(args) => {
+            let runtime = args.cache().runtime()?;
+            oci::push(*args, &runtime).await
+        }
+        Command::Pull(args) => oci::pull(*args).await,
     }
 }
 
-fn inspect(args: InspectArgs) -> Result<u8> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+async fn inspect(args: InspectArgs) -> Result<u8> {
+    let (file, _) = oci::resolve_step(
+        &args.file.to_string_lossy(),
+        &args.registry,
+        &oci::VerifyArgs::default(),
+        false,
+        false,
+    )
+    .await?;
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = args.cache.runtime()?;
     let info = match runtime.load_bytes(&args.file, &bytes, "step") {
         Ok(step) => step.info.clone(),
@@ -412,6 +439,7 @@ async fn run(args: RunArgs) -> Result<u8> {
         },
         None => Policy::default(),
     };
+    let policy_requires_digest = policy.require_digest;
     let mut limits = policy.limits;
     if let Some(t) = args.timeout {
         limits.timeout = t;
@@ -479,19 +507,50 @@ async fn run(args: RunArgs) -> Result<u8> {
         Err(e) => return fail(format!("{e:#}")),
     };
 
+    // A step or package named by reference is pulled (verified, by digest
+    // when required) into the blob cache first.
+    let quiet = json;
+    let (step_path, step_source) = match oci::resolve_step(
+        &args.step.to_string_lossy(),
+        &args.registry,
+        &args.verify,
+        policy_requires_digest,
+        quiet,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    let (package, package_source) = match package_dir(&args) {
+        Some(p) => match oci::resolve_package(
+            &p.to_string_lossy(),
+            &args.registry,
+            &args.verify,
+            policy_requires_digest,
+            quiet,
+        )
+        .await
+        {
+            Ok((dir, source)) => (Some(dir), source),
+            Err(e) => return fail(format!("{e:#}")),
+        },
+        None => (None, None),
+    };
+
     let runtime = args.cache.runtime()?;
-    let wasm = if args.step.is_dir() {
+    let wasm = if step_path.is_dir() {
         let opts = build::BuildOptions {
             release: true,
             show_progress: !json,
             toolchains: args.cache.toolchains(),
         };
-        match build::build_step(&args.step, &opts) {
+        match build::build_step(&step_path, &opts) {
             Ok(p) => p,
             Err(e) => return fail(format!("{e:#}")),
         }
     } else {
-        args.step.clone()
+        step_path.clone()
     };
     let step = match runtime.load_file(&wasm) {
         Ok(s) => s,
@@ -503,12 +562,15 @@ async fn run(args: RunArgs) -> Result<u8> {
         .secrets(secrets)
         .policy(policy)
         .limits(limits);
-    if let Some(name) = &args.name {
-        opts = opts.name(name);
+    match (&args.name, &step_source) {
+        (Some(name), _) => opts = opts.name(name),
+        (None, Some(pulled)) => opts = opts.name(oci::step_name(&pulled.reference)),
+        (None, None) => {}
     }
-    if let Some(dir) = package_dir(&args) {
+    if let Some(dir) = package {
         opts = opts.packages(dir);
     }
+    opts = opts.sources(oci::sources(step_source, package_source));
     if let Some(dir) = &args.workspace {
         opts = opts.workspace(dir);
     }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::mask::SecretMasker;
@@ -305,6 +305,33 @@ pub struct Artifact {
     pub size: u64,
     /// Hex sha256 of the content.
     pub sha256: String,
+}
+
+/// An artifact pulled by reference, pinned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinned {
+    /// The reference as pulled, pinned: `REGISTRY/REPO@sha256:…`.
+    pub reference: String,
+    /// The manifest digest.
+    pub digest: String,
+}
+
+/// Where a run's step and package came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sources {
+    /// The step, when pulled from a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<Pinned>,
+    /// The package, when pulled from a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<Pinned>,
+}
+
+impl Sources {
+    /// True when neither came from a registry.
+    pub fn is_empty(&self) -> bool {
+        self.step.is_none() && self.package.is_none()
+    }
 }
 
 /// Receives log lines as they happen (the CLI prints them live).
@@ -612,6 +639,7 @@ impl RunRecorder {
             namespace: meta.namespace,
             backend: meta.backend,
             dry_run: meta.dry_run,
+            sources: meta.sources,
             duration_ms: self.elapsed().as_millis() as u64,
             outputs: inner
                 .outputs
@@ -667,6 +695,9 @@ fn truncate_error(mut error: String) -> String {
 pub struct RunMeta {
     /// Step name.
     pub step: String,
+    /// Where the step and its package came from, when pulled from a
+    /// registry.
+    pub sources: Sources,
     /// Run id.
     pub run_id: String,
     /// Namespace the run was confined to.
@@ -693,6 +724,10 @@ pub struct RunReport {
     pub backend: String,
     /// True when nothing real was changed.
     pub dry_run: bool,
+    /// Where the step and its package came from, when pulled from a
+    /// registry: the references pinned to their digests.
+    #[serde(skip_serializing_if = "Sources::is_empty")]
+    pub sources: Sources,
     /// Wall time of the run.
     pub duration_ms: u64,
     /// Outputs, name → value; sensitive ones are `********`.

@@ -20,7 +20,7 @@ use crate::engine::{LoadedStep, Runtime};
 use crate::limits::{MAX_HANDLES, RunLimiter};
 use crate::mask::SecretMasker;
 use crate::policy::{Limits, Policy};
-use crate::report::{LimitKind, LogSink, RunMeta, RunRecorder, RunReport, Status};
+use crate::report::{LimitKind, LogSink, RunMeta, RunRecorder, RunReport, Sources, Status};
 use crate::state::StepState;
 use crate::target::Target;
 use stepbox_cluster::ClusterBackend;
@@ -53,6 +53,7 @@ pub struct RunOptions {
     dry_run: bool,
     log_sink: Option<LogSink>,
     helm: Option<HelmConfig>,
+    sources: Sources,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -92,6 +93,7 @@ impl RunOptions {
             dry_run: target.dry_run,
             log_sink: None,
             helm: target.helm,
+            sources: Sources::default(),
         }
     }
 
@@ -167,6 +169,13 @@ impl RunOptions {
         self
     }
 
+    /// Where the step and its package came from (pulled by reference),
+    /// for the report.
+    pub fn sources(mut self, sources: Sources) -> Self {
+        self.sources = sources;
+        self
+    }
+
     /// Receives each log line as it happens (the report has them all at
     /// the end either way).
     pub fn log_sink(mut self, sink: LogSink) -> Self {
@@ -190,6 +199,7 @@ impl Runtime {
             namespace: opts.namespace.clone(),
             backend: opts.backend.name().to_string(),
             dry_run: opts.dry_run,
+            sources: opts.sources.clone(),
         };
         let limits = opts.limits;
         let masker = SecretMasker::new(opts.secrets.values().map(String::as_str));

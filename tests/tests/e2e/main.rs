@@ -17,6 +17,7 @@ mod kube;
 mod languages;
 mod limits;
 mod live;
+mod oci;
 mod policy;
 mod secrets;
 mod soak;

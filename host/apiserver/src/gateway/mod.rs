@@ -402,7 +402,8 @@ impl Write {
                 })?;
                 let patch = parse_body(headers, body).map_err(IntoResponse::into_response)?;
                 let before = current.await;
-                let (object, forward) = patched(res, before.as_ref(), patch, patch_type)?;
+                let (object, forward) = patched(res, before.as_ref(), patch, patch_type)
+                    .map_err(IntoResponse::into_response)?;
                 Ok(Self {
                     object,
                     name: None,
@@ -422,10 +423,8 @@ fn patched(
     current: Option<&Value>,
     mut patch: Value,
     patch_type: PatchType,
-) -> Result<(Option<Value>, Value), Response> {
-    let invalid = |e: stepbox_k8s::Error| {
-        ApiError::new(422, "Invalid", e.message().to_string()).into_response()
-    };
+) -> Result<(Option<Value>, Value), ApiError> {
+    let invalid = |e: stepbox_k8s::Error| ApiError::new(422, "Invalid", e.message().to_string());
     let rv = current.and_then(stepbox_k8s::object::resource_version);
     let object = match (patch_type, current) {
         (PatchType::Apply, None) => Some(patch.clone()),

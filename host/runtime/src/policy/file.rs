@@ -17,6 +17,8 @@ struct PolicyFile {
     kind: String,
     #[serde(default)]
     namespace: Option<String>,
+    #[serde(default)]
+    require_digest: bool,
     rules: Vec<PolicyRule>,
     #[serde(default)]
     limits: LimitsFile,
@@ -264,6 +266,7 @@ impl Policy {
             namespace: file.namespace,
             rules: file.rules,
             limits,
+            require_digest: file.require_digest,
         })
     }
 

@@ -6,6 +6,7 @@
 //! apiVersion: stepbox.dev/v1alpha1
 //! kind: StepPolicy
 //! namespace: my-ns        # optional; the run's namespace when --namespace is not given
+//! requireDigest: true     # optional; steps and packages from a registry only by digest
 //! rules:                   # like a Kubernetes Role's rules (required; [] grants nothing)
 //!   - apiGroups: ["", "apps"]
 //!     resources: ["configmaps", "deployments", "deployments/scale"]
@@ -278,6 +279,9 @@ pub struct Policy {
     pub rules: Vec<PolicyRule>,
     /// Resource limits.
     pub limits: Limits,
+    /// Steps and packages pulled from a registry must be named by digest
+    /// (`REF@sha256:…`), never by a tag that can move.
+    pub require_digest: bool,
 }
 
 const RW: &[&str] = &[
@@ -387,6 +391,7 @@ impl Default for Policy {
                 })
                 .collect(),
             limits: Limits::default(),
+            require_digest: false,
         }
     }
 }
@@ -930,9 +935,10 @@ rules:
         )
         .unwrap();
         let g = p.grants();
-        assert_eq!(g.len(), 2);
-        assert_eq!(g[0].verbs.len(), 7);
-        assert_eq!(g[1].to_string(), "secrets: get [names: a, b]");
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].verbs, Verb::ALL.to_vec(), "'*' names every verb");
+        assert_eq!(g[1].to_string(), "pods: deletecollection");
+        assert_eq!(g[2].to_string(), "secrets: get [names: a, b]");
     }
 
     #[test]

@@ -233,103 +233,42 @@ async fn hostile_helm_escalates_a_role_at_install_time_and_atomic_rolls_back() {
     assert_eq!(status["release"]["status"], "deployed", "{status}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_cluster_scoped_kind() {
-    let (report, call, cluster) = embedded("cluster-scoped", GRANT_ALL, "").await;
-    assert_refused(
-        &report,
-        &call,
-        &["ClusterRole app-everything", "cluster-scoped"],
-    );
-    assert_nothing_installed(&cluster).await;
+/// Cases refused before helm runs: `helm template` already shows them.
+/// Each: `forbidden` naming the needles, nothing of the release installed.
+macro_rules! refused {
+    ($($test:ident: $case:literal under $rules:ident, [$($needle:literal),+ $(,)?];)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            let (report, call, cluster) = embedded($case, $rules, "").await;
+            assert_refused(&report, &call, &[$($needle),+]);
+            assert_nothing_installed(&cluster).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_namespace_object() {
-    let (report, call, cluster) = embedded("namespace-object", GRANT_ALL, "").await;
-    assert_refused(&report, &call, &["Namespace app-new", "cluster-scoped"]);
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_kind_outside_the_policy() {
-    let (report, call, cluster) = embedded("kind-outside-policy", CONFIGMAPS_ONLY, "").await;
-    assert_refused(&report, &call, &["Secret app-planted", "does not grant"]);
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_role_granting_wildcard_verbs() {
-    let (report, call, cluster) = embedded("role-wildcard-verbs", RBAC_MANAGER, "").await;
-    assert_refused(
-        &report,
-        &call,
-        &["Role \"escalate\" rules[0] grants \"*\" in verbs"],
-    );
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_role_granting_wildcard_resources() {
-    let (report, call, cluster) = embedded("role-wildcard-resources", RBAC_MANAGER, "").await;
-    assert_refused(
-        &report,
-        &call,
-        &["Role \"escalate\" rules[0] grants \"*\" in apiGroups"],
-    );
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_role_granting_more_than_the_policy() {
-    let (report, call, cluster) = embedded("role-more-than-policy", RBAC_MANAGER, "").await;
-    assert_refused(
-        &report,
-        &call,
-        &["grants \"get\" on pods, which the step policy does not grant"],
-    );
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_rolebinding_to_a_cluster_role() {
-    let (report, call, cluster) = embedded("binding-cluster-admin", RBAC_MANAGER, "").await;
-    assert_refused(&report, &call, &["binds ClusterRole \"cluster-admin\""]);
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_rolebinding_to_a_subject_in_another_namespace() {
-    let (report, call, cluster) = embedded("binding-foreign-subject", RBAC_MANAGER, "").await;
-    assert_refused(&report, &call, &["reaches beyond namespace \"shop\""]);
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_rolebinding_to_every_authenticated_user() {
-    let (report, call, cluster) = embedded("binding-every-user", RBAC_MANAGER, "").await;
-    assert_refused(&report, &call, &["system:authenticated"]);
-    assert_nothing_installed(&cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_rolebinding_to_a_stronger_existing_role() {
-    let (report, call, cluster) = embedded("binding-stronger-role", RBAC_MANAGER, "").await;
-    assert_refused(
-        &report,
-        &call,
-        &["Role \"strong\" (bound by RoleBinding \"bind\")"],
-    );
-    assert!(
-        !has(
-            &cluster,
-            "rbac.authorization.k8s.io/v1",
-            "RoleBinding",
-            "shop",
-            "bind"
-        )
-        .await
-    );
+refused! {
+    hostile_helm_cluster_scoped_kind: "cluster-scoped" under GRANT_ALL,
+        ["ClusterRole app-everything", "cluster-scoped"];
+    hostile_helm_namespace_object: "namespace-object" under GRANT_ALL,
+        ["Namespace app-new", "cluster-scoped"];
+    hostile_helm_kind_outside_the_policy: "kind-outside-policy" under CONFIGMAPS_ONLY,
+        ["Secret app-planted", "does not grant"];
+    hostile_helm_role_granting_wildcard_verbs: "role-wildcard-verbs" under RBAC_MANAGER,
+        ["Role \"escalate\" rules[0] grants \"*\" in verbs"];
+    hostile_helm_role_granting_wildcard_resources: "role-wildcard-resources" under RBAC_MANAGER,
+        ["Role \"escalate\" rules[0] grants \"*\" in apiGroups"];
+    hostile_helm_role_granting_more_than_the_policy: "role-more-than-policy" under RBAC_MANAGER,
+        ["grants \"get\" on pods, which the step policy does not grant"];
+    hostile_helm_rolebinding_to_a_cluster_role: "binding-cluster-admin" under RBAC_MANAGER,
+        ["binds ClusterRole \"cluster-admin\""];
+    hostile_helm_rolebinding_to_a_subject_in_another_namespace: "binding-foreign-subject" under RBAC_MANAGER,
+        ["reaches beyond namespace \"shop\""];
+    hostile_helm_rolebinding_to_every_authenticated_user: "binding-every-user" under RBAC_MANAGER,
+        ["system:authenticated"];
+    hostile_helm_rolebinding_to_a_stronger_existing_role: "binding-stronger-role" under RBAC_MANAGER,
+        ["Role \"strong\" (bound by RoleBinding \"bind\")"];
+    hostile_helm_service_account_token_secret: "token-secret" under GRANT_ALL,
+        ["service account tokens"];
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,13 +290,6 @@ async fn hostile_helm_rbac_within_the_policy_is_applied() {
         plan.contains(&"rolebinding.rbac.authorization.k8s.io/bind created".to_string()),
         "{plan:?}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_helm_service_account_token_secret() {
-    let (report, call, cluster) = embedded("token-secret", GRANT_ALL, "").await;
-    assert_refused(&report, &call, &["service account tokens"]);
-    assert_nothing_installed(&cluster).await;
 }
 
 /// A dev cluster seeded like the embedded cases, and a live backend on it.
