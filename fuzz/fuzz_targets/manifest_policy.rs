@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use stepbox::caps::kube::KubeCtx;
-use stepbox::caps::{CapError, StepError};
+use stepbox::caps::{CapError, ErrorKind, RunScope};
 use stepbox::cluster::memory::MemoryCluster;
 use stepbox::cluster::{ClusterBackend, ResourceInfo};
 use stepbox::manifest;
@@ -343,12 +343,13 @@ fuzz_target!(|data: &[u8]| {
         let expect_allowed = resolved.as_ref().map(|r| check_policy(policy, r));
 
         let recorder = RunRecorder::new(SecretMasker::new([SECRET]), 1 << 20, 1 << 20, None);
-        let kube = KubeCtx {
+        let kube = KubeCtx::new(RunScope {
             namespace: NS.to_string(),
             policy: policy.clone(),
             backend: backend.clone(),
             recorder,
-        };
+            dry_run: true,
+        });
         let result = fx.runtime.block_on(kube.apply(text));
         match (&result, expect_allowed) {
             (Ok(applied), Some(true)) => {
@@ -356,17 +357,16 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(applied.len(), n, "not every document was applied");
             }
             (Ok(_), _) => panic!("apply succeeded where the policy refuses (or parsing failed)"),
-            (Err(CapError::Step(StepError::Forbidden(_))), Some(false)) => {}
-            (Err(CapError::Step(StepError::Forbidden(why))), _) if !all_resolved => {
-                let _ = why;
+            (Err(CapError::Step(e)), Some(false)) if e.kind == ErrorKind::Forbidden => {}
+            (Err(CapError::Step(e)), _) if e.kind == ErrorKind::Forbidden && !all_resolved => {}
+            (Err(CapError::Step(e)), _) if e.kind == ErrorKind::Forbidden => {
+                panic!("apply refused what every policy check allows: {e}")
             }
-            (Err(CapError::Step(StepError::Forbidden(why))), _) => {
-                panic!("apply refused what every policy check allows: {why}")
-            }
-            (Err(CapError::Step(StepError::Invalid(_))), _) => {
+            (Err(CapError::Step(e)), _) if e.kind == ErrorKind::Invalid => {
                 // Parsing, discovery or the backend's validation refused it.
             }
-            (Err(CapError::Step(StepError::Conflict(_) | StepError::NotFound(_))), Some(true)) => {}
+            (Err(CapError::Step(e)), Some(true))
+                if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
             (Err(e), allowed) => {
                 panic!("unexpected apply error (policy allows: {allowed:?}): {e:?}")
             }
