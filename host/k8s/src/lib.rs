@@ -14,7 +14,11 @@
 //!   merge patch.
 //! - [`patch`]: JSON patch and strategic merge patch.
 //! - [`readiness`]: `kubectl rollout status` logic.
-//! - [`request`]: the verb of a request and what its path names.
+//! - [`request`]: the verb of a request and what its path names, and its
+//!   attributes as authorization sees them.
+//! - [`rbac`]: RBAC rules and the authorizer's decision, in the API
+//!   server's words.
+//! - [`events`]: Events through `core/v1` and `events.k8s.io/v1`.
 //! - [`manifest`]: strict, bounded parsing of multi-document YAML or JSON.
 //! - [`plan`]: what a write changed, in `kubectl diff`'s words.
 //!
@@ -22,11 +26,13 @@
 //! every layer above speaks the same vocabulary.
 #![deny(missing_docs)]
 
+pub mod events;
 pub mod manifest;
 pub mod names;
 pub mod object;
 pub mod patch;
 pub mod plan;
+pub mod rbac;
 pub mod readiness;
 pub mod request;
 pub mod resources;

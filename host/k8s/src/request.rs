@@ -121,6 +121,117 @@ impl fmt::Display for Verb {
     }
 }
 
+/// What a request asks for, as authorization sees it: the API server's
+/// request info, derived from the method, the path and two query
+/// parameters.
+///
+/// ```
+/// use stepbox_k8s::request::{RequestAttributes, Verb};
+///
+/// let RequestAttributes::Resource(r) = RequestAttributes::of(
+///     "GET", "/apis/stepbox.dev/v1/namespaces/ci/stepruns", true, Some("metadata.name=x"),
+/// ) else { panic!() };
+/// assert_eq!((r.verb, r.resource.as_str(), r.name.as_deref()), (Verb::Watch, "stepruns", Some("x")));
+/// assert_eq!(RequestAttributes::of("GET", "/apis", false, None).verb(), "get");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestAttributes {
+    /// A request for objects (a resource path with a verb of the API).
+    Resource(ResourceAttributes),
+    /// Anything else (discovery, `/version`, `/openapi/...`): its path,
+    /// and the lowercased HTTP method as its verb, as RBAC's
+    /// `nonResourceURLs` rules see it.
+    NonResource {
+        /// `get`, `post`, ...
+        verb: String,
+        /// The URL path.
+        path: String,
+    },
+}
+
+/// The attributes of a request for objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceAttributes {
+    /// The verb (`watch` for `?watch=true`, `list` and `deletecollection`
+    /// for requests without a name).
+    pub verb: Verb,
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// The resource plural.
+    pub resource: String,
+    /// The subresource (`status`, `scale`, `token`, ...).
+    pub subresource: Option<String>,
+    /// The namespace: the path's, or for a path to one namespace, that
+    /// namespace (as Kubernetes has it).
+    pub namespace: Option<String>,
+    /// The object's name: the path's, or for a list or watch, the name an
+    /// exact `metadata.name=` field selector names.
+    pub name: Option<String>,
+}
+
+impl ResourceAttributes {
+    /// `resource` or `resource/subresource`, as RBAC rules name it.
+    pub fn combined_resource(&self) -> String {
+        match &self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.clone(),
+        }
+    }
+}
+
+impl RequestAttributes {
+    /// Classifies a request as the API server's request-info filter does:
+    /// `method` and `path`, whether the query asks to `watch`, and its
+    /// `fieldSelector`.
+    pub fn of(method: &str, path: &str, watch: bool, field_selector: Option<&str>) -> Self {
+        let non_resource = || Self::NonResource {
+            verb: method.to_ascii_lowercase(),
+            path: path.to_string(),
+        };
+        let Some(Route::Resource(t)) = parse_path(path) else {
+            return non_resource();
+        };
+        let Some(verb) = Verb::of_request(method, t.name.is_some(), watch) else {
+            return non_resource();
+        };
+        let mut name = t.name;
+        if name.is_none()
+            && matches!(verb, Verb::List | Verb::Watch)
+            && let Some(Ok(selector)) = field_selector.map(crate::selector::FieldSelector::parse)
+        {
+            name = selector
+                .requirements
+                .iter()
+                .find(|r| r.field == "metadata.name" && r.equals && !r.value.is_empty())
+                .map(|r| r.value.clone());
+        }
+        let namespace = match (&t.namespace, t.group.as_str(), t.plural.as_str()) {
+            (None, "", "namespaces") => name.clone(),
+            _ => t.namespace,
+        };
+        Self::Resource(ResourceAttributes {
+            verb,
+            group: t.group,
+            version: t.version,
+            resource: t.plural,
+            subresource: t.subresource,
+            namespace,
+            name,
+        })
+    }
+
+    /// The verb as RBAC names it (`get`, `watch`, ... or the lowercased
+    /// method of a non-resource request).
+    pub fn verb(&self) -> &str {
+        match self {
+            Self::Resource(r) => r.verb.as_str(),
+            Self::NonResource { verb, .. } => verb,
+        }
+    }
+}
+
 /// A resource path, split up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -206,6 +317,73 @@ mod tests {
             Some(Verb::DeleteCollection)
         );
         assert_eq!(Verb::of_request("OPTIONS", true, false), None);
+    }
+
+    #[test]
+    fn attributes_as_the_api_server_derives_them() {
+        let res = |method, path, watch, fields| match RequestAttributes::of(
+            method, path, watch, fields,
+        ) {
+            RequestAttributes::Resource(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let r = res(
+            "PATCH",
+            "/apis/stepbox.dev/v1/namespaces/ci/stepruns/x/status",
+            false,
+            None,
+        );
+        assert_eq!(r.verb, Verb::Patch);
+        assert_eq!(r.combined_resource(), "stepruns/status");
+        assert_eq!(
+            (r.namespace.as_deref(), r.name.as_deref()),
+            (Some("ci"), Some("x"))
+        );
+        let r = res(
+            "GET",
+            "/api/v1/namespaces/ci/configmaps",
+            false,
+            Some("metadata.name=a,x=y"),
+        );
+        assert_eq!((r.verb, r.name.as_deref()), (Verb::List, Some("a")));
+        let r = res(
+            "GET",
+            "/api/v1/namespaces/ci/configmaps",
+            true,
+            Some("metadata.name!=a"),
+        );
+        assert_eq!((r.verb, r.name), (Verb::Watch, None));
+        let r = res("DELETE", "/api/v1/namespaces/ci/pods", false, None);
+        assert_eq!(r.verb, Verb::DeleteCollection);
+        // A namespace is in itself.
+        let r = res("GET", "/api/v1/namespaces/ci", false, None);
+        assert_eq!(
+            (r.namespace.as_deref(), r.resource.as_str()),
+            (Some("ci"), "namespaces")
+        );
+        let r = res(
+            "POST",
+            "/api/v1/namespaces/ci/serviceaccounts/w/token",
+            false,
+            None,
+        );
+        assert_eq!(
+            (r.verb, r.combined_resource().as_str()),
+            (Verb::Create, "serviceaccounts/token")
+        );
+        for (method, path) in [
+            ("GET", "/version"),
+            ("GET", "/apis/apps/v1"),
+            ("POST", "/apis"),
+            ("OPTIONS", "/api/v1/pods"),
+        ] {
+            let a = RequestAttributes::of(method, path, false, None);
+            assert!(
+                matches!(&a, RequestAttributes::NonResource { path: p, .. } if p == path),
+                "{a:?}"
+            );
+            assert_eq!(a.verb(), method.to_ascii_lowercase());
+        }
     }
 
     #[test]

@@ -220,6 +220,58 @@ pub fn strip_nulls(v: &mut Value) {
     }
 }
 
+/// Which part of an object a write addresses: the main resource (every
+/// field but `status`) or its `status` subresource (only `status`), as the
+/// API server splits writes of kinds with a status subresource. Ownership
+/// of each part is recorded apart: entries of the status subresource carry
+/// `subresource: status` in `managedFields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// The object without `status`.
+    #[default]
+    Main,
+    /// `status` alone (`.../NAME/status`).
+    Status,
+}
+
+impl Scope {
+    /// The subresource a `managedFields` entry of this scope names.
+    pub fn subresource(self) -> Option<&'static str> {
+        match self {
+            Self::Main => None,
+            Self::Status => Some("status"),
+        }
+    }
+
+    /// True when `entry` records ownership in this scope.
+    pub fn covers(self, entry: &ManagedFieldsEntry) -> bool {
+        match self {
+            Self::Main => entry.is_main_resource(),
+            Self::Status => entry.subresource.as_deref() == Some("status"),
+        }
+    }
+
+    /// The part of `config` a write in this scope sets, as the server sees
+    /// it: [`sanitize_config`] for the main resource; `apiVersion`, `kind`
+    /// and `status` (without nulls) for the status subresource.
+    pub fn config(self, config: &Value) -> Value {
+        match self {
+            Self::Main => sanitize_config(config),
+            Self::Status => {
+                let mut m = Map::new();
+                for k in ["apiVersion", "kind", "status"] {
+                    if let Some(v) = config.get(k) {
+                        m.insert(k.into(), v.clone());
+                    }
+                }
+                let mut cfg = Value::Object(m);
+                strip_nulls(&mut cfg);
+                cfg
+            }
+        }
+    }
+}
+
 /// The configuration as the server sees it: no `status`, no server-owned
 /// metadata, no nulls.
 pub fn sanitize_config(config: &Value) -> Value {
@@ -237,7 +289,9 @@ pub fn sanitize_config(config: &Value) -> Value {
 }
 
 /// The field set an applied configuration owns (see the module docs for
-/// what is left out). Expects a [sanitized](sanitize_config) configuration.
+/// what is left out). Expects a [sanitized](sanitize_config) configuration
+/// (or one [scoped](Scope::config) to the status subresource: then the
+/// fields under `status`).
 pub fn field_set(config: &Value) -> FieldSet {
     field_set_and_changes(config, None).0
 }
@@ -303,7 +357,7 @@ fn field_set_and_changes(config: &Value, live: Option<&Value>) -> (FieldSet, Vec
     let mut path = Vec::new();
     for (k, v) in root {
         match k.as_str() {
-            "apiVersion" | "kind" | "status" => {}
+            "apiVersion" | "kind" => {}
             "metadata" => {
                 let Some(meta) = v.as_object() else { continue };
                 let live_meta = live
@@ -563,7 +617,27 @@ pub fn apply(
     force: bool,
     now: &str,
 ) -> Result<Value> {
-    let cfg = sanitize_config(config);
+    apply_in(Scope::Main, live, config, manager, force, now)
+}
+
+/// [`apply`] to one part of the object: `Scope::Main` is [`apply`];
+/// `Scope::Status` applies `config`'s `status` alone (server-side apply to
+/// the status subresource, `PATCH .../NAME/status`), with ownership kept in
+/// entries of subresource `status`; everything else in `config` is
+/// ignored.
+///
+/// # Errors
+/// [`Error::Conflict`] when fields owned by other managers of the same
+/// scope would change and `force` is false.
+pub fn apply_in(
+    scope: Scope,
+    live: Option<&Value>,
+    config: &Value,
+    manager: &str,
+    force: bool,
+    now: &str,
+) -> Result<Value> {
+    let cfg = scope.config(config);
     let (new_set, changed) = field_set_and_changes(&cfg, live);
     let api_version = cfg
         .get("apiVersion")
@@ -589,9 +663,8 @@ pub fn apply(
     } else {
         Vec::new()
     };
-    let is_own = |e: &ManagedFieldsEntry| {
-        e.manager == manager && e.operation == "Apply" && e.is_main_resource()
-    };
+    let is_own =
+        |e: &ManagedFieldsEntry| e.manager == manager && e.operation == "Apply" && scope.covers(e);
 
     // Conflicts: leaves of the configuration whose live value differs and
     // that another manager owns.
@@ -599,7 +672,7 @@ pub fn apply(
     let mut transfers: Vec<(usize, FieldPath)> = Vec::new();
     for p in &changed {
         for (i, e) in entries.iter().enumerate() {
-            if e.manager == manager || !e.is_main_resource() {
+            if e.manager == manager || !scope.covers(e) {
                 continue;
             }
             let Some(owned) = owner_of(&e.fields, p, &object) else {
@@ -645,7 +718,7 @@ pub fn apply(
             operation: "Apply".into(),
             api_version: api_version.clone(),
             time: Some(now.to_string()),
-            subresource: None,
+            subresource: scope.subresource().map(str::to_string),
             fields: new_set.clone(),
         }),
     }
@@ -656,7 +729,7 @@ pub fn apply(
     for r in prev_set.difference(&new_set) {
         let owned = entries
             .iter()
-            .filter(|e| e.is_main_resource())
+            .filter(|e| scope.covers(e))
             .any(|e| owner_of(&e.fields, r, &object).is_some());
         if !owned {
             doomed.insert(r.clone());
@@ -1002,6 +1075,38 @@ mod tests {
         let live = apply(None, &cfg, "m", false, NOW).unwrap();
         assert!(live.get("status").is_none());
         assert!(live["metadata"].get("managedFields").is_none());
+    }
+
+    #[test]
+    fn status_scope_owns_status_alone() {
+        let live = apply(None, &deploy(2, "nginx"), "kubectl", false, NOW).unwrap();
+        let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                         "spec": {"replicas": 9}, "status": {"phase": "Running", "gone": null}});
+        let after = apply_in(Scope::Status, Some(&live), &cfg, "ctrl", false, NOW).unwrap();
+        assert_eq!(
+            after["spec"]["replicas"], 2,
+            "spec is not the status scope's"
+        );
+        assert_eq!(after["status"], json!({"phase": "Running"}));
+        let entries = managed_fields(&after);
+        let ctrl = entries.iter().find(|e| e.manager == "ctrl").unwrap();
+        assert_eq!(ctrl.subresource.as_deref(), Some("status"));
+        assert_eq!(
+            ctrl.fields.to_fields_v1(),
+            json!({"f:status": {"f:phase": {}}})
+        );
+        // Another manager of the status conflicts; the main resource's do not.
+        let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                           "status": {"phase": "Failed"}});
+        let err = apply_in(Scope::Status, Some(&after), &other, "other", false, NOW).unwrap_err();
+        assert!(err.to_string().contains("\"ctrl\""), "{err}");
+        assert!(apply_in(Scope::Status, Some(&after), &other, "kubectl", false, NOW).is_err());
+        // Leaving a field out removes it.
+        let less = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                          "status": {"ready": true}});
+        let after = apply_in(Scope::Status, Some(&after), &less, "ctrl", false, NOW).unwrap();
+        assert_eq!(after["status"], json!({"ready": true}));
+        assert!(Scope::Main.covers(&entries[0]) && !Scope::Status.covers(&entries[0]));
     }
 
     #[test]
