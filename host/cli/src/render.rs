@@ -139,6 +139,7 @@ pub fn report_text(r: &RunReport, color: bool) -> String {
         Status::Failed => ("failed", "31"),
         Status::LimitExceeded => ("limit exceeded", "31"),
         Status::Invalid => ("invalid", "31"),
+        Status::Cancelled => ("cancelled", "33"),
     };
     let _ = writeln!(
         out,

@@ -110,6 +110,13 @@ impl Reference {
         }
     }
 
+    /// The repository's last segment: the name a step pulled from it runs
+    /// as (`deploy` for `registry.example/steps/deploy@sha256:…`).
+    pub fn name(&self) -> &str {
+        let repo = self.repository();
+        repo.rsplit('/').next().unwrap_or(repo)
+    }
+
     /// `REGISTRY/REPOSITORY`, as cosign's payload names it.
     pub fn repository_name(&self) -> String {
         format!("{}/{}", self.registry(), self.repository())

@@ -51,6 +51,8 @@ pub enum Status {
     /// The run never started: unreadable or malformed component, wrong world,
     /// bad options.
     Invalid,
+    /// Whoever started the run stopped it ([`crate::RunOptions::cancel`]).
+    Cancelled,
 }
 
 impl Status {
@@ -61,6 +63,7 @@ impl Status {
             Status::Failed => 1,
             Status::Invalid => 2,
             Status::LimitExceeded => 3,
+            Status::Cancelled => 1,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::report::{LimitKind, LogSink, RunMeta, RunRecorder, RunReport, Sources
 use crate::state::StepState;
 use crate::target::Target;
 use stepbox_cluster::ClusterBackend;
+use tokio_util::sync::CancellationToken;
 
 /// Everything one run needs besides the component. Start from
 /// [`RunOptions::new`] and set what differs from the defaults:
@@ -54,6 +55,8 @@ pub struct RunOptions {
     log_sink: Option<LogSink>,
     helm: Option<HelmConfig>,
     sources: Sources,
+    run_id: Option<String>,
+    cancel: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -94,7 +97,24 @@ impl RunOptions {
             log_sink: None,
             helm: target.helm,
             sources: Sources::default(),
+            run_id: None,
+            cancel: None,
         }
+    }
+
+    /// The run's id in its report (default: a fresh UUID), for a caller
+    /// that records it before the run starts (a worker's status).
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// Stop the run when `token` is cancelled: the guest is interrupted at
+    /// its next epoch tick (10 ms) or host call, and the run ends with
+    /// status [`Status::Cancelled`].
+    pub fn cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
     }
 
     /// The namespace the run is confined to.
@@ -188,7 +208,10 @@ impl Runtime {
     /// Runs a loaded step once, in a fresh store, and reports what happened.
     /// Never panics because of the guest; limits end the run, not the host.
     pub async fn run(&self, step: &LoadedStep, opts: RunOptions) -> RunReport {
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = opts
+            .run_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let name = opts
             .name
             .clone()
@@ -313,9 +336,16 @@ impl Runtime {
         let workspace_watch = self.watcher.watch(&workspace, quota, recorder.clone());
         // The run ends when the guest returns, at the time limit, or as soon
         // as any limit is recorded (even while the guest waits in the host).
+        let cancelled = async {
+            match &opts.cancel {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(limits.timeout, call) => outcome.unwrap_or(Outcome::TimedOut),
             () = recorder.limit_tripped() => Outcome::Tripped,
+            () = cancelled => Outcome::Cancelled,
         };
         drop(workspace_watch);
         drop(store);
@@ -336,6 +366,7 @@ impl Runtime {
         }
 
         let (status, error) = match (outcome, recorder.limit_hit()) {
+            (Outcome::Cancelled, _) => (Status::Cancelled, Some("the run was cancelled".into())),
             (_, Some(limit)) => (Status::LimitExceeded, Some(limit.to_string())),
             (Outcome::TimedOut | Outcome::Tripped, None) => {
                 let limit = LimitKind::Time {
@@ -390,6 +421,8 @@ enum Outcome {
     TimedOut,
     /// A limit was recorded while the guest was running or waiting.
     Tripped,
+    /// The run's cancel token fired.
+    Cancelled,
 }
 
 /// True when the guest trapped because its handle table was full.

@@ -153,19 +153,28 @@ impl Target {
                     .preflight()
                     .await
                     .map_err(|e| TargetError::Unreachable(e.to_string()))?;
-                // helm talks to the run's gateway, which forwards what the
-                // policy admits with this backend's client and credentials.
-                let helm = Some(HelmConfig {
-                    binary: helm_binary,
-                    cluster: HelmCluster::Live(backend.client().clone()),
-                });
-                Ok(Self {
-                    backend: Arc::new(backend),
-                    helm,
-                    dry_run: opts.server_dry_run,
-                    default_namespace: Some(default_namespace),
-                })
+                let mut target = Self::live(backend, opts.server_dry_run, helm_binary);
+                target.default_namespace = Some(default_namespace);
+                Ok(target)
             }
+        }
+    }
+
+    /// A real cluster through `backend` (built with `server_dry_run` as
+    /// its dry-run mode), with helm (`helm_binary`) talking to the run's
+    /// gateway, which forwards what the policy admits with the backend's
+    /// client and credentials. No pre-flight check: the caller's (a worker
+    /// checks its cluster once, not per run).
+    pub fn live(backend: LiveCluster, server_dry_run: bool, helm_binary: PathBuf) -> Self {
+        let helm = Some(HelmConfig {
+            binary: helm_binary,
+            cluster: HelmCluster::Live(backend.client().clone()),
+        });
+        Self {
+            backend: Arc::new(backend),
+            helm,
+            dry_run: server_dry_run,
+            default_namespace: None,
         }
     }
 
