@@ -2,20 +2,25 @@
 //! certificate signed by the cluster's CA.
 //!
 //! A request is authenticated when its `Authorization: Bearer` token is the
-//! cluster's token, or when its TLS connection presented a client
-//! certificate (rustls already verified it against the CA). A wrong token
-//! is `401 Unauthorized` even where anonymous access is allowed, as in
-//! Kubernetes; without any credentials only the health endpoints and
-//! `/version` answer.
+//! cluster's token or when its TLS connection presented a client
+//! certificate (rustls already verified it against the CA): both are the
+//! cluster's administrator ([`Identity::Admin`], allowed everything). A dev
+//! cluster also takes the service-account tokens it issued
+//! ([`crate::tokens`]): those are [`Identity::User`], authorized by RBAC
+//! (`authz`). A wrong token is `401 Unauthorized` even where anonymous
+//! access is allowed, as in Kubernetes; without any credentials only the
+//! health endpoints and `/version` answer.
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use stepbox_k8s::rbac::{AUTHENTICATED_GROUP, UserInfo};
 
 use std::sync::Arc;
 
 use crate::status::ApiError;
+use crate::tokens::ServiceAccountTokens;
 
 /// How a kubeconfig authenticates to the dev cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +37,38 @@ pub enum Auth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientCertificate;
 
+/// Who made a request (a request extension set by [`authenticate`]; absent
+/// for anonymous requests to the public paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// The cluster's token or client certificate: allowed everything.
+    Admin,
+    /// A service account, by a token the cluster issued.
+    User(UserInfo),
+}
+
+impl Identity {
+    /// The user as RBAC and reviews name it.
+    pub(crate) fn user(&self) -> UserInfo {
+        match self {
+            Self::Admin => UserInfo {
+                name: "stepbox:admin".into(),
+                groups: vec!["system:masters".into(), AUTHENTICATED_GROUP.into()],
+            },
+            Self::User(u) => u.clone(),
+        }
+    }
+}
+
+/// The credentials a server accepts.
+#[derive(Debug)]
+pub(crate) struct Authenticator {
+    /// The administrator's token.
+    pub(crate) token: String,
+    /// The service-account tokens it issued (dev clusters only).
+    pub(crate) service_accounts: Option<Arc<ServiceAccountTokens>>,
+}
+
 /// Paths anyone may read, as Kubernetes' `system:public-info-viewer` role
 /// allows.
 const PUBLIC: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
@@ -41,8 +78,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The authentication middleware.
-pub async fn authenticate(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
+/// The authentication middleware: sets the request's [`Identity`].
+pub(crate) async fn authenticate(
+    State(authn): State<Arc<Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -54,13 +95,25 @@ pub async fn authenticate(State(token): State<Arc<str>>, req: Request, next: Nex
                 .then(|| token.trim().to_string())
         });
     let by_cert = req.extensions().get::<ClientCertificate>().is_some();
-    let allowed = match bearer {
-        Some(t) => same(t.as_bytes(), token.as_bytes()),
-        None => by_cert || PUBLIC.contains(&req.uri().path()),
+    let identity = match &bearer {
+        Some(t) if same(t.as_bytes(), authn.token.as_bytes()) => Some(Identity::Admin),
+        Some(t) => authn
+            .service_accounts
+            .as_ref()
+            .and_then(|sa| sa.authenticate(t))
+            .map(Identity::User),
+        None if by_cert => Some(Identity::Admin),
+        None => None,
     };
-    if !allowed {
-        tracing::debug!(path = %req.uri().path(), "dev-cluster: unauthorized request");
-        return ApiError::unauthorized().into_response();
+    match identity {
+        Some(identity) => {
+            req.extensions_mut().insert(identity);
+        }
+        None if bearer.is_none() && PUBLIC.contains(&req.uri().path()) => {}
+        None => {
+            tracing::debug!(path = %req.uri().path(), "dev-cluster: unauthorized request");
+            return ApiError::unauthorized().into_response();
+        }
     }
     next.run(req).await
 }

@@ -52,6 +52,8 @@ pub struct ServedResource {
     pub short_names: Vec<String>,
     /// Categories (`all` for the workload kinds `kubectl get all` lists).
     pub categories: Vec<String>,
+    /// True when it has a `status` subresource.
+    pub status: bool,
 }
 
 const ALL_CATEGORY: &[(&str, &str)] = &[
@@ -83,6 +85,7 @@ pub fn served(cluster: &MemoryCluster) -> Vec<ServedResource> {
             } else {
                 Vec::new()
             },
+            status: cluster.has_status_subresource(&r.info()),
         })
         .collect();
     let crd_res = resources::lookup("apiextensions.k8s.io/v1", "CustomResourceDefinition");
@@ -135,12 +138,15 @@ fn crd_resources(crd: &Value) -> Vec<ServedResource> {
     versions.sort_by_key(|v| v.get("storage").and_then(Value::as_bool) != Some(true));
     versions
         .iter()
-        .filter_map(|v| v.get("name").and_then(Value::as_str))
-        .map(|version| ServedResource {
+        .filter_map(|v| Some((v.get("name").and_then(Value::as_str)?, v)))
+        .map(|(version, v)| ServedResource {
             info: ResourceInfo::new(&group, version, &kind, &plural, namespaced),
             singular: singular.clone(),
             short_names: strings("/spec/names/shortNames"),
             categories: strings("/spec/names/categories"),
+            status: v
+                .pointer("/subresources/status")
+                .is_some_and(|s| !s.is_null()),
         })
         .collect()
 }
@@ -270,17 +276,23 @@ pub fn resource_list(served: &[ServedResource], group: &str, version: &str) -> O
     let mut items = items;
     for s in served
         .iter()
-        .filter(|s| s.info.group == group && s.info.version == version && scalable(&s.info))
+        .filter(|s| s.info.group == group && s.info.version == version)
     {
-        items.push(json!({
-            "name": format!("{}/scale", s.info.plural),
-            "singularName": "",
-            "namespaced": s.info.namespaced,
-            "group": "autoscaling",
-            "version": "v1",
-            "kind": "Scale",
-            "verbs": ["get", "patch", "update"],
-        }));
+        for sub in subresources(s) {
+            let kind = &sub["responseKind"];
+            let mut r = json!({
+                "name": format!("{}/{}", s.info.plural, sub["subresource"].as_str().unwrap_or_default()),
+                "singularName": "",
+                "namespaced": s.info.namespaced,
+                "kind": kind["kind"],
+                "verbs": sub["verbs"],
+            });
+            if kind["group"] != json!(group) || kind["version"] != json!(version) {
+                r["group"] = kind["group"].clone();
+                r["version"] = kind["version"].clone();
+            }
+            items.push(r);
+        }
     }
     if items.is_empty() {
         return None;
@@ -291,6 +303,34 @@ pub fn resource_list(served: &[ServedResource], group: &str, version: &str) -> O
         "groupVersion": resources::join_api_version(group, version),
         "resources": items,
     }))
+}
+
+/// The subresources of a served resource, as aggregated discovery lists
+/// them: `status`, `scale`, and a ServiceAccount's `token`.
+fn subresources(s: &ServedResource) -> Vec<Value> {
+    let mut out = Vec::new();
+    if s.status {
+        out.push(json!({
+            "subresource": "status",
+            "responseKind": {"group": s.info.group, "version": s.info.version, "kind": s.info.kind},
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if scalable(&s.info) {
+        out.push(json!({
+            "subresource": "scale",
+            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if s.info.is("", "ServiceAccount") {
+        out.push(json!({
+            "subresource": "token",
+            "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+            "verbs": ["create"],
+        }));
+    }
+    out
 }
 
 /// The kinds with a `scale` subresource.
@@ -336,12 +376,9 @@ pub fn aggregated(served: &[ServedResource], core: bool) -> Value {
                             if !s.categories.is_empty() {
                                 r["categories"] = json!(s.categories);
                             }
-                            if scalable(&s.info) {
-                                r["subresources"] = json!([{
-                                    "subresource": "scale",
-                                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
-                                    "verbs": ["get", "patch", "update"],
-                                }]);
+                            let subs = subresources(s);
+                            if !subs.is_empty() {
+                                r["subresources"] = json!(subs);
                             }
                             r
                         })
@@ -555,7 +592,8 @@ mod tests {
             .find(|r| r["resource"] == "deployments")
             .unwrap();
         assert_eq!(deploy["scope"], "Namespaced");
-        assert_eq!(deploy["subresources"][0]["subresource"], "scale");
+        assert_eq!(deploy["subresources"][0]["subresource"], "status");
+        assert_eq!(deploy["subresources"][1]["subresource"], "scale");
         let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert!(wants_aggregated(Some(kubectl)));
         assert!(!wants_aggregated(Some("application/json, */*")));
@@ -574,7 +612,7 @@ spec:
   group: example.com
   scope: Namespaced
   names: {kind: Widget, plural: widgets, shortNames: [wg]}
-  versions: [{name: v1beta1, served: true, storage: false}, {name: v1, served: true, storage: true}]
+  versions: [{name: v1beta1, served: true, storage: false}, {name: v1, served: true, storage: true, subresources: {status: {}}}]
 "#,
             "default",
         )
@@ -585,6 +623,27 @@ spec:
         assert_eq!(
             find(&c, "example.com", "v1beta1", "widgets").unwrap().kind,
             "Widget"
+        );
+        let names = |version: &str| -> Vec<String> {
+            resource_list(&s, "example.com", version).unwrap()["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names("v1"), ["widgets", "widgets/status"]);
+        assert_eq!(names("v1beta1"), ["widgets"]);
+        let core = resource_list(&s, "", "v1").unwrap();
+        let token = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "serviceaccounts/token")
+            .unwrap();
+        assert_eq!(
+            (token["group"].as_str(), token["kind"].as_str()),
+            (Some("authentication.k8s.io"), Some("TokenRequest"))
         );
         let doc = openapi_group_version(&s, "apis/example.com/v1").unwrap();
         assert!(

@@ -58,6 +58,7 @@
 mod access;
 mod api;
 mod auth;
+mod authz;
 mod body;
 mod discovery;
 #[cfg(feature = "faults")]
@@ -71,7 +72,11 @@ mod server;
 mod status;
 mod table;
 mod tls;
+mod tokens;
+mod view;
 mod watch;
+
+use std::sync::Arc;
 
 use stepbox_cluster::MemoryCluster;
 
@@ -177,16 +182,23 @@ impl DevCluster {
             #[cfg(feature = "faults")]
             self.faults,
         );
+        let tokens = Arc::new(tokens::ServiceAccountTokens::new(cluster.clone()));
         let server = RunningServer::start(
             self.port,
             self.token,
             self.namespace,
             front,
+            Some(tokens.clone()),
             move |addr, shutdown| {
-                api::router(api::AppState::new(
-                    cluster,
+                let state = api::AppState::with_tokens(
+                    cluster.clone(),
                     addr.to_string(),
                     shutdown.clone(),
+                    tokens,
+                );
+                api::router(state).layer(axum::middleware::from_fn_with_state(
+                    cluster,
+                    authz::authorize,
                 ))
             },
         )

@@ -4,8 +4,8 @@
 //! client-go 1.33's generated clients encode built-in objects as protobuf
 //! (`application/vnd.kubernetes.protobuf`) and do not fall back to JSON, so
 //! kubectl's typed commands (`kubectl create namespace`, `create configmap`,
-//! `create secret`, `create serviceaccount`, and `DeleteOptions` of typed
-//! deletes, as helm's) send protobuf bodies. This
+//! `create secret`, `create serviceaccount`, `create token`, `auth can-i`,
+//! and `DeleteOptions` of typed deletes, as helm's) send protobuf bodies. This
 //! module decodes those kinds into the JSON the rest of the server works
 //! with, from a small schema of their fields (field numbers as in
 //! `k8s.io/api`'s `generated.proto`). Other kinds answer
@@ -138,6 +138,59 @@ const DELETE_OPTIONS: &[Field] = &[
     list(5, "dryRun", Ty::Str),
 ];
 
+/// `authentication.k8s.io/v1` `TokenRequest` (`kubectl create token`).
+const TOKEN_REQUEST: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            list(1, "audiences", Ty::Str),
+            f(4, "expirationSeconds", Ty::Int),
+            f(
+                3,
+                "boundObjectRef",
+                Ty::Msg(&[
+                    f(1, "kind", Ty::Str),
+                    f(2, "apiVersion", Ty::Str),
+                    f(3, "name", Ty::Str),
+                    f(4, "uid", Ty::Str),
+                ]),
+            ),
+        ]),
+    ),
+];
+
+/// `authorization.k8s.io/v1` `SelfSubjectAccessReview` (`kubectl auth
+/// can-i`).
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(
+                1,
+                "resourceAttributes",
+                Ty::Msg(&[
+                    f(1, "namespace", Ty::Str),
+                    f(2, "verb", Ty::Str),
+                    f(3, "group", Ty::Str),
+                    f(4, "version", Ty::Str),
+                    f(5, "resource", Ty::Str),
+                    f(6, "subresource", Ty::Str),
+                    f(7, "name", Ty::Str),
+                ]),
+            ),
+            f(
+                2,
+                "nonResourceAttributes",
+                Ty::Msg(&[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)]),
+            ),
+        ]),
+    ),
+];
+
 fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     match (api_version, kind) {
         (_, "DeleteOptions") => Some(DELETE_OPTIONS),
@@ -145,6 +198,8 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "ConfigMap") => Some(CONFIG_MAP),
         ("v1", "Secret") => Some(SECRET),
         ("v1", "ServiceAccount") => Some(SERVICE_ACCOUNT),
+        ("authentication.k8s.io/v1", "TokenRequest") => Some(TOKEN_REQUEST),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => Some(SELF_SUBJECT_ACCESS_REVIEW),
         _ => None,
     }
 }
@@ -157,7 +212,7 @@ pub enum ProtobufError {
     Malformed(String),
     /// The kind is not one this server decodes.
     #[error(
-        "the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount and DeleteOptions, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)"
+        "the dev cluster reads protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount, DeleteOptions, TokenRequest and SelfSubjectAccessReview, not {api_version} {kind}: send JSON instead (kubectl create -f / kubectl apply -f)"
     )]
     Unsupported {
         /// The object's apiVersion.

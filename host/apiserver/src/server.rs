@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
@@ -17,11 +18,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, Auth};
+use crate::auth::{self, Auth, Authenticator, Identity};
 #[cfg(feature = "faults")]
 use crate::faults::{Fault, FaultLayer};
 use crate::requests::{self, RequestLog, RequestRecord};
 use crate::tls::Certificates;
+use crate::tokens::ServiceAccountTokens;
 
 /// How long shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -112,19 +114,30 @@ impl Front {
 }
 
 /// `routes` behind what every server of this crate has: the request log
-/// at `/debug/stepbox/requests`, authentication, and the body limit.
-fn wrap(routes: Router, token: Arc<str>, front: Front) -> Router {
+/// at `/debug/stepbox/requests` (for the administrator), authentication,
+/// and the body limit.
+fn wrap(routes: Router, authn: Arc<Authenticator>, front: Front) -> Router {
     Router::new()
         .route(
             "/debug/stepbox/requests",
-            get(move || {
+            get(move |identity: Option<axum::Extension<Identity>>| {
                 let front = front.clone();
-                async move { crate::status::json_response(axum::http::StatusCode::OK, &front.report()) }
+                async move {
+                    if !matches!(identity, Some(axum::Extension(Identity::Admin))) {
+                        return crate::status::ApiError::new(
+                            403,
+                            "Forbidden",
+                            "forbidden: the request log is for the dev cluster's administrator (its token or client certificate)",
+                        )
+                        .into_response();
+                    }
+                    crate::status::json_response(axum::http::StatusCode::OK, &front.report())
+                }
             }),
         )
         .merge(routes)
         .layer(axum::middleware::from_fn_with_state(
-            token,
+            authn,
             crate::auth::authenticate,
         ))
         .layer(DefaultBodyLimit::max(crate::api::MAX_BODY_BYTES))
@@ -213,8 +226,8 @@ pub struct RunningServer {
 impl RunningServer {
     /// Generates certificates, binds `127.0.0.1:port` (0: a free port) and
     /// serves the routes `routes` makes (given the address and the shutdown
-    /// signal) behind authentication by `token` (random unless given), on
-    /// the current tokio runtime.
+    /// signal) behind authentication by `token` (random unless given) and
+    /// the `service_accounts` tokens, if any, on the current tokio runtime.
     ///
     /// # Errors
     /// [`DevClusterError::Bind`] when the port cannot be bound,
@@ -224,6 +237,7 @@ impl RunningServer {
         token: Option<String>,
         namespace: String,
         front: Front,
+        service_accounts: Option<Arc<ServiceAccountTokens>>,
         routes: impl FnOnce(&SocketAddr, &CancellationToken) -> Router,
     ) -> Result<Self, DevClusterError> {
         let certs = Certificates::generate()?;
@@ -236,11 +250,11 @@ impl RunningServer {
             .map_err(|source| DevClusterError::Bind { port, source })?;
         let token = token.unwrap_or_else(random_token);
         let shutdown = CancellationToken::new();
-        let router = wrap(
-            routes(&addr, &shutdown),
-            token.as_str().into(),
-            front.clone(),
-        );
+        let authn = Arc::new(Authenticator {
+            token: token.clone(),
+            service_accounts,
+        });
+        let router = wrap(routes(&addr, &shutdown), authn, front.clone());
         let task = tokio::spawn(serve(
             listener,
             acceptor,

@@ -3,11 +3,14 @@
 //! `kubectl get` asks for `application/json;as=Table;v=v1;g=meta.k8s.io`
 //! and prints the columns the server chooses, as a real API server chooses
 //! them for the common kinds (Deployment: READY, UP-TO-DATE, AVAILABLE,
-//! AGE; Service: TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S); ...). Other kinds
-//! get NAME and AGE. Columns of priority 1 show with `-o wide`.
+//! AGE; Service: TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S); ...). Custom
+//! resources get NAME and the `additionalPrinterColumns` of their CRD's
+//! version, each cell read by its JSONPath (see [`crd_columns`]). Other
+//! kinds get NAME and AGE. Columns of priority 1 show with `-o wide`.
 
 use serde_json::{Map, Value, json};
 
+use stepbox_cluster::MemoryCluster;
 use stepbox_k8s::{ResourceInfo, object};
 
 /// What a Table row carries besides its cells (`includeObject`).
@@ -36,7 +39,8 @@ impl IncludeObject {
 /// One column of a kind's table: its definition and how to read its cell
 /// from an object. A kind's columns and its cells come from one list, so
 /// they cannot drift apart.
-struct Column {
+#[derive(Debug)]
+pub struct Column {
     name: &'static str,
     kind: &'static str,
     priority: u8,
@@ -365,7 +369,7 @@ const OTHER: &[Column] = &[NAME, AGE];
 
 /// The columns of a kind's table: as a real API server prints the common
 /// kinds, NAME and AGE for the others.
-fn columns(res: &ResourceInfo) -> &'static [Column] {
+fn builtin_columns(res: &ResourceInfo) -> &'static [Column] {
     match (res.group.as_str(), res.kind.as_str()) {
         ("apps", "Deployment") => DEPLOYMENT,
         ("apps", "StatefulSet") => STATEFUL_SET,
@@ -523,8 +527,161 @@ fn container_statuses(obj: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
-fn cells(res: &ResourceInfo, obj: &Value) -> Vec<Value> {
-    columns(res).iter().map(|c| (c.cell)(obj)).collect()
+/// One of a CRD's `additionalPrinterColumns`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrinterColumn {
+    name: String,
+    kind: String,
+    format: String,
+    description: String,
+    priority: i64,
+    /// The JSONPath of the cell, as kubectl writes it (`.status.phase`).
+    path: String,
+}
+
+impl PrinterColumn {
+    /// Reads one `additionalPrinterColumns` entry; `None` without a name
+    /// or a JSONPath.
+    fn parse(v: &Value) -> Option<Self> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+        let path = s("jsonPath");
+        if s("name").is_empty() || path.is_empty() {
+            return None;
+        }
+        let description = match s("description") {
+            "" => format!("Custom resource definition column (in JSONPath format): {path}"),
+            d => d.to_string(),
+        };
+        Some(Self {
+            name: s("name").to_string(),
+            kind: s("type").to_string(),
+            format: s("format").to_string(),
+            description,
+            priority: v.get("priority").and_then(Value::as_i64).unwrap_or(0),
+            path: path.to_string(),
+        })
+    }
+
+    /// The cell of `obj`, as the API server's CRD table converter makes
+    /// it: the first value the JSONPath finds, shaped by the column's type
+    /// (a `date` as the age kubectl prints); null when there is none or it
+    /// does not fit the type.
+    fn cell(&self, obj: &Value) -> Value {
+        let Some(value) = jsonpath_first(obj, &self.path) else {
+            return Value::Null;
+        };
+        match (self.kind.as_str(), &value) {
+            ("string", Value::String(_)) => value,
+            ("string", Value::Null) => Value::Null,
+            ("string", Value::Number(_) | Value::Bool(_)) => json!(value.to_string()),
+            ("string", _) => json!(value.to_string()),
+            ("integer", Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .map_or(Value::Null, |i| json!(i)),
+            ("number", Value::Number(n)) => n.as_f64().map_or(Value::Null, |f| json!(f)),
+            ("boolean", Value::Bool(_)) => value,
+            ("date", Value::String(t)) => match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => json!(human_duration(
+                    (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
+                )),
+                Err(_) => json!("<invalid>"),
+            },
+            _ => Value::Null,
+        }
+    }
+}
+
+/// The first value a kubectl-style JSONPath (`.status.phase`,
+/// `.status.conditions[?(@.type=="Ready")].reason`, with or without the
+/// surrounding `{}`) finds in `obj`.
+fn jsonpath_first(obj: &Value, path: &str) -> Option<Value> {
+    use jsonpath_rust::JsonPath;
+    let path = path.trim();
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path)
+        .trim();
+    let path = if path.starts_with('$') {
+        path.to_string()
+    } else if path.starts_with('.') || path.starts_with('[') {
+        format!("${path}")
+    } else {
+        format!("$.{path}")
+    };
+    obj.query(&path).ok()?.into_iter().next().cloned()
+}
+
+/// The `additionalPrinterColumns` of a CRD for `version`; empty when it
+/// declares none.
+pub fn crd_columns(crd: &Value, version: &str) -> Vec<PrinterColumn> {
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    let entry = versions.and_then(|vs| {
+        vs.iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
+    });
+    entry
+        .and_then(|v| v.get("additionalPrinterColumns"))
+        .or_else(|| crd.pointer("/spec/additionalPrinterColumns"))
+        .and_then(Value::as_array)
+        .map(|cols| cols.iter().filter_map(PrinterColumn::parse).collect())
+        .unwrap_or_default()
+}
+
+/// The columns of one kind's tables.
+#[derive(Debug, Clone)]
+pub enum Columns {
+    /// A built-in kind (or a custom one without printer columns).
+    Builtin(&'static [Column]),
+    /// NAME, then a CRD's printer columns.
+    Custom(Vec<PrinterColumn>),
+}
+
+impl Columns {
+    /// The columns of `res`: its CRD's printer columns, when it has a CRD
+    /// that declares some; else the built-in ones.
+    pub fn of(cluster: &MemoryCluster, res: &ResourceInfo) -> Self {
+        let custom = cluster
+            .custom_resource_definition(res)
+            .map(|crd| crd_columns(&crd, &res.version))
+            .unwrap_or_default();
+        if custom.is_empty() {
+            Self::Builtin(builtin_columns(res))
+        } else {
+            Self::Custom(custom)
+        }
+    }
+
+    fn definitions(&self) -> Vec<Value> {
+        let def = |name: &str, kind: &str, format: &str, description: &str, priority: i64| json!({"name": name, "type": kind, "format": format, "description": description, "priority": priority});
+        match self {
+            Self::Builtin(cols) => cols
+                .iter()
+                .map(|c| {
+                    let format = if c.name == "Name" { "name" } else { "" };
+                    def(c.name, c.kind, format, c.description, i64::from(c.priority))
+                })
+                .collect(),
+            Self::Custom(cols) => {
+                std::iter::once(def("Name", "string", "name", NAME.description, 0))
+                    .chain(
+                        cols.iter()
+                            .map(|c| def(&c.name, &c.kind, &c.format, &c.description, c.priority)),
+                    )
+                    .collect()
+            }
+        }
+    }
+
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        match self {
+            Self::Builtin(cols) => cols.iter().map(|c| (c.cell)(obj)).collect(),
+            Self::Custom(cols) => std::iter::once((NAME.cell)(obj))
+                .chain(cols.iter().map(|c| c.cell(obj)))
+                .collect(),
+        }
+    }
 }
 
 /// The object's metadata as `PartialObjectMetadata` (without
@@ -537,10 +694,10 @@ pub fn partial_metadata(obj: &Value, meta_api_version: &str) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": meta_api_version, "metadata": meta})
 }
 
-/// A Table of `objects` of kind `res`. `with_columns` false leaves the
+/// A Table of `objects` with `columns`. `with_columns` false leaves the
 /// column definitions out (later events of a watch).
 pub fn table(
-    res: &ResourceInfo,
+    columns: &Columns,
     objects: &[Value],
     resource_version: Option<u64>,
     include: IncludeObject,
@@ -548,29 +705,14 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let defs: Vec<Value> = if with_columns {
-        columns(res)
-            .iter()
-            .map(|c| {
-                let mut d = json!({
-                    "name": c.name,
-                    "type": c.kind,
-                    "format": if c.name == "Name" { "name" } else { "" },
-                    "description": c.description,
-                    "priority": c.priority,
-                });
-                if c.name == "Name" {
-                    d["format"] = json!("name");
-                }
-                d
-            })
-            .collect()
+        columns.definitions()
     } else {
         Vec::new()
     };
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut row = json!({"cells": cells(res, o)});
+            let mut row = json!({"cells": columns.cells(o)});
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => row["object"] = partial_metadata(o, api_version),
@@ -609,12 +751,72 @@ mod tests {
     }
 
     #[test]
+    fn crd_printer_columns() {
+        let crd = json!({"spec": {"versions": [{"name": "v1", "additionalPrinterColumns": [
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Reason", "type": "string", "priority": 1,
+             "jsonPath": ".status.conditions[?(@.type==\"Succeeded\")].reason"},
+            {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts"},
+            {"name": "Done", "type": "boolean", "jsonPath": "{.status.done}"},
+            {"name": "Started", "type": "date", "jsonPath": ".status.startTime"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "broken"}]}]}});
+        let cols = Columns::Custom(crd_columns(&crd, "v1"));
+        let defs = cols.definitions();
+        let names: Vec<&str> = defs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "Name", "Phase", "Reason", "Attempts", "Done", "Started", "Age"
+            ]
+        );
+        assert_eq!(defs[0]["format"], "name");
+        assert_eq!(defs[2]["priority"], 1);
+        assert_eq!(
+            defs[1]["description"],
+            "Custom resource definition column (in JSONPath format): .status.phase"
+        );
+        let run = json!({"metadata": {"name": "r", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "status": {"phase": "Failed", "attempts": 2.0, "done": true, "startTime": "bad",
+                       "conditions": [{"type": "Ready", "reason": "No"}, {"type": "Succeeded", "reason": "StepFailed"}]}});
+        let cells = cols.cells(&run);
+        assert_eq!(
+            &cells[..5],
+            &[
+                json!("r"),
+                json!("Failed"),
+                json!("StepFailed"),
+                json!(2),
+                json!(true)
+            ]
+        );
+        assert_eq!(cells[5], "<invalid>");
+        assert!(
+            cells[6].as_str().unwrap().ends_with('y') || cells[6].as_str().unwrap().ends_with('d')
+        );
+        let empty = cols.cells(&json!({"metadata": {"name": "e"}}));
+        assert_eq!(
+            empty[1..],
+            [
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null
+            ]
+        );
+        // Without printer columns: NAME and AGE.
+        assert!(crd_columns(&json!({"spec": {"versions": [{"name": "v1"}]}}), "v1").is_empty());
+    }
+
+    #[test]
     fn deployment_and_service_rows() {
         let d = json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z", "managedFields": []},
                        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
                        "status": {"readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
         let t = table(
-            &lookup("apps/v1", "Deployment"),
+            &Columns::Builtin(builtin_columns(&lookup("apps/v1", "Deployment"))),
             &[d],
             Some(7),
             IncludeObject::Metadata,
@@ -635,7 +837,7 @@ mod tests {
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         let s = json!({"metadata": {"name": "web"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}});
         let t = table(
-            &lookup("v1", "Service"),
+            &Columns::Builtin(builtin_columns(&lookup("v1", "Service"))),
             &[s],
             None,
             IncludeObject::None,

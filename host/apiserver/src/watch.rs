@@ -37,6 +37,7 @@ use stepbox_k8s::selector::FieldSelector;
 use super::status::ApiError;
 use super::table;
 use crate::query::Format;
+use crate::view::View;
 
 /// The longest a watch runs without `timeoutSeconds` (Kubernetes picks
 /// 30-60 minutes).
@@ -45,8 +46,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// What one watch asks for.
 #[derive(Debug, Clone)]
 pub struct WatchRequest {
-    /// The kind watched.
+    /// The kind watched, as stored.
     pub res: ResourceInfo,
+    /// The kind as the client named it (another API of `res`, for a
+    /// [`View`] other than `Stored`).
+    pub served: ResourceInfo,
+    /// How `served` relates to `res`.
+    pub view: View,
+    /// The columns of Table events.
+    pub columns: table::Columns,
     /// The namespace (`""`: all, or cluster-scoped).
     pub namespace: String,
     /// Label selector.
@@ -130,12 +138,13 @@ impl WatchState {
         }
     }
 
-    fn encode(&mut self, event_type: &str, mut obj: Value) -> Bytes {
-        if let Some(m) = obj.as_object_mut()
-            && !self.req.res.api_version.is_empty()
-        {
-            m.insert("apiVersion".into(), json!(self.req.res.api_version));
-        }
+    /// A stored object as the client sees it.
+    fn present(&self, obj: &Value) -> Value {
+        self.req.view.present(&self.req.served, obj)
+    }
+
+    /// Encodes an event of an object already [presented](Self::present).
+    fn encode(&mut self, event_type: &str, obj: Value) -> Bytes {
         let object = match self.req.format {
             Format::Json => obj,
             Format::Table {
@@ -145,7 +154,7 @@ impl WatchState {
                 let with_columns = !self.sent_columns;
                 self.sent_columns = true;
                 table::table(
-                    &self.req.res,
+                    &self.req.columns,
                     &[obj],
                     None,
                     include,
@@ -187,31 +196,33 @@ pub fn respond(
     };
     let selective = state.req.labels.as_ref().is_some_and(|l| !l.is_empty())
         || state.req.fields.as_ref().is_some_and(|f| !f.is_empty());
+    // The matching objects as the client sees them, and the list's
+    // resourceVersion.
+    let listed = |state: &WatchState| {
+        let list = cluster.list_with(&state.req.res, &state.req.namespace, None, None);
+        let items: Vec<Value> = list
+            .items
+            .iter()
+            .map(|o| state.present(o))
+            .filter(|o| state.matches(o))
+            .collect();
+        (items, list.resource_version)
+    };
     match state.req.resource_version {
         Some(rv) if !state.req.send_initial_events => {
             state.last = rv;
             if selective {
-                let now = cluster.list_with(
-                    &state.req.res,
-                    &state.req.namespace,
-                    state.req.labels.as_ref(),
-                    state.req.fields.as_ref(),
-                );
-                state.matching = Some(now.items.iter().map(ident).collect());
+                let (items, _) = listed(&state);
+                state.matching = Some(items.iter().map(ident).collect());
             }
         }
         _ => {
-            let list = cluster.list_with(
-                &state.req.res,
-                &state.req.namespace,
-                state.req.labels.as_ref(),
-                state.req.fields.as_ref(),
-            );
-            state.last = list.resource_version;
+            let (items, resource_version) = listed(&state);
+            state.last = resource_version;
             if selective {
-                state.matching = Some(list.items.iter().map(ident).collect());
+                state.matching = Some(items.iter().map(ident).collect());
             }
-            for obj in list.items {
+            for obj in items {
                 let b = state.encode("ADDED", obj);
                 state.pending.push_back(b);
             }
@@ -219,10 +230,10 @@ pub fn respond(
                 let bookmark = json!({
                     "type": "BOOKMARK",
                     "object": {
-                        "kind": state.req.res.kind,
-                        "apiVersion": state.req.res.api_version,
+                        "kind": state.req.served.kind,
+                        "apiVersion": state.req.served.api_version,
                         "metadata": {
-                            "resourceVersion": list.resource_version.to_string(),
+                            "resourceVersion": resource_version.to_string(),
                             "annotations": {"k8s.io/initial-events-end": "true"},
                         },
                     },
@@ -254,8 +265,9 @@ pub fn respond(
                         if !ev.is_about(&st.req.res, &st.req.namespace) {
                             continue;
                         }
-                        if let Some(t) = st.translate(ev.event_type.as_str(), &ev.object) {
-                            let b = st.encode(t, ev.object);
+                        let obj = st.present(&ev.object);
+                        if let Some(t) = st.translate(ev.event_type.as_str(), &obj) {
+                            let b = st.encode(t, obj);
                             st.pending.push_back(b);
                         }
                     }

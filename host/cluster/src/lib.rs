@@ -147,6 +147,9 @@ pub trait ClusterBackend: Send + Sync {
     ) -> Result<Change>;
 
     /// Deletes one object and returns it. `Ok(None)` when it did not exist.
+    /// As with an API server, an object with finalizers may be kept,
+    /// marked with `deletionTimestamp` (then returned as marked), until
+    /// whoever owns the finalizers removes them.
     async fn delete(
         &self,
         res: &ResourceInfo,

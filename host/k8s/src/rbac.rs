@@ -132,7 +132,7 @@ impl PolicyRule {
     }
 
     fn allows_resource(&self, r: &ResourceAttributes) -> bool {
-        verb_matches(&self.verbs, r.verb.as_str())
+        verb_matches(&self.verbs, &r.verb)
             && api_group_matches(&self.api_groups, &r.group)
             && resource_matches(&self.resources, &r.combined_resource())
             && resource_name_matches(&self.resource_names, r.name.as_deref())

@@ -126,12 +126,12 @@ impl fmt::Display for Verb {
 /// parameters.
 ///
 /// ```
-/// use stepbox_k8s::request::{RequestAttributes, Verb};
+/// use stepbox_k8s::request::RequestAttributes;
 ///
 /// let RequestAttributes::Resource(r) = RequestAttributes::of(
 ///     "GET", "/apis/stepbox.dev/v1/namespaces/ci/stepruns", true, Some("metadata.name=x"),
 /// ) else { panic!() };
-/// assert_eq!((r.verb, r.resource.as_str(), r.name.as_deref()), (Verb::Watch, "stepruns", Some("x")));
+/// assert_eq!((r.verb.as_str(), r.resource.as_str(), r.name.as_deref()), ("watch", "stepruns", Some("x")));
 /// assert_eq!(RequestAttributes::of("GET", "/apis", false, None).verb(), "get");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,9 +152,11 @@ pub enum RequestAttributes {
 /// The attributes of a request for objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceAttributes {
-    /// The verb (`watch` for `?watch=true`, `list` and `deletecollection`
-    /// for requests without a name).
-    pub verb: Verb,
+    /// The verb as RBAC names it: for a request, one of [`Verb`]
+    /// (`watch` for `?watch=true`, `list` and `deletecollection` for
+    /// requests without a name); an access review may ask about any verb
+    /// (`escalate`, `use`, ...).
+    pub verb: String,
     /// The API group (`""` for the core group).
     pub group: String,
     /// The version.
@@ -212,7 +214,7 @@ impl RequestAttributes {
             _ => t.namespace,
         };
         Self::Resource(ResourceAttributes {
-            verb,
+            verb: verb.as_str().to_string(),
             group: t.group,
             version: t.version,
             resource: t.plural,
@@ -226,7 +228,7 @@ impl RequestAttributes {
     /// method of a non-resource request).
     pub fn verb(&self) -> &str {
         match self {
-            Self::Resource(r) => r.verb.as_str(),
+            Self::Resource(r) => &r.verb,
             Self::NonResource { verb, .. } => verb,
         }
     }
@@ -333,7 +335,7 @@ mod tests {
             false,
             None,
         );
-        assert_eq!(r.verb, Verb::Patch);
+        assert_eq!(r.verb, "patch");
         assert_eq!(r.combined_resource(), "stepruns/status");
         assert_eq!(
             (r.namespace.as_deref(), r.name.as_deref()),
@@ -345,16 +347,16 @@ mod tests {
             false,
             Some("metadata.name=a,x=y"),
         );
-        assert_eq!((r.verb, r.name.as_deref()), (Verb::List, Some("a")));
+        assert_eq!((r.verb.as_str(), r.name.as_deref()), ("list", Some("a")));
         let r = res(
             "GET",
             "/api/v1/namespaces/ci/configmaps",
             true,
             Some("metadata.name!=a"),
         );
-        assert_eq!((r.verb, r.name), (Verb::Watch, None));
+        assert_eq!((r.verb.as_str(), r.name), ("watch", None));
         let r = res("DELETE", "/api/v1/namespaces/ci/pods", false, None);
-        assert_eq!(r.verb, Verb::DeleteCollection);
+        assert_eq!(r.verb, "deletecollection");
         // A namespace is in itself.
         let r = res("GET", "/api/v1/namespaces/ci", false, None);
         assert_eq!(
@@ -368,8 +370,8 @@ mod tests {
             None,
         );
         assert_eq!(
-            (r.verb, r.combined_resource().as_str()),
-            (Verb::Create, "serviceaccounts/token")
+            (r.verb.as_str(), r.combined_resource().as_str()),
+            ("create", "serviceaccounts/token")
         );
         for (method, path) in [
             ("GET", "/version"),

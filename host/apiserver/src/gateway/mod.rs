@@ -173,16 +173,23 @@ impl Gateway {
             #[cfg(feature = "faults")]
             Vec::new(),
         );
-        let server = RunningServer::start(port, token, namespace, front, move |addr, shutdown| {
-            let shared = Arc::new(Shared {
-                upstream: upstream.connect(addr, shutdown),
-                backend,
-                admit,
-                client,
-                dry_run,
-            });
-            axum::Router::new().fallback(handle).with_state(shared)
-        })
+        let server = RunningServer::start(
+            port,
+            token,
+            namespace,
+            front,
+            None,
+            move |addr, shutdown| {
+                let shared = Arc::new(Shared {
+                    upstream: upstream.connect(addr, shutdown),
+                    backend,
+                    admit,
+                    client,
+                    dry_run,
+                });
+                axum::Router::new().fallback(handle).with_state(shared)
+            },
+        )
         .await?;
         tracing::debug!(addr = %server.addr(), "gateway: serving");
         Ok(server)

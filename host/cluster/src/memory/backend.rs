@@ -5,7 +5,7 @@ use stepbox_k8s::object::{self, ObjectRef};
 use stepbox_k8s::ssa;
 
 use super::{
-    MemoryCluster, check_preconditions, key, not_found, now, remove_object, resolve,
+    MemoryCluster, Propagation, check_preconditions, finalize, key, not_found, now, resolve,
     scope_namespace, validate_object,
 };
 use crate::{
@@ -117,7 +117,7 @@ impl ClusterBackend for MemoryCluster {
         let live = st.objects.get(&key(res, &ns, &r.name)).cloned();
         check_preconditions(res, &r.name, object, live.as_ref())?;
         let merged = ssa::apply(live.as_ref(), object, field_manager, force, &now())?;
-        Ok(self.commit(st, res, &ns, live, merged, false))
+        self.commit(st, res, &ns, live, merged, false)
     }
 
     async fn merge_patch(
@@ -173,7 +173,7 @@ impl ClusterBackend for MemoryCluster {
                 None => top.shift_remove("status"),
             };
         }
-        Ok(self.commit(st, res, &ns, Some(live), obj, false))
+        self.commit(st, res, &ns, Some(live), obj, false)
     }
 
     async fn delete(
@@ -183,10 +183,11 @@ impl ClusterBackend for MemoryCluster {
         name: &str,
     ) -> Result<Option<Value>> {
         let mut st = self.lock();
-        let Some(removed) = remove_object(&mut st, res, namespace, name) else {
+        let Some(outcome) = finalize::delete(&mut st, res, namespace, name, Propagation::default())
+        else {
             return Ok(None);
         };
         self.announce(st);
-        Ok(Some(Self::with_api_version(res, removed)))
+        Ok(Some(Self::with_api_version(res, outcome.into_object())))
     }
 }

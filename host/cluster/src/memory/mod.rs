@@ -10,8 +10,17 @@
 //! - Every write bumps one global `resourceVersion` counter. A create sets
 //!   `metadata.uid` (UUID v4), `creationTimestamp` (RFC 3339, UTC, seconds),
 //!   `generation: 1` and `namespace`; `generation` increments when anything
-//!   outside `metadata` and `status` changes. A write that changes nothing is
-//!   not a write: the resourceVersion stays.
+//!   outside `metadata` and `status` changes (outside `metadata`, for a
+//!   custom kind whose CRD has no status subresource). A write that
+//!   changes nothing is not a write: the resourceVersion stays.
+//! - Kinds with a status subresource ([`MemoryCluster::has_status_subresource`])
+//!   take `status` only through it ([`MemoryCluster::update_status`],
+//!   [`MemoryCluster::patch_status`]); their main resource keeps the
+//!   stored status.
+//! - Deletion keeps objects with finalizers (marked with
+//!   `deletionTimestamp`) until the finalizers are removed, and removes
+//!   dependents named by `ownerReferences` with their owners (see
+//!   [`DeleteOutcome`] and [`Propagation`]).
 //! - `apply` is server-side apply with field ownership (see [`ssa`]);
 //!   ownership lives in `metadata.managedFields`. A `metadata.resourceVersion`
 //!   or `metadata.uid` in the applied object is a precondition, as in
@@ -27,7 +36,8 @@
 //!   (`None`) or `ExternalName`. Condition timestamps are kept while a
 //!   condition does not change, so a repeated apply stays a no-op.
 //! - Custom resources resolve through stored `CustomResourceDefinition`s
-//!   (plural and scope), else by [`resources::lookup`]'s guess.
+//!   (plural, scope, status subresource), else by
+//!   [`resources::lookup`]'s guess. Stored CRDs are `Established`.
 //! - Every stored write is also an event in a bounded log (see
 //!   [`watch_log`]), so watches can replay from a resourceVersion.
 //! - Beyond the [`ClusterBackend`] trait, the API server's own verbs
@@ -173,6 +183,13 @@ impl MemoryCluster {
     /// [`finish_write_with`]) and, when that was a write, unlocks the store
     /// and announces it. Every write through the API server's verbs ends
     /// here.
+    ///
+    /// A write to an object being deleted may only remove finalizers; the
+    /// one that removes the last removes the object (see [`finalize`]).
+    ///
+    /// # Errors
+    /// [`ClusterError::Invalid`] for a finalizer added to an object being
+    /// deleted.
     fn commit(
         &self,
         mut st: MutexGuard<'_, State>,
@@ -181,12 +198,33 @@ impl MemoryCluster {
         before: Option<Value>,
         obj: Value,
         dry_run: bool,
-    ) -> Change {
+    ) -> Result<Change> {
+        let finalized = match &before {
+            Some(b) => {
+                finalize::check_update(res, b, &obj)?;
+                finalize::is_deleting(b) && finalize::finalizers(&obj).is_empty()
+            }
+            None => false,
+        };
+        if finalized {
+            let (shaped, _) = finish_write_with(&mut st, res, ns, before, obj, true);
+            if dry_run {
+                return Ok(shaped);
+            }
+            let name = object::name(&shaped.after).unwrap_or_default().to_string();
+            let after = finalize::remove_finalized(&mut st, &key(res, ns, &name), shaped.after)
+                .unwrap_or_default();
+            self.announce(st);
+            return Ok(Change {
+                before: shaped.before,
+                after,
+            });
+        }
         let (change, wrote) = finish_write_with(&mut st, res, ns, before, obj, dry_run);
         if wrote {
             self.announce(st);
         }
-        change
+        Ok(change)
     }
 
     /// A receiver that sees the latest resourceVersion after every write:
@@ -281,44 +319,6 @@ impl MemoryCluster {
     }
 }
 
-use stepbox_k8s::resources::{CRD_GROUP, CRD_KIND};
-
-/// The stored CustomResourceDefinitions (a range scan, not a full scan).
-fn crds(st: &State) -> impl Iterator<Item = &Value> {
-    let start: Key = (
-        CRD_GROUP.into(),
-        CRD_KIND.into(),
-        String::new(),
-        String::new(),
-    );
-    st.objects
-        .range(start..)
-        .take_while(|((g, k, _, _), _)| g == CRD_GROUP && k == CRD_KIND)
-        .map(|(_, v)| v)
-}
-
-fn crd_served_version(crd: &Value) -> Option<String> {
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array)?;
-    let served = |v: &&Value| v.get("served").and_then(Value::as_bool).unwrap_or(true);
-    let storage = versions
-        .iter()
-        .filter(served)
-        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true));
-    storage
-        .or_else(|| versions.iter().find(served))
-        .and_then(|v| v.get("name").and_then(Value::as_str))
-        .map(str::to_string)
-}
-
-fn crd_info(crd: &Value, group: &str, version: &str, kind: &str) -> ResourceInfo {
-    let plural = crd
-        .pointer("/spec/names/plural")
-        .and_then(Value::as_str)
-        .map_or_else(|| resources::guess_plural(kind), str::to_string);
-    let namespaced = crd.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
-    ResourceInfo::new(group, version, kind, &plural, namespaced)
-}
-
 fn resolve(st: &State, api_version: &str, kind: &str) -> Result<ResourceInfo> {
     let (group, version) = resources::parse_api_version(api_version)?;
     if kind.is_empty() {
@@ -329,11 +329,7 @@ fn resolve(st: &State, api_version: &str, kind: &str) -> Result<ResourceInfo> {
             "invalid kind {kind:?}: expected letters and digits only"
         )));
     }
-    let crd = crds(st).find(|crd| {
-        crd.pointer("/spec/group").and_then(Value::as_str) == Some(group)
-            && crd.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind)
-    });
-    Ok(match crd {
+    Ok(match crd_of(st, group, kind) {
         Some(crd) => crd_info(crd, group, version, kind),
         None => resources::lookup(api_version, kind),
     })
@@ -424,11 +420,12 @@ fn check_preconditions(
     Ok(())
 }
 
-fn without_meta_and_status(v: &Value) -> Value {
+fn without(v: &Value, fields: &[&str]) -> Value {
     let mut v = v.clone();
     if let Some(m) = v.as_object_mut() {
-        m.shift_remove("metadata");
-        m.shift_remove("status");
+        for f in fields {
+            m.shift_remove(*f);
+        }
     }
     v
 }
@@ -535,8 +532,17 @@ fn finish_write_with(
             }
         }
     }
+    // Writes of status alone leave the generation, unless status is an
+    // ordinary field of the kind (a CRD without a status subresource).
+    let spec_changed = |b: &Value| {
+        if crd::main_resource_writes_status(st, res) {
+            without(b, &["metadata"]) != without(&obj, &["metadata"])
+        } else {
+            without(b, &["metadata", "status"]) != without(&obj, &["metadata", "status"])
+        }
+    };
     if let Some(b) = &before
-        && without_meta_and_status(b) != without_meta_and_status(&obj)
+        && spec_changed(b)
     {
         let generation = object::generation(b).unwrap_or(0) + 1;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -578,58 +584,6 @@ fn finish_write_with(
     let revision = st.revision;
     st.record(WatchEvent::new(revision, event_type, res, ns, obj.clone()));
     (Change { before, after: obj }, true)
-}
-
-/// Removes one object (and, for a `Namespace`, everything in it), each
-/// removal a write with its own resourceVersion and `DELETED` event.
-/// Returns the removed object as of its deletion.
-fn remove_object(st: &mut State, res: &ResourceInfo, ns: &str, name: &str) -> Option<Value> {
-    let ns = if res.namespaced { ns } else { "" };
-    let mut removed = st.objects.remove(&key(res, ns, name))?;
-    if res.is("", "Namespace") {
-        let doomed: Vec<Key> = st
-            .objects
-            .keys()
-            .filter(|(_, _, ons, _)| ons == name)
-            .cloned()
-            .collect();
-        for k in doomed {
-            if let Some(mut obj) = st.objects.remove(&k) {
-                st.revision += 1;
-                stamp_revision(&mut obj, st.revision);
-                let (group, kind, ons, _) = &k;
-                let revision = st.revision;
-                st.record(WatchEvent::from_parts(
-                    revision,
-                    EventType::Deleted,
-                    group,
-                    kind,
-                    ons,
-                    obj,
-                ));
-            }
-        }
-    }
-    st.revision += 1;
-    stamp_revision(&mut removed, st.revision);
-    let revision = st.revision;
-    st.record(WatchEvent::new(
-        revision,
-        EventType::Deleted,
-        res,
-        ns,
-        removed.clone(),
-    ));
-    Some(removed)
-}
-
-fn stamp_revision(obj: &mut Value, revision: u64) {
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(revision.to_string()),
-        );
-    }
 }
 
 fn seed_one(st: &mut State, doc: &Value, default_namespace: &str) -> Result<()> {
@@ -677,8 +631,13 @@ fn seed_one(st: &mut State, doc: &Value, default_namespace: &str) -> Result<()> 
 }
 
 mod backend;
+mod crd;
+mod finalize;
 mod status;
+mod status_writes;
 
+use crd::{crd_info, crd_of, crd_served_version, crds};
+pub use finalize::{DeleteOutcome, Propagation};
 use status::synthesize;
 
 #[cfg(test)]

@@ -34,12 +34,13 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Change, ClusterError, LabelSelector, MemoryCluster, ResourceInfo, Result, check_preconditions,
-    key, not_found, now, object, remove_object, resolve, scope_namespace, validate_object,
+    Change, ClusterError, DeleteOutcome, LabelSelector, MemoryCluster, Propagation, ResourceInfo,
+    Result, check_preconditions, crd, finalize, key, not_found, now, object, resolve,
+    scope_namespace, validate_object,
 };
 use stepbox_k8s::patch::{self as patches, PatchType};
 use stepbox_k8s::selector::FieldSelector;
-use stepbox_k8s::ssa::{self, FieldPath, FieldSet, ManagedFieldsEntry, PathElement};
+use stepbox_k8s::ssa::{self, FieldPath, FieldSet, ManagedFieldsEntry, PathElement, Scope};
 
 /// The annotation `kubectl apply` keeps its last applied configuration in.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -76,6 +77,8 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// Precondition: the object's resourceVersion.
     pub resource_version: Option<String>,
+    /// What happens to the object's dependents (`propagationPolicy`).
+    pub propagation: Propagation,
 }
 
 /// The answer to a list.
@@ -224,12 +227,12 @@ impl MemoryCluster {
             )));
         }
         check_preconditions(res, &r.name, &obj, None)?;
-        strip_server_fields(&mut obj, None);
+        strip_server_fields(&mut obj, None, crd::main_resource_writes_status(&st, res));
         let now = now();
         if let Some(m) = &opts.field_manager {
-            record_update(None, &mut obj, m, &now);
+            record_update(Scope::Main, None, &mut obj, m, &now);
         }
-        let change = self.commit(st, res, &ns, None, obj, opts.dry_run);
+        let change = self.commit(st, res, &ns, None, obj, opts.dry_run)?;
         Ok(Self::with_api_version(res, change.after))
     }
 
@@ -265,12 +268,16 @@ impl MemoryCluster {
             .ok_or_else(|| not_found(res, name))?;
         check_preconditions(res, name, object, Some(&live))?;
         let mut obj = object.clone();
-        strip_server_fields(&mut obj, Some(&live));
+        strip_server_fields(
+            &mut obj,
+            Some(&live),
+            crd::main_resource_writes_status(&st, res),
+        );
         let now = now();
         if let Some(m) = &opts.field_manager {
-            record_update(Some(&live), &mut obj, m, &now);
+            record_update(Scope::Main, Some(&live), &mut obj, m, &now);
         }
-        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run);
+        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run)?;
         Ok(versioned(res, change))
     }
 
@@ -323,12 +330,16 @@ impl MemoryCluster {
         };
         check_identity(res, &ns, name, &obj)?;
         check_preconditions(res, name, &obj, Some(&live))?;
-        strip_server_fields(&mut obj, Some(&live));
+        strip_server_fields(
+            &mut obj,
+            Some(&live),
+            crd::main_resource_writes_status(&st, res),
+        );
         let now = now();
         if let Some(m) = &opts.field_manager {
-            record_update(Some(&live), &mut obj, m, &now);
+            record_update(Scope::Main, Some(&live), &mut obj, m, &now);
         }
-        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run);
+        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run)?;
         Ok(versioned(res, change))
     }
 
@@ -379,7 +390,7 @@ impl MemoryCluster {
         {
             set_last_applied(&mut merged, config);
         }
-        let change = self.commit(st, res, &ns, live, merged, opts.dry_run);
+        let change = self.commit(st, res, &ns, live, merged, opts.dry_run)?;
         Ok(versioned(res, change))
     }
 
@@ -395,7 +406,7 @@ impl MemoryCluster {
         namespace: &str,
         name: &str,
         opts: &DeleteOptions,
-    ) -> Result<Value> {
+    ) -> Result<DeleteOutcome> {
         let mut st = self.lock();
         let live = st
             .objects
@@ -422,15 +433,27 @@ impl MemoryCluster {
             }
         }
         if opts.dry_run {
-            return Ok(Self::with_api_version(res, live));
+            let pending = !finalize::finalizers(&live).is_empty();
+            let live = Self::with_api_version(res, live);
+            return Ok(if pending {
+                DeleteOutcome::Finalizing(live)
+            } else {
+                DeleteOutcome::Deleted(live)
+            });
         }
-        let removed = remove_object(&mut st, res, namespace, name).unwrap_or(live);
+        let outcome = finalize::delete(&mut st, res, namespace, name, opts.propagation)
+            .unwrap_or(DeleteOutcome::Deleted(live));
         self.announce(st);
-        Ok(Self::with_api_version(res, removed))
+        Ok(match outcome {
+            DeleteOutcome::Deleted(o) => DeleteOutcome::Deleted(Self::with_api_version(res, o)),
+            DeleteOutcome::Finalizing(o) => {
+                DeleteOutcome::Finalizing(Self::with_api_version(res, o))
+            }
+        })
     }
 }
 
-fn versioned(res: &ResourceInfo, change: Change) -> Change {
+pub(super) fn versioned(res: &ResourceInfo, change: Change) -> Change {
     Change {
         before: change
             .before
@@ -458,10 +481,11 @@ fn check_identity(res: &ResourceInfo, ns: &str, name: &str, obj: &Value) -> Resu
     Ok(())
 }
 
-/// Server-owned metadata and status come from the stored object (none for a
-/// create); `managedFields` stay as the request has them, or as stored when
-/// the request has none.
-fn strip_server_fields(obj: &mut Value, live: Option<&Value>) {
+/// Server-owned metadata comes from the stored object (none for a create),
+/// and so does status unless `writes_status` (see
+/// [`crd::main_resource_writes_status`]); `managedFields` stay as the
+/// request has them, or as stored when the request has none.
+pub(super) fn strip_server_fields(obj: &mut Value, live: Option<&Value>, writes_status: bool) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for f in ssa::SERVER_METADATA_FIELDS {
             if *f == "managedFields" {
@@ -485,7 +509,9 @@ fn strip_server_fields(obj: &mut Value, live: Option<&Value>) {
             meta.insert("managedFields".into(), m.clone());
         }
     }
-    if let Some(top) = obj.as_object_mut() {
+    if let Some(top) = obj.as_object_mut()
+        && !writes_status
+    {
         match live.and_then(|l| l.get("status")) {
             Some(s) => top.insert("status".into(), s.clone()),
             None => top.shift_remove("status"),
@@ -493,10 +519,17 @@ fn strip_server_fields(obj: &mut Value, live: Option<&Value>) {
     }
 }
 
-/// Records an `Update` by `manager` in `after`'s managedFields: the manager
-/// owns the fields it changed (every field, for a create), other managers
-/// lose them, and fields the write removed are owned by no one.
-fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: &str) {
+/// Records an `Update` by `manager` in `after`'s managedFields, in `scope`
+/// (the main resource, or the status subresource): the manager owns the
+/// fields it changed (every field, for a create), other managers lose
+/// them, and fields the write removed are owned by no one.
+pub(super) fn record_update(
+    scope: Scope,
+    before: Option<&Value>,
+    after: &mut Value,
+    manager: &str,
+    now: &str,
+) {
     let requested = after.pointer("/metadata/managedFields").cloned();
     let stored = before
         .and_then(|b| b.pointer("/metadata/managedFields"))
@@ -508,8 +541,8 @@ fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: 
         before.map(ssa::managed_fields).unwrap_or_default()
     };
     let api_version = object::api_version(after).unwrap_or_default().to_string();
-    let cfg_after = ssa::sanitize_config(after);
-    let cfg_before = before.map(ssa::sanitize_config);
+    let cfg_after = scope.config(after);
+    let cfg_before = before.map(|b| scope.config(b));
     let changed: Vec<FieldPath> = ssa::field_set(&cfg_after)
         .iter()
         .filter(|p| {
@@ -524,13 +557,9 @@ fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: 
         .cloned()
         .collect();
     let present = |p: &FieldPath| ssa::get_path(&cfg_after, p).is_some();
-    let own = |e: &ManagedFieldsEntry| {
-        e.manager == manager && e.operation == "Update" && e.is_main_resource()
-    };
-    for e in entries
-        .iter_mut()
-        .filter(|e| e.is_main_resource() && !own(e))
-    {
+    let own =
+        |e: &ManagedFieldsEntry| e.manager == manager && e.operation == "Update" && scope.covers(e);
+    for e in entries.iter_mut().filter(|e| scope.covers(e) && !own(e)) {
         let kept: Vec<FieldPath> = e
             .fields
             .iter()
@@ -574,7 +603,7 @@ fn record_update(before: Option<&Value>, after: &mut Value, manager: &str, now: 
             operation: "Update".into(),
             api_version,
             time: Some(now.to_string()),
-            subresource: None,
+            subresource: scope.subresource().map(str::to_string),
             fields: mine,
         }),
         None => {}
@@ -1124,7 +1153,8 @@ mod tests {
         let gone = c
             .delete_with(&res, "dev", "a", &DeleteOptions::default())
             .unwrap();
-        assert_eq!(gone["metadata"]["resourceVersion"], "4");
+        assert!(matches!(gone, DeleteOutcome::Deleted(_)));
+        assert_eq!(gone.object()["metadata"]["resourceVersion"], "4");
         assert!(matches!(
             c.delete_with(&res, "dev", "a", &DeleteOptions::default()),
             Err(ClusterError::NotFound(_))

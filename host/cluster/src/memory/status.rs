@@ -1,12 +1,14 @@
 //! Synthesized status: after every write, workloads get a finished, ready
 //! status (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, Pods,
 //! PersistentVolumeClaims, Namespaces), so waits and `kubectl rollout
-//! status` finish; Services get a cluster IP. Condition timestamps are kept
+//! status` finish; CustomResourceDefinitions are `NamesAccepted` and
+//! `Established`; Services get a cluster IP. Condition timestamps are kept
 //! while a condition does not change, so a repeated apply stays a no-op.
 
 use serde_json::{Map, Value, json};
 use stepbox_k8s::ResourceInfo;
 use stepbox_k8s::object;
+use stepbox_k8s::resources::{CRD_GROUP, CRD_KIND};
 
 use super::{FIRST_SERVICE_IP, State};
 
@@ -153,6 +155,7 @@ pub(super) fn synthesize(st: &mut State, res: &ResourceInfo, obj: &mut Value, no
             Value::Object(s)
         }
         ("", "Namespace") => json!({"phase": "Active"}),
+        (CRD_GROUP, CRD_KIND) => crd_status(obj, now),
         ("", "Service") => {
             assign_cluster_ip(st, obj);
             return;
@@ -162,6 +165,56 @@ pub(super) fn synthesize(st: &mut State, res: &ResourceInfo, obj: &mut Value, no
     if let Some(top) = obj.as_object_mut() {
         top.insert("status".into(), status);
     }
+}
+
+/// A CRD's names are accepted and it is established at once (there is no
+/// other CRD to conflict with that the store would not have refused), so
+/// `kubectl wait --for condition=established` finishes.
+fn crd_status(obj: &Value, now: &str) -> Value {
+    let times = ["lastTransitionTime"];
+    let mut names = obj
+        .pointer("/spec/names")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    names
+        .entry("singular")
+        .or_insert_with(|| json!(kind.to_lowercase()));
+    names
+        .entry("listKind")
+        .or_insert_with(|| json!(format!("{kind}List")));
+    let mut stored: Vec<Value> = obj
+        .pointer("/status/storedVersions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let storage = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        })
+        .and_then(|v| v.get("name"))
+        .cloned();
+    if let Some(v) = storage
+        && !stored.contains(&v)
+    {
+        stored.push(v);
+    }
+    json!({
+        "conditions": [
+            condition(obj, "NamesAccepted", "True", "NoConflicts", "no conflicts found", now, &times),
+            condition(obj, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted", now, &times),
+        ],
+        "acceptedNames": names,
+        "storedVersions": stored,
+    })
 }
 
 fn job_status(obj: &Value, now: &str) -> Value {

@@ -15,8 +15,15 @@
 //! `includeObject`; others are accepted and ignored (`fieldValidation`,
 //! `limit`: every list is complete, with no `continue` token).
 //!
-//! Subresources: `status` (read), `scale` (read and write, for the kinds
-//! with replicas).
+//! Subresources (`subresource`): `status` (read, replace and patch, for the
+//! kinds that have one: writes change status alone), `scale` (read and
+//! write, for the kinds with replicas), and `token` of a ServiceAccount (a
+//! `TokenRequest`, see [`crate::tokens`]).
+//!
+//! `events.k8s.io/v1` Events are served from the `core/v1` Events stored
+//! (see [`View`]). A delete of an object with finalizers answers the
+//! object, marked with `deletionTimestamp`; `propagationPolicy` decides
+//! about its dependents.
 //!
 //! Writing into a namespace needs its `Namespace` object, as in Kubernetes:
 //! otherwise `404 namespaces "x" not found`.
@@ -31,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use stepbox_cluster::memory::{DeleteOptions, WriteOptions};
+use stepbox_cluster::memory::{DeleteOptions, DeleteOutcome, Propagation, WriteOptions};
 use stepbox_cluster::{ClusterError, MemoryCluster, ResourceInfo};
 use stepbox_k8s::object;
 use stepbox_k8s::patch::PatchType;
@@ -42,7 +49,11 @@ use crate::query::{Format, Query, field_manager};
 use crate::route::{Route, Target, parse_path};
 use crate::status::{self, ApiError, json_response};
 use crate::table::{self, IncludeObject};
+use crate::tokens::ServiceAccountTokens;
+use crate::view::View;
 use crate::watch;
+
+mod subresource;
 
 /// The routes of the Kubernetes API over `state`'s store (authentication,
 /// the request log and the body limit are the server's: see
@@ -63,6 +74,10 @@ pub(crate) fn router(state: AppState) -> axum::Router {
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
             post(crate::access::self_subject_access_review),
         )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            post(crate::access::self_subject_review),
+        )
         .route("/api/{*rest}", any(resource))
         .route("/apis/{*rest}", any(resource))
         .fallback(fallback)
@@ -80,6 +95,7 @@ struct Shared {
     cluster: MemoryCluster,
     server_address: String,
     shutdown: CancellationToken,
+    tokens: Option<Arc<ServiceAccountTokens>>,
 }
 
 impl AppState {
@@ -93,11 +109,32 @@ impl AppState {
             cluster,
             server_address,
             shutdown,
+            tokens: None,
         }))
     }
 
-    fn cluster(&self) -> &MemoryCluster {
+    /// State that also issues service-account tokens from `tokens` (a dev
+    /// cluster's).
+    pub(crate) fn with_tokens(
+        cluster: MemoryCluster,
+        server_address: String,
+        shutdown: CancellationToken,
+        tokens: Arc<ServiceAccountTokens>,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            cluster,
+            server_address,
+            shutdown,
+            tokens: Some(tokens),
+        }))
+    }
+
+    pub(crate) fn cluster(&self) -> &MemoryCluster {
         &self.0.cluster
+    }
+
+    fn tokens(&self) -> Option<&ServiceAccountTokens> {
+        self.0.tokens.as_deref()
     }
 }
 
@@ -204,7 +241,7 @@ pub async fn resource(
             }
         }
         Some(Route::Resource(t)) => {
-            let request = ResourceRequest {
+            let call = Call {
                 state: &state,
                 method: &method,
                 headers: &headers,
@@ -212,7 +249,7 @@ pub async fn resource(
                 body: &body,
                 path,
             };
-            request.handle(&t)
+            ResourceRequest::new(call, &t).and_then(|r| r.handle(&t))
         }
     };
     let response = result.unwrap_or_else(IntoResponse::into_response);
@@ -220,7 +257,8 @@ pub async fn resource(
     response
 }
 
-struct ResourceRequest<'a> {
+/// What arrived: the request's parts.
+struct Call<'a> {
     state: &'a AppState,
     method: &'a Method,
     headers: &'a HeaderMap,
@@ -229,15 +267,44 @@ struct ResourceRequest<'a> {
     path: &'a str,
 }
 
-fn with_type(res: &ResourceInfo, mut obj: Value) -> Value {
-    if let Some(m) = obj.as_object_mut() {
-        m.insert("apiVersion".into(), json!(res.api_version));
-        m.insert("kind".into(), json!(res.kind));
-    }
-    obj
+/// A request to a resource path, with the resource it names.
+struct ResourceRequest<'a> {
+    state: &'a AppState,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    query: &'a Query,
+    body: &'a Bytes,
+    path: &'a str,
+    /// The resource as the path names it.
+    served: ResourceInfo,
+    /// How it is stored (see [`View`]).
+    view: View,
 }
 
-impl ResourceRequest<'_> {
+impl<'a> ResourceRequest<'a> {
+    /// Resolves the resource `t` names; 404 for one not served, or a path
+    /// of the wrong scope.
+    fn new(call: Call<'a>, t: &Target) -> Result<Self, ApiError> {
+        let served = discovery::find(call.state.cluster(), &t.group, &t.version, &t.plural)
+            .ok_or_else(|| ApiError::not_found_path(call.path))?;
+        if (!served.namespaced && t.namespace.is_some())
+            || (served.namespaced && t.namespace.is_none() && t.name.is_some())
+        {
+            return Err(ApiError::not_found_path(call.path));
+        }
+        let (_, view) = View::of(&served);
+        Ok(Self {
+            state: call.state,
+            method: call.method,
+            headers: call.headers,
+            query: call.query,
+            body: call.body,
+            path: call.path,
+            served,
+            view,
+        })
+    }
+
     fn cluster(&self) -> &MemoryCluster {
         self.state.cluster()
     }
@@ -262,21 +329,22 @@ impl ResourceRequest<'_> {
     }
 
     fn handle(&self, t: &Target) -> ApiResult {
-        let res = discovery::find(self.cluster(), &t.group, &t.version, &t.plural)
-            .ok_or_else(|| ApiError::not_found_path(self.path))?;
-        if !res.namespaced && t.namespace.is_some() {
-            return Err(ApiError::not_found_path(self.path));
-        }
-        if res.namespaced && t.namespace.is_none() && t.name.is_some() {
-            return Err(ApiError::not_found_path(self.path));
-        }
+        let (res, _) = View::of(&self.served);
         let ns = t.namespace.clone().unwrap_or_default();
         if let Some(sub) = &t.subresource {
             let name = t.name.as_deref().unwrap_or_default();
             return match sub.as_str() {
-                "status" if self.method == Method::GET => self.get(&res, &ns, name),
-                "status" => Err(ApiError::method_not_allowed(self.path)),
+                "status" => self.status(&res, &ns, name),
                 "scale" => self.scale(&res, &ns, name),
+                "token" if res.is("", "ServiceAccount") && *self.method == Method::POST => {
+                    crate::tokens::create_token(
+                        self.state.tokens(),
+                        &ns,
+                        name,
+                        self.headers,
+                        self.body,
+                    )
+                }
                 _ => Err(ApiError::not_found_path(self.path)),
             };
         }
@@ -299,18 +367,26 @@ impl ResourceRequest<'_> {
         }
     }
 
-    /// One object in the negotiated format.
-    fn object_response(&self, res: &ResourceInfo, code: StatusCode, obj: Value) -> Response {
-        let obj = with_type(res, obj);
+    /// A stored object as the client sees it.
+    fn present(&self, obj: &Value) -> Value {
+        self.view.present(&self.served, obj)
+    }
+
+    /// One stored object in the negotiated format.
+    fn object_response(&self, code: StatusCode, obj: &Value) -> Response {
+        let obj = self.present(obj);
         match self.format() {
             Format::Json => json_response(code, &obj),
             Format::Table {
                 api_version,
                 include,
-            } => json_response(
-                code,
-                &table::table(res, &[obj], None, include, api_version, true),
-            ),
+            } => {
+                let columns = table::Columns::of(self.cluster(), &self.served);
+                json_response(
+                    code,
+                    &table::table(&columns, &[obj], None, include, api_version, true),
+                )
+            }
             Format::Metadata { api_version } => {
                 json_response(code, &table::partial_metadata(&obj, api_version))
             }
@@ -328,29 +404,46 @@ impl ResourceRequest<'_> {
         let obj = self
             .cluster()
             .get_object(res, ns, name)
-            .ok_or_else(|| ApiError::not_found(res, name))?;
-        Ok(self.object_response(res, StatusCode::OK, obj))
+            .ok_or_else(|| ApiError::not_found(&self.served, name))?;
+        Ok(self.object_response(StatusCode::OK, &obj))
+    }
+
+    /// The objects of a list, as the client sees them. Field selectors of
+    /// a view apply to what the client sees (`regarding.name` of
+    /// `events.k8s.io` Events).
+    fn listed(&self, res: &ResourceInfo, ns: &str) -> Result<(Vec<Value>, u64), ApiError> {
+        let labels = self.query.labels()?;
+        let fields = self.query.fields()?;
+        let stored_fields = fields.as_ref().filter(|_| self.view == View::Stored);
+        let list = self
+            .cluster()
+            .list_with(res, ns, labels.as_ref(), stored_fields);
+        let items = list
+            .items
+            .iter()
+            .map(|o| self.present(o))
+            .filter(|o| fields.as_ref().is_none_or(|f| f.matches_value(o)))
+            .collect();
+        Ok((items, list.resource_version))
     }
 
     fn list(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
-        let labels = self.query.labels()?;
-        let fields = self.query.fields()?;
-        let list = self
-            .cluster()
-            .list_with(res, ns, labels.as_ref(), fields.as_ref());
-        let rv = list.resource_version;
-        let items: Vec<Value> = list.items.into_iter().map(|o| with_type(res, o)).collect();
+        let (items, rv) = self.listed(res, ns)?;
+        let served = &self.served;
         let body = match self.format() {
             Format::Json => json!({
-                "kind": format!("{}List", res.kind),
-                "apiVersion": res.api_version,
+                "kind": format!("{}List", served.kind),
+                "apiVersion": served.api_version,
                 "metadata": {"resourceVersion": rv.to_string()},
                 "items": items,
             }),
             Format::Table {
                 api_version,
                 include,
-            } => table::table(res, &items, Some(rv), include, api_version, true),
+            } => {
+                let columns = table::Columns::of(self.cluster(), served);
+                table::table(&columns, &items, Some(rv), include, api_version, true)
+            }
             Format::Metadata { api_version } => json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": api_version,
@@ -375,6 +468,9 @@ impl ResourceRequest<'_> {
             .map_or(watch::DEFAULT_TIMEOUT, Duration::from_secs);
         let req = watch::WatchRequest {
             res: res.clone(),
+            served: self.served.clone(),
+            view: self.view,
+            columns: table::Columns::of(self.cluster(), &self.served),
             namespace: ns.to_string(),
             labels: self.query.labels()?,
             fields: self.query.fields()?,
@@ -390,16 +486,18 @@ impl ResourceRequest<'_> {
         ))
     }
 
-    fn cluster_error<'a>(
-        res: &'a ResourceInfo,
-        name: &'a str,
-    ) -> impl Fn(ClusterError) -> ApiError + 'a {
-        move |e| ApiError::from_cluster(&e, res, name)
+    fn cluster_error<'b>(&'b self, name: &'b str) -> impl Fn(ClusterError) -> ApiError + 'b {
+        move |e| ApiError::from_cluster(&e, &self.served, name)
+    }
+
+    /// The request's body as it is stored.
+    fn stored_body(&self) -> Result<Value, ApiError> {
+        Ok(self.view.to_storage(&parse_body(self.headers, self.body)?))
     }
 
     fn create(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
         let opts = self.write_options()?;
-        let mut obj = parse_body(self.headers, self.body)?;
+        let mut obj = self.stored_body()?;
         apply_defaults(res, &mut obj);
         let name = object::name(&obj).unwrap_or_default().to_string();
         self.check_body_namespace(res, ns, &obj)?;
@@ -407,8 +505,8 @@ impl ResourceRequest<'_> {
         let created = self
             .cluster()
             .create(res, ns, &obj, &opts)
-            .map_err(Self::cluster_error(res, &name))?;
-        Ok(self.object_response(res, StatusCode::CREATED, created))
+            .map_err(self.cluster_error(&name))?;
+        Ok(self.object_response(StatusCode::CREATED, &created))
     }
 
     fn check_body_namespace(
@@ -428,73 +526,132 @@ impl ResourceRequest<'_> {
         Ok(())
     }
 
-    fn update(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
-        let opts = self.write_options()?;
-        let mut obj = parse_body(self.headers, self.body)?;
-        apply_defaults(res, &mut obj);
-        if let Some(body_name) = object::name(&obj)
+    fn check_body_name(&self, obj: &Value, name: &str) -> Result<(), ApiError> {
+        if let Some(body_name) = object::name(obj)
             && body_name != name
         {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
+        Ok(())
+    }
+
+    fn update(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
+        let opts = self.write_options()?;
+        let mut obj = self.stored_body()?;
+        apply_defaults(res, &mut obj);
+        self.check_body_name(&obj, name)?;
         self.check_body_namespace(res, ns, &obj)?;
         self.require_namespace(res, ns)?;
         let change = self
             .cluster()
             .update(res, ns, name, &obj, &opts)
-            .map_err(Self::cluster_error(res, name))?;
-        Ok(self.object_response(res, StatusCode::OK, change.after))
+            .map_err(self.cluster_error(name))?;
+        Ok(self.object_response(StatusCode::OK, &change.after))
     }
 
-    fn patch(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
+    /// The patch type of the request, with the checks every patch shares.
+    fn patch_type(&self, opts: &WriteOptions) -> Result<PatchType, ApiError> {
         let content_type = media_type(self.headers, "");
         let patch_type = PatchType::from_content_type(&content_type)
             .ok_or_else(|| ApiError::unsupported_media_type(&content_type))?;
-        let opts = self.write_options()?;
         if opts.force && patch_type != PatchType::Apply {
             return Err(ApiError::bad_request(
                 "force is only allowed for apply patches (application/apply-patch+yaml)",
             ));
         }
+        if patch_type == PatchType::Apply && self.query.get("fieldManager").is_none() {
+            return Err(ApiError::bad_request(
+                "PATCH requests with apply-patch content type require fieldManager",
+            ));
+        }
+        Ok(patch_type)
+    }
+
+    fn patch(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
+        let opts = self.write_options()?;
+        let patch_type = self.patch_type(&opts)?;
         let body = parse_body(self.headers, self.body)?;
         if patch_type == PatchType::Apply {
-            if let Some(body_name) = object::name(&body)
-                && body_name != name
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                )));
-            }
+            self.check_body_name(&body, name)?;
             self.check_body_namespace(res, ns, &body)?;
-            if self.query.get("fieldManager").is_none() {
-                return Err(ApiError::bad_request(
-                    "PATCH requests with apply-patch content type require fieldManager",
-                ));
-            }
             if self.cluster().get_object(res, ns, name).is_none() {
                 self.require_namespace(res, ns)?;
             }
         }
-        let change = self
-            .cluster()
-            .patch(res, ns, name, patch_type, &body, &opts)
-            .map_err(Self::cluster_error(res, name))?;
+        let change = match (self.view, patch_type) {
+            (View::Stored, _) | (_, PatchType::Apply) => self.cluster().patch(
+                res,
+                ns,
+                name,
+                patch_type,
+                &self.view.to_storage(&body),
+                &opts,
+            ),
+            _ => self.patch_through_view(res, ns, name, patch_type, &body, &opts),
+        }
+        .map_err(self.cluster_error(name))?;
         let code = if change.before.is_none() {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         };
-        Ok(self.object_response(res, code, change.after))
+        Ok(self.object_response(code, &change.after))
+    }
+
+    /// A patch of an object as the client sees it: applied to the shown
+    /// object, stored converted back, with the object read as the
+    /// precondition (a few tries when it changes meanwhile, as the API
+    /// server retries patches).
+    fn patch_through_view(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        patch_type: PatchType,
+        patch: &Value,
+        opts: &WriteOptions,
+    ) -> Result<stepbox_cluster::Change, ClusterError> {
+        let mut tries = 0;
+        loop {
+            let live = self.cluster().get_object(res, ns, name).ok_or_else(|| {
+                ClusterError::NotFound(format!("{} {name:?} not found", self.served.gr()))
+            })?;
+            let shown = self.present(&live);
+            let patched = match patch_type {
+                PatchType::Json => stepbox_k8s::patch::json_patch(&shown, patch)?,
+                PatchType::StrategicMerge => {
+                    stepbox_k8s::patch::strategic_merge(&shown, patch, &self.served)?
+                }
+                _ => {
+                    let mut obj = shown.clone();
+                    stepbox_k8s::ssa::merge_patch(&mut obj, patch);
+                    obj
+                }
+            };
+            let mut stored = self.view.to_storage(&patched);
+            let pinned = object::resource_version(&patched) != object::resource_version(&shown);
+            if !pinned && let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert(
+                    "resourceVersion".into(),
+                    live["metadata"]["resourceVersion"].clone(),
+                );
+            }
+            match self.cluster().update(res, ns, name, &stored, opts) {
+                Err(ClusterError::Conflict(_)) if !pinned && tries < 5 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     fn delete_options(&self) -> Result<DeleteOptions, ApiError> {
         let mut opts = DeleteOptions {
             dry_run: self.query.dry_run()?,
-            uid: None,
-            resource_version: None,
+            ..DeleteOptions::default()
         };
+        let mut policy = self.query.get("propagationPolicy").map(str::to_string);
         if !self.body.is_empty() {
             let body = parse_body(self.headers, self.body)?;
             if let Some(modes) = body.get("dryRun").and_then(Value::as_array) {
@@ -516,6 +673,18 @@ impl ResourceRequest<'_> {
             };
             opts.uid = pre("uid");
             opts.resource_version = pre("resourceVersion");
+            if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
+                policy = Some(p.to_string());
+            } else if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+                policy = Some("Orphan".to_string());
+            }
+        }
+        if let Some(p) = policy.filter(|p| !p.is_empty()) {
+            opts.propagation = Propagation::parse(&p).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid propagationPolicy {p:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
+                ))
+            })?;
         }
         Ok(opts)
     }
@@ -530,138 +699,42 @@ impl ResourceRequest<'_> {
             .about(res, name));
         }
         let opts = self.delete_options()?;
-        let gone = self
+        let outcome = self
             .cluster()
             .delete_with(res, ns, name, &opts)
-            .map_err(Self::cluster_error(res, name))?;
-        Ok(json_response(StatusCode::OK, &status::deleted(res, &gone)))
+            .map_err(self.cluster_error(name))?;
+        Ok(match outcome {
+            // Kept for its finalizers: the object, as the API server answers.
+            DeleteOutcome::Finalizing(obj) => self.object_response(StatusCode::OK, &obj),
+            DeleteOutcome::Deleted(gone) => {
+                json_response(StatusCode::OK, &status::deleted(&self.served, &gone))
+            }
+        })
     }
 
     fn delete_collection(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
         let opts = self.delete_options()?;
-        let labels = self.query.labels()?;
-        let fields = self.query.fields()?;
-        let list = self
-            .cluster()
-            .list_with(res, ns, labels.as_ref(), fields.as_ref());
+        let (list, _) = self.listed(res, ns)?;
         let mut deleted = Vec::new();
-        for obj in list.items {
+        for obj in list {
             let name = object::name(&obj).unwrap_or_default().to_string();
             let obj_ns = object::namespace(&obj).unwrap_or(ns).to_string();
             match self.cluster().delete_with(res, &obj_ns, &name, &opts) {
-                Ok(gone) => deleted.push(with_type(res, gone)),
+                Ok(outcome) => deleted.push(self.present(outcome.object())),
                 Err(ClusterError::NotFound(_)) => {}
-                Err(e) => return Err(ApiError::from_cluster(&e, res, &name)),
+                Err(e) => return Err(ApiError::from_cluster(&e, &self.served, &name)),
             }
         }
         Ok(json_response(
             StatusCode::OK,
             &json!({
-                "kind": format!("{}List", res.kind),
-                "apiVersion": res.api_version,
+                "kind": format!("{}List", self.served.kind),
+                "apiVersion": self.served.api_version,
                 "metadata": {"resourceVersion": self.cluster().revision().to_string()},
                 "items": deleted,
             }),
         ))
     }
-
-    /// `.../{name}/scale` for kinds with `spec.replicas`.
-    fn scale(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
-        if !discovery::scalable(res) {
-            return Err(ApiError::not_found_path(self.path));
-        }
-        let obj = self
-            .cluster()
-            .get_object(res, ns, name)
-            .ok_or_else(|| ApiError::not_found(res, name))?;
-        let scale = scale_of(res, &obj);
-        let m = self.method;
-        let new_scale = if *m == Method::GET {
-            return Ok(json_response(StatusCode::OK, &scale));
-        } else if *m == Method::PUT {
-            let body = parse_body(self.headers, self.body)?;
-            if let Some(rv) = object::resource_version(&body)
-                && !rv.is_empty()
-                && Some(rv) != object::resource_version(&obj)
-            {
-                return Err(ApiError::from_cluster(
-                    &ClusterError::Conflict(format!(
-                        "Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again",
-                        res.gr()
-                    )),
-                    res,
-                    name,
-                ));
-            }
-            body
-        } else if *m == Method::PATCH {
-            let content_type = media_type(self.headers, "");
-            let body = parse_body(self.headers, self.body)?;
-            match PatchType::from_content_type(&content_type) {
-                Some(PatchType::Json) => stepbox_k8s::patch::json_patch(&scale, &body)
-                    .map_err(Self::cluster_error(res, name))?,
-                Some(PatchType::Merge | PatchType::StrategicMerge) => {
-                    let mut s = scale.clone();
-                    stepbox_k8s::ssa::merge_patch(&mut s, &body);
-                    s
-                }
-                _ => return Err(ApiError::unsupported_media_type(&content_type)),
-            }
-        } else {
-            return Err(ApiError::method_not_allowed(self.path));
-        };
-        let replicas = new_scale
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ApiError::new(422, "Invalid", "spec.replicas: Required value"))?;
-        let opts = self.write_options()?;
-        let change = self
-            .cluster()
-            .patch(
-                res,
-                ns,
-                name,
-                PatchType::Merge,
-                &json!({"spec": {"replicas": replicas}}),
-                &opts,
-            )
-            .map_err(Self::cluster_error(res, name))?;
-        Ok(json_response(StatusCode::OK, &scale_of(res, &change.after)))
-    }
-}
-
-/// The `autoscaling/v1` `Scale` of a workload.
-fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
-    let meta = obj.get("metadata").cloned().unwrap_or_default();
-    let pick = |k: &str| meta.get(k).cloned().unwrap_or(Value::Null);
-    let selector = obj
-        .pointer("/spec/selector/matchLabels")
-        .or_else(|| obj.pointer("/spec/selector"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let _ = res;
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": pick("name"),
-            "namespace": pick("namespace"),
-            "uid": pick("uid"),
-            "resourceVersion": pick("resourceVersion"),
-            "creationTimestamp": pick("creationTimestamp"),
-        },
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
-        "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector,
-        },
-    })
 }
 
 #[cfg(test)]
