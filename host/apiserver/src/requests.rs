@@ -27,6 +27,9 @@ pub const DEBUG_PREFIX: &str = "/debug/stepbox/";
 pub struct RequestRecord {
     /// 1, 2, ... in arrival order.
     pub seq: u64,
+    /// The HTTP version the client spoke (`HTTP/1.1`, `HTTP/2.0`): TLS
+    /// offers both by ALPN.
+    pub http: String,
     /// The HTTP method.
     pub method: String,
     /// The path and query.
@@ -75,6 +78,7 @@ impl RequestLog {
     pub(crate) fn begin<B>(&self, req: &hyper::Request<B>) -> RequestRecord {
         RequestRecord {
             seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            http: format!("{:?}", req.version()),
             method: req.method().to_string(),
             path: req
                 .uri()

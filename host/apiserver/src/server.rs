@@ -334,6 +334,20 @@ impl RunningServer {
                 "client-key-data": b64(&self.certs.client_key_pem),
             }),
         };
+        self.kubeconfig_yaml_for(namespace, user)
+    }
+
+    /// A kubeconfig for this server presenting `token` (e.g. a service
+    /// account's, from `kubectl create token` or kube-rs'
+    /// `Api::<ServiceAccount>::create_token_request` against a dev
+    /// cluster), its context set to `namespace`.
+    pub fn kubeconfig_yaml_with_token(&self, namespace: &str, token: &str) -> String {
+        self.kubeconfig_yaml_for(namespace, json!({"token": token}))
+    }
+
+    fn kubeconfig_yaml_for(&self, namespace: &str, user: serde_json::Value) -> String {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let config = json!({
             "apiVersion": "v1",
             "kind": "Config",

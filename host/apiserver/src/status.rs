@@ -97,6 +97,9 @@ impl ApiError {
     /// none).
     pub fn from_cluster(err: &ClusterError, res: &ResourceInfo, name: &str) -> Self {
         let e = Self::new(err.http_status(), err.reason(), err.message());
+        if let ClusterError::Invalid(m) = err {
+            return Self::invalid(m, res);
+        }
         let e = if name.is_empty() {
             e
         } else {
@@ -111,6 +114,45 @@ impl ApiError {
             }
             _ => e,
         }
+    }
+
+    /// 422 Invalid. A message in the API server's field-error shape
+    /// (`Kind "name" is invalid: field.path: Forbidden: why`) gets the
+    /// details it would have (kind, name, a cause naming the field), which
+    /// kubectl prints as `The Kind "name" is invalid: field.path: ...`;
+    /// other messages go without details, which kubectl prints as `The
+    /// request is invalid: message`.
+    fn invalid(message: &str, res: &ResourceInfo) -> Self {
+        let e = Self::new(422, "Invalid", message);
+        let Some((object, fields)) = message.split_once(" is invalid: ") else {
+            return e;
+        };
+        let (Some((kind, name)), Some((field, cause))) =
+            (object.split_once(' '), fields.split_once(": "))
+        else {
+            return e;
+        };
+        let Ok(name) = serde_json::from_str::<String>(name) else {
+            return e;
+        };
+        let reason = match cause.split(':').next().unwrap_or_default() {
+            "Forbidden" => "FieldValueForbidden",
+            "Required value" => "FieldValueRequired",
+            "Unsupported value" => "FieldValueNotSupported",
+            "Duplicate value" => "FieldValueDuplicate",
+            _ => "FieldValueInvalid",
+        };
+        let mut details = Map::new();
+        details.insert("name".into(), json!(name));
+        if !res.group.is_empty() {
+            details.insert("group".into(), json!(res.group));
+        }
+        details.insert("kind".into(), json!(kind.split('.').next().unwrap_or(kind)));
+        details.insert(
+            "causes".into(),
+            json!([{"reason": reason, "message": cause, "field": field}]),
+        );
+        e.with_details(Value::Object(details))
     }
 
     /// Sets `details` to name the object.
@@ -240,6 +282,25 @@ mod tests {
         assert_eq!(causes[0]["field"], ".spec.replicas");
         assert_eq!(causes[1]["message"], "conflict with \"b\" using apps/v1");
         assert_eq!(e.code, 409);
+        let e = ApiError::from_cluster(
+            &ClusterError::Invalid(
+                "Deployment.apps \"web\" is invalid: metadata.finalizers: Forbidden: no new finalizers".into(),
+            ),
+            &res,
+            "web",
+        );
+        assert_eq!(
+            e.to_status()["details"],
+            json!({"name": "web", "group": "apps", "kind": "Deployment", "causes": [{
+                "reason": "FieldValueForbidden", "message": "Forbidden: no new finalizers",
+                "field": "metadata.finalizers"}]})
+        );
+        let e = ApiError::from_cluster(
+            &ClusterError::Invalid("the patch does not apply".into()),
+            &res,
+            "web",
+        );
+        assert_eq!((e.code, e.details), (422, None));
         let ok = deleted(&res, &json!({"metadata": {"name": "web", "uid": "u"}}));
         assert_eq!(ok["status"], "Success");
         assert_eq!(ok["details"]["uid"], "u");

@@ -20,7 +20,7 @@ use stepbox_tests::{
 
 /// Runs a command, failing the test if it takes longer than `limit` (a
 /// hanging `kubectl delete --wait` or `rollout status` must not hang CI).
-fn run_within(mut cmd: Command, limit: Duration) -> Invocation {
+pub(crate) fn run_within(mut cmd: Command, limit: Duration) -> Invocation {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
     let mut child = cmd
@@ -50,11 +50,11 @@ fn run_within(mut cmd: Command, limit: Duration) -> Invocation {
     }
 }
 
-fn ok(run: &Invocation, what: &str) {
+pub(crate) fn ok(run: &Invocation, what: &str) {
     assert_eq!(run.code, 0, "{what} failed:\n{}", run.all_output());
 }
 
-async fn kube_client(kubeconfig: &Path) -> kube::Client {
+pub(crate) async fn kube_client(kubeconfig: &Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
     let config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
@@ -63,7 +63,7 @@ async fn kube_client(kubeconfig: &Path) -> kube::Client {
     kube::Client::try_from(config).expect("client")
 }
 
-fn kube_client_from_yaml(yaml: &str) -> impl Future<Output = kube::Client> {
+pub(crate) fn kube_client_from_yaml(yaml: &str) -> impl Future<Output = kube::Client> {
     let kc = kube::config::Kubeconfig::from_yaml(yaml).expect("parse kubeconfig");
     async move {
         let config =

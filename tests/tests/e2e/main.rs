@@ -8,6 +8,7 @@
 mod cli;
 mod components;
 mod dev_cluster;
+mod dev_cluster_controller;
 mod faults;
 mod fs;
 mod gateway;
