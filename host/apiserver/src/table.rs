@@ -365,6 +365,48 @@ const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
     }),
     AGE,
 ];
+const EVENT: &[Column] = &[
+    col(
+        "Last Seen",
+        "string",
+        0,
+        "The time at which the most recent occurrence of this event was recorded.",
+        |o| {
+            let seen = ["/series/lastObservedTime", "/lastTimestamp", "/eventTime"]
+                .iter()
+                .find_map(|p| str_at(o, p));
+            json!(seen.map_or_else(|| "<unknown>".to_string(), since))
+        },
+    ),
+    col(
+        "Type",
+        "string",
+        0,
+        "Type of this event (Normal, Warning).",
+        |o| json!(str_at(o, "/type").unwrap_or_default()),
+    ),
+    col("Reason", "string", 0, "Why the action was taken.", |o| {
+        json!(str_at(o, "/reason").unwrap_or_default())
+    }),
+    col(
+        "Object",
+        "string",
+        0,
+        "The object this event is about.",
+        |o| {
+            let kind = str_at(o, "/involvedObject/kind").unwrap_or_default();
+            let name = str_at(o, "/involvedObject/name").unwrap_or_default();
+            json!(format!("{}/{name}", kind.to_lowercase()))
+        },
+    ),
+    col(
+        "Message",
+        "string",
+        0,
+        "A description of the status of this operation.",
+        |o| json!(str_at(o, "/message").unwrap_or_default()),
+    ),
+];
 const OTHER: &[Column] = &[NAME, AGE];
 
 /// The columns of a kind's table: as a real API server prints the common
@@ -382,6 +424,7 @@ fn builtin_columns(res: &ResourceInfo) -> &'static [Column] {
         ("", "Pod") => POD,
         ("batch", "Job") => JOB,
         ("batch", "CronJob") => CRON_JOB,
+        ("", "Event") => EVENT,
         ("", "PersistentVolumeClaim") => PERSISTENT_VOLUME_CLAIM,
         _ => OTHER,
     }
@@ -422,17 +465,21 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-fn age(obj: &Value) -> Value {
-    let created = obj
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-    match created {
-        Some(t) => json!(human_duration(
-            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
-        )),
-        None => json!("<unknown>"),
+/// How long ago an RFC 3339 time was, as kubectl says it; `<unknown>`
+/// when it does not parse.
+fn since(time: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(time) {
+        Ok(t) => human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()),
+        Err(_) => "<unknown>".to_string(),
     }
+}
+
+fn age(obj: &Value) -> Value {
+    json!(since(
+        obj.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    ))
 }
 
 fn int(obj: &Value, pointer: &str) -> i64 {
@@ -581,11 +628,9 @@ impl PrinterColumn {
                 .map_or(Value::Null, |i| json!(i)),
             ("number", Value::Number(n)) => n.as_f64().map_or(Value::Null, |f| json!(f)),
             ("boolean", Value::Bool(_)) => value,
-            ("date", Value::String(t)) => match chrono::DateTime::parse_from_rfc3339(t) {
-                Ok(t) => json!(human_duration(
-                    (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
-                )),
-                Err(_) => json!("<invalid>"),
+            ("date", Value::String(t)) => match since(t).as_str() {
+                "<unknown>" => json!("<invalid>"),
+                age => json!(age),
             },
             _ => Value::Null,
         }
@@ -808,6 +853,24 @@ mod tests {
         );
         // Without printer columns: NAME and AGE.
         assert!(crd_columns(&json!({"spec": {"versions": [{"name": "v1"}]}}), "v1").is_empty());
+    }
+
+    #[test]
+    fn event_rows() {
+        let e = json!({"metadata": {"name": "r.1"}, "type": "Warning", "reason": "Failed",
+                       "involvedObject": {"kind": "StepRun", "name": "r"}, "message": "step failed",
+                       "eventTime": "2020-01-01T00:00:00.000000Z"});
+        let cells = Columns::Builtin(builtin_columns(&lookup("v1", "Event"))).cells(&e);
+        assert_eq!(
+            &cells[1..],
+            &[
+                json!("Warning"),
+                json!("Failed"),
+                json!("steprun/r"),
+                json!("step failed")
+            ]
+        );
+        assert!(cells[0].as_str().unwrap().ends_with('d'), "{cells:?}");
     }
 
     #[test]

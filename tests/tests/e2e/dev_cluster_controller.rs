@@ -459,6 +459,28 @@ fn events_recorded_through_either_api_show_in_kubectl_describe() {
         assert_eq!(core_one.note.as_deref(), Some("checked through core/v1"));
         assert_eq!(core_one.deprecated_count, Some(1));
     });
+    let run = server.kubectl_run(["get", "events"]);
+    ok(&run, "kubectl get events");
+    let header: Vec<&str> = run
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.contains("Started")
+            && l.contains("steprun/r4")
+            && l.contains("step started by the worker")),
+        "{}",
+        run.stdout
+    );
     let run = server.kubectl_run(["describe", "steprun", "r4"]);
     ok(&run, "kubectl describe steprun");
     let events = run
