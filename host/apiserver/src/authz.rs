@@ -73,20 +73,6 @@ pub(crate) fn forbidden(user: &UserInfo, request: &RequestAttributes, reason: &s
     ApiError::new(403, "Forbidden", message).with_details(Value::Object(details))
 }
 
-/// The attributes of an HTTP request.
-pub(crate) fn attributes(req: &Request) -> RequestAttributes {
-    let uri = req.uri();
-    let (mut watch, mut fields) = (false, None);
-    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        match k.as_ref() {
-            "watch" => watch = v == "true" || v == "1",
-            "fieldSelector" => fields = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    RequestAttributes::of(req.method().as_str(), uri.path(), watch, fields.as_deref())
-}
-
 /// The authorization middleware of a dev cluster (after authentication).
 pub(crate) async fn authorize(
     State(cluster): State<MemoryCluster>,
@@ -97,7 +83,7 @@ pub(crate) async fn authorize(
     if identity == Some(Identity::Admin) {
         return next.run(req).await;
     }
-    let request = attributes(&req);
+    let request = crate::route::attributes(req.method(), req.uri());
     match decide(&cluster, identity.as_ref(), &request) {
         Decision::Allowed(_) => next.run(req).await,
         Decision::Denied(reason) => {

@@ -1,17 +1,32 @@
 //! What a request names ([`stepbox_k8s::request`]) and its Kubernetes
-//! attributes as the request log and the fault matchers see them
-//! ([`RequestInfo`]).
+//! attributes: as authorization sees them ([`attributes`]), and as the
+//! request log and the fault matchers see them ([`RequestInfo`]), both
+//! derived once, by [`RequestAttributes::of`].
 
 use axum::http::{Method, Uri};
 use serde::Serialize;
-use stepbox_k8s::request::Verb;
+use stepbox_k8s::request::RequestAttributes;
 pub use stepbox_k8s::request::{Route, Target, parse_path};
 
-/// The Kubernetes attributes of a request.
+/// The attributes of a request: its method, path and the query's `watch`
+/// and `fieldSelector`.
+pub fn attributes(method: &Method, uri: &Uri) -> RequestAttributes {
+    let (mut watch, mut fields) = (false, None);
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "watch" => watch = v == "true" || v == "1",
+            "fieldSelector" => fields = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    RequestAttributes::of(method.as_str(), uri.path(), watch, fields.as_deref())
+}
+
+/// The Kubernetes attributes of a request, as the request log shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RequestInfo {
-    /// The Kubernetes verb (`get` for discovery and other non-resource
-    /// paths).
+    /// The Kubernetes verb (the lowercased method for non-resource paths
+    /// such as discovery).
     pub verb: String,
     /// The API group (`""` for the core group).
     pub group: String,
@@ -20,7 +35,8 @@ pub struct RequestInfo {
     /// The namespace in the path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// The object name in the path.
+    /// The object name in the path (or in an exact `metadata.name` field
+    /// selector of a list or watch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -28,31 +44,27 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// Classifies a request as the API server's request-info filter does.
     pub fn of(method: &Method, uri: &Uri) -> Self {
-        let query = uri.query().unwrap_or_default();
-        let watch = form_urlencoded::parse(query.as_bytes())
-            .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
-        let Some(Route::Resource(t)) = parse_path(uri.path()) else {
-            return Self {
-                verb: "get".into(),
+        match attributes(method, uri) {
+            RequestAttributes::Resource(r) => Self {
+                verb: r.verb,
+                group: r.group,
+                resource: r.resource,
+                namespace: r.namespace,
+                name: r.name,
+            },
+            RequestAttributes::NonResource { verb, .. } => Self {
+                verb,
                 group: String::new(),
                 resource: String::new(),
                 namespace: None,
                 name: None,
-            };
-        };
-        let verb = Verb::of_request(method.as_str(), t.name.is_some(), watch)
-            .map_or("unknown", Verb::as_str);
-        Self {
-            verb: verb.into(),
-            group: t.group,
-            resource: t.plural,
-            namespace: t.namespace,
-            name: t.name,
+            },
         }
     }
 
     /// True for create, update, patch, delete and deletecollection.
     pub fn is_write(&self) -> bool {
-        Verb::parse(&self.verb).is_some_and(Verb::is_write)
+        stepbox_k8s::request::Verb::parse(&self.verb)
+            .is_some_and(stepbox_k8s::request::Verb::is_write)
     }
 }
