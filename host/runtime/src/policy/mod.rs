@@ -110,6 +110,7 @@ pub enum PolicyError {
 /// Result of policy loading.
 pub type Result<T, E = PolicyError> = std::result::Result<T, E>;
 
+use stepbox_k8s::rbac as k8s_rbac;
 pub use stepbox_k8s::request::Verb;
 
 /// One rule, as in a Kubernetes `Role`.
@@ -127,35 +128,25 @@ pub struct PolicyRule {
     pub resource_names: Vec<String>,
 }
 
+/// The matching is Kubernetes RBAC's own ([`stepbox_k8s::rbac`]), so a
+/// policy rule means what the same rule in a Role means.
 impl PolicyRule {
     fn grants_group(&self, group: &str) -> bool {
-        self.api_groups.iter().any(|g| g == "*" || g == group)
+        k8s_rbac::api_group_matches(&self.api_groups, group)
     }
 
     fn grants_resource(&self, resource: &str) -> bool {
-        let sub = resource.split_once('/').map(|(_, s)| s);
-        self.resources.iter().any(|r| {
-            r == "*"
-                || r == resource
-                || match (r.strip_prefix("*/"), sub) {
-                    (Some(want), Some(have)) => want == have,
-                    _ => false,
-                }
-        })
+        k8s_rbac::resource_matches(&self.resources, resource)
     }
 
     fn grants_verb(&self, verb: Verb) -> bool {
-        self.verbs.iter().any(|v| v == "*" || v == verb.as_str())
+        k8s_rbac::verb_matches(&self.verbs, verb.as_str())
     }
 
     fn grants_name(&self, verb: Verb, name: Option<&str>) -> bool {
-        if self.resource_names.is_empty() {
-            return true;
-        }
-        if verb == Verb::Create {
-            return false;
-        }
-        name.is_some_and(|n| self.resource_names.iter().any(|r| r == n))
+        // RBAC never matches a create against a rule limited by name.
+        (verb != Verb::Create || self.resource_names.is_empty())
+            && k8s_rbac::resource_name_matches(&self.resource_names, name)
     }
 }
 
