@@ -7,6 +7,7 @@
 //! fresh checkout needs nothing else; no `.wasm` is checked in.
 
 pub mod registry;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

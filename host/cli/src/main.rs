@@ -13,6 +13,8 @@ mod gateway;
 mod new;
 mod oci;
 mod render;
+mod submit;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -94,6 +96,17 @@ enum Command {
     /// Pull a step or package into the blob cache (verified); prints its
     /// pinned reference as the last line.
     Pull(Box<oci::PullArgs>),
+    /// Run StepRuns of one namespace of a cluster: watch, claim, run,
+    /// heartbeat, report (the runtime that replaces script pods).
+    Worker(Box<worker::WorkerArgs>),
+    /// Print the StepRun CustomResourceDefinition (YAML), to install apart
+    /// from the worker: `stepbox crd | kubectl apply -f -`.
+    Crd,
+    /// Create a StepRun and, with --follow, stream its log and exit with
+    /// the step's exit code (0, 1, 2, 3).
+    Submit(Box<submit::SubmitArgs>),
+    /// Print the log (or --report) of a StepRun.
+    Logs(submit::LogsArgs),
 }
 
 /// Where a run's objects live: the embedded namespace (default) or a cluster.
@@ -132,6 +145,22 @@ impl ClusterArgs {
         } else {
             ClusterChoice::Embedded
         }
+    }
+
+    /// A client for the cluster these flags name (else kubectl's choice:
+    /// $KUBECONFIG, ~/.kube/config, or the pod's service account), and
+    /// its default namespace: for the commands that only make sense
+    /// against a cluster (worker, submit, logs).
+    pub(crate) async fn client(&self) -> Result<(kube::Client, String)> {
+        let live = match self.choice() {
+            ClusterChoice::Live(live) => live,
+            ClusterChoice::Embedded => LiveConfig::Infer,
+        };
+        let config = live.load().await?;
+        let namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config)
+            .context("cannot build a Kubernetes client from the configuration")?;
+        Ok((client, namespace))
     }
 }
 
@@ -203,18 +232,18 @@ impl CacheArgs {
         build::default_toolchain_root(self.cache_dir.as_deref())
     }
 
+    /// The compile cache directory (`None` with --no-cache).
+    pub(crate) fn dir(&self) -> Option<PathBuf> {
+        (!self.no_cache).then(|| {
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(stepbox::engine::CompileCache::default_dir)
+        })
+    }
+
     pub(crate) fn runtime(&self) -> Result<Runtime> {
-        let cache_dir = if self.no_cache {
-            None
-        } else {
-            Some(
-                self.cache_dir
-                    .clone()
-                    .unwrap_or_else(stepbox::engine::CompileCache::default_dir),
-            )
-        };
         Runtime::new(RuntimeConfig {
-            cache_dir,
+            cache_dir: self.dir(),
             ..Default::default()
         })
     }
@@ -372,6 +401,10 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
             oci::push(*args, &runtime).await
         }
         Command::Pull(args) => oci::pull(*args).await,
+        Command::Worker(args) => worker::worker(*args).await,
+        Command::Crd => worker::crd(),
+        Command::Submit(args) => submit::submit(*args).await,
+        Command::Logs(args) => submit::logs(args).await,
     }
 }
 
@@ -564,7 +597,11 @@ async fn run(args: RunArgs) -> Result<u8> {
         .limits(limits);
     match (&args.name, &step_source) {
         (Some(name), _) => opts = opts.name(name),
-        (None, Some(pulled)) => opts = opts.name(oci::step_name(&pulled.reference)),
+        (None, Some(pulled)) => {
+            if let Ok(r) = stepbox_oci::Reference::parse(&pulled.reference) {
+                opts = opts.name(r.name());
+            }
+        }
         (None, None) => {}
     }
     if let Some(dir) = package {

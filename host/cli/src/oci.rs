@@ -286,14 +286,6 @@ fn pinned(p: &Pulled) -> Pinned {
     }
 }
 
-/// The name a step pulled by `reference` runs as: its repository's last
-/// segment.
-pub fn step_name(reference: &str) -> String {
-    let named = reference.split_once('@').map_or(reference, |(r, _)| r);
-    let last = named.rsplit('/').next().unwrap_or(named);
-    last.split(':').next().unwrap_or(last).to_string()
-}
-
 /// The report's record of where a run's step and package came from.
 pub fn sources(step: Option<Pinned>, package: Option<Pinned>) -> Sources {
     Sources { step, package }

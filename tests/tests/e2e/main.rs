@@ -23,3 +23,4 @@ mod policy;
 mod secrets;
 mod soak;
 mod steps;
+mod worker;
