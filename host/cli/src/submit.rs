@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
@@ -109,7 +109,7 @@ pub async fn submit(args: SubmitArgs) -> Result<u8> {
     let created = api
         .create(&PostParams::default(), &run)
         .await
-        .with_context(|| format!("cannot create the StepRun in namespace {namespace}"))?;
+        .map_err(|e| api_error(e, format!("cannot create the StepRun in namespace {namespace}")))?;
     let name = created.name_any();
     println!("steprun.stepbox.dev/{name} created");
     if !args.follow {
@@ -127,7 +127,7 @@ async fn follow(api: &Api<StepRun>, configmaps: &Api<ConfigMap>, name: &str) -> 
         let run = api
             .get_opt(name)
             .await
-            .with_context(|| format!("cannot read StepRun {name}"))?;
+            .map_err(|e| api_error(e, format!("cannot read StepRun {name}")))?;
         let Some(run) = run else {
             bail!("StepRun {name} was deleted before it finished");
         };
@@ -176,6 +176,15 @@ async fn follow(api: &Api<StepRun>, configmaps: &Api<ConfigMap>, name: &str) -> 
     }
 }
 
+/// `what: MESSAGE (CODE REASON)` for an API server's refusal, without
+/// kube's debug rendering of the whole Status.
+fn api_error(e: kube::Error, what: String) -> anyhow::Error {
+    match e {
+        kube::Error::Api(s) => anyhow::anyhow!("{what}: {} ({} {})", s.message, s.code, s.reason),
+        other => anyhow::Error::new(other).context(what),
+    }
+}
+
 fn reason_code(reason: &str) -> u8 {
     let reason = match reason {
         "Succeeded" => Reason::Succeeded,
@@ -214,7 +223,7 @@ pub async fn logs(args: LogsArgs) -> Result<u8> {
     let run = api
         .get_opt(&args.name)
         .await
-        .with_context(|| format!("cannot read StepRun {}", args.name))?;
+        .map_err(|e| api_error(e, format!("cannot read StepRun {}", args.name)))?;
     let Some(run) = run else {
         bail!(
             "no StepRun {} in namespace {namespace} (kubectl get stepruns -n {namespace})",
@@ -227,7 +236,11 @@ pub async fn logs(args: LogsArgs) -> Result<u8> {
         .and_then(|s| s.report.clone())
         .unwrap_or_else(|| stepbox_worker::report_name(&args.name));
     let configmaps: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    let Some(cm) = configmaps.get_opt(&report).await? else {
+    let Some(cm) = configmaps
+        .get_opt(&report)
+        .await
+        .map_err(|e| api_error(e, format!("cannot read ConfigMap {report}")))?
+    else {
         bail!(
             "StepRun {} has no log yet (it has not started, or wrote nothing)",
             args.name
