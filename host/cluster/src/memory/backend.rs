@@ -135,11 +135,7 @@ impl ClusterBackend for MemoryCluster {
         }
         let ns = scope_namespace(res, namespace, None)?;
         let st = self.lock();
-        let live = st
-            .objects
-            .get(&key(res, &ns, name))
-            .cloned()
-            .ok_or_else(|| not_found(res, name))?;
+        let live = st.live(res, &ns, name)?;
         check_preconditions(res, name, patch, Some(&live))?;
         let mut obj = live.clone();
         ssa::merge_patch(&mut obj, patch);

@@ -97,6 +97,14 @@ impl State {
         }
         self.events.push_back(event);
     }
+
+    /// A copy of the stored object, or NotFound in the API server's words.
+    fn live(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Value> {
+        self.objects
+            .get(&key(res, namespace, name))
+            .cloned()
+            .ok_or_else(|| not_found(res, name))
+    }
 }
 
 /// First host number handed out as a Service clusterIP (10.96.0.10).

@@ -261,11 +261,7 @@ impl MemoryCluster {
         }
         let ns = scope_namespace(res, namespace, r.namespace.as_deref())?;
         let st = self.lock();
-        let live = st
-            .objects
-            .get(&key(res, &ns, name))
-            .cloned()
-            .ok_or_else(|| not_found(res, name))?;
+        let live = st.live(res, &ns, name)?;
         check_preconditions(res, name, object, Some(&live))?;
         let mut obj = object.clone();
         strip_server_fields(
@@ -308,11 +304,7 @@ impl MemoryCluster {
         }
         let ns = scope_namespace(res, namespace, None)?;
         let st = self.lock();
-        let live = st
-            .objects
-            .get(&key(res, &ns, name))
-            .cloned()
-            .ok_or_else(|| not_found(res, name))?;
+        let live = st.live(res, &ns, name)?;
         let mut obj = match patch_type {
             PatchType::Json => patches::json_patch(&live, patch)?,
             PatchType::StrategicMerge => patches::strategic_merge(&live, patch, res)?,

@@ -66,11 +66,7 @@ impl MemoryCluster {
         }
         let ns = scope_namespace(res, namespace, None)?;
         let st = self.lock();
-        let live = st
-            .objects
-            .get(&key(res, &ns, name))
-            .cloned()
-            .ok_or_else(|| not_found(res, name))?;
+        let live = st.live(res, &ns, name)?;
         check_preconditions(res, name, object, Some(&live))?;
         let mut obj = with_status_of(&live, object);
         if let Some(m) = &opts.field_manager {
@@ -103,11 +99,7 @@ impl MemoryCluster {
         self.require_status_subresource(res)?;
         let ns = scope_namespace(res, namespace, None)?;
         let st = self.lock();
-        let live = st
-            .objects
-            .get(&key(res, &ns, name))
-            .cloned()
-            .ok_or_else(|| not_found(res, name))?;
+        let live = st.live(res, &ns, name)?;
         let now = now();
         let obj = match patch_type {
             PatchType::Apply => {
