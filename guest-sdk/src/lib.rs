@@ -77,6 +77,8 @@
 //! - [`kube`]: typed and raw Kubernetes calls, [`kube::apply`] of manifests.
 //! - [`helm`]: helm releases from charts under `/packages` or `/workspace`,
 //!   every rendered object checked against the policy first.
+//! - [`http`]: outbound HTTP requests, to the destinations the policy's
+//!   `outbound` allow-list names.
 //! - [`run`]: inputs, secrets, outputs, progress, artifacts; the log macros
 //!   [`trace!`], [`debug!`], [`info!`], [`warn!`], [`error!`].
 //! - [`yaml`]: multi-document YAML to JSON values; [`substitute()`] fills
@@ -93,6 +95,7 @@
 
 mod error;
 pub mod helm;
+pub mod http;
 pub mod kube;
 pub mod run;
 mod template;
@@ -196,6 +199,7 @@ pub mod __private {
 /// step usually needs.
 pub mod prelude {
     pub use crate::helm;
+    pub use crate::http;
     pub use crate::kube::{self, Action, Applied, KindRef, WaitFor};
     pub use crate::run;
     pub use crate::yaml;

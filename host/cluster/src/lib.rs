@@ -97,6 +97,13 @@ pub trait ClusterBackend: Send + Sync {
         false
     }
 
+    /// The URL of the API server behind this backend
+    /// (`https://10.96.0.1:443`), when there is one: a run's outbound HTTP
+    /// must not reach it unless its policy names it.
+    fn server_url(&self) -> Option<&str> {
+        None
+    }
+
     /// Resolves a kind (discovery). `Err(Invalid)` for an unknown apiVersion
     /// format; unknown kinds of a well-formed apiVersion resolve by the
     /// backend's best knowledge (see [`stepbox_k8s::resources::lookup`]).

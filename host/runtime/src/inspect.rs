@@ -127,6 +127,9 @@ fn capability(name: &str) -> Option<&'static str> {
         "wasi:filesystem/types" | "wasi:filesystem/preopens" => {
             Some("filesystem: /workspace (read-write), /packages (read-only)")
         }
+        "wasi:http/outgoing-handler" => {
+            Some("http: outbound HTTP requests, to the destinations the policy's `outbound` allows")
+        }
         "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => {
             Some("sockets: imported, but denied by the host")
         }
@@ -137,7 +140,14 @@ fn capability(name: &str) -> Option<&'static str> {
 fn host_provides(name: &str) -> bool {
     match stepbox_interface(name) {
         Some(iface) => HOST_INTERFACES.contains(&iface),
-        None => name.starts_with("wasi:") && !name.starts_with("wasi:http/"),
+        // Of wasi:http, the client side only: a step sends requests (to
+        // the policy's allow-list), it never serves them.
+        None => {
+            name.starts_with("wasi:")
+                && (!name.starts_with("wasi:http/")
+                    || name.starts_with("wasi:http/outgoing-handler@")
+                    || name.starts_with("wasi:http/types@"))
+        }
     }
 }
 
@@ -241,6 +251,9 @@ mod tests {
         assert!(!host_provides("acme:secret/vault@1.0.0"));
         assert!(host_provides("stepbox:step/helm@0.1.0"));
         assert!(!host_provides("stepbox:step/vault@0.1.0"));
+        assert!(host_provides("wasi:http/outgoing-handler@0.2.4"));
+        assert!(host_provides("wasi:http/types@0.2.4"));
+        assert!(!host_provides("wasi:http/incoming-handler@0.2.4"));
     }
 
     #[test]

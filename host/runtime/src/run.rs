@@ -14,6 +14,7 @@ use crate::bindings::{Step, types::RunContext};
 use crate::caps::fs::quota::WorkspaceQuota;
 use crate::caps::fs::{RunFs, is_empty_dir};
 use crate::caps::helm::{ChartRoots, HelmConfig};
+use crate::caps::http::HttpRules;
 use crate::caps::run::RunCtx;
 use crate::caps::{Caps, LimitTrap, RunScope};
 use crate::engine::{LoadedStep, Runtime};
@@ -287,7 +288,18 @@ impl Runtime {
         let state = StepState {
             wasi,
             table,
-            caps: Caps::new(scope, run_ctx.clone(), charts, opts.helm.clone()),
+            caps: Caps::new(
+                scope,
+                run_ctx.clone(),
+                charts,
+                opts.helm.clone(),
+                HttpRules {
+                    outbound: opts.policy.outbound.clone(),
+                    limits,
+                    recorder: recorder.clone(),
+                    api_server: opts.backend.server_url().map(str::to_string),
+                },
+            ),
             limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };
         // A pool slot (with the pooling allocator): wait for one rather than

@@ -3,6 +3,7 @@
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::caps::{Caps, HasCaps};
 use crate::limits::RunLimiter;
@@ -26,6 +27,16 @@ impl WasiView for StepState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StepState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.caps.http.hooks,
+            table: &mut self.table,
+            ctx: &mut self.caps.http.wasi,
         }
     }
 }

@@ -413,6 +413,12 @@ impl ClusterBackend for LiveCluster {
         "live"
     }
 
+    fn server_url(&self) -> Option<&str> {
+        self.server
+            .starts_with("http")
+            .then_some(self.server.as_str())
+    }
+
     fn dry_run(&self) -> bool {
         self.dry_run
     }

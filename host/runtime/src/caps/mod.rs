@@ -10,6 +10,7 @@
 //! | `stepbox:step/kube`  | [`kube`]        | [`stepbox_cluster`]        |
 //! | `stepbox:step/helm`  | [`helm`]        | the `helm` binary          |
 //! | `stepbox:step/run`   | [`run`]         | the run's [`RunRecorder`]  |
+//! | `wasi:http/outgoing-handler` | [`http`] | the policy's `outbound` allow-list, then the network |
 //! | `wasi:filesystem`    | [`fs`]          | cap-std preopens           |
 //!
 //! kube and helm act on the same [`RunScope`] (namespace, policy, backend,
@@ -24,6 +25,7 @@
 pub mod error;
 pub mod fs;
 pub mod helm;
+pub mod http;
 pub mod kube;
 pub mod run;
 mod scope;
@@ -42,20 +44,24 @@ pub struct Caps {
     pub(crate) helm: helm::HelmCtx,
     /// `stepbox:step/run`.
     pub(crate) run: run::RunCtx,
+    /// `wasi:http/outgoing-handler`.
+    pub(crate) http: http::HttpCtx,
 }
 
 impl Caps {
     /// The capabilities of a run in `scope`: `run` for its inputs, secrets
     /// and outputs, `charts` where its helm charts are found, `helm` the
     /// helm binary and cluster (`None`: helm calls fail with
-    /// `unavailable`).
+    /// `unavailable`), `http` where its HTTP requests may go.
     pub(crate) fn new(
         scope: RunScope,
         run: run::RunCtx,
         charts: helm::ChartRoots,
         helm: Option<helm::HelmConfig>,
+        http: http::HttpRules,
     ) -> Self {
         Self {
+            http: http::HttpCtx::new(http),
             kube: kube::KubeCtx::new(scope.clone()),
             helm: helm::HelmCtx::new(scope, charts, helm),
             run,
@@ -70,10 +76,13 @@ pub(crate) trait HasCaps: Send + 'static {
 }
 
 /// Adds every capability's interfaces to `linker` (WASI is added apart).
-pub(crate) fn add_to_linker<T: HasCaps>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: HasCaps + wasmtime_wasi_http::WasiHttpView>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
     error::add_to_linker(linker)?;
     kube::add_to_linker(linker)?;
     helm::add_to_linker(linker)?;
     run::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
     Ok(())
 }

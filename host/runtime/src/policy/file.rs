@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use stepbox_k8s::resources::REQUEST_VERBS;
 
-use super::{API_VERSION, DEFAULT_YAML, KIND, Limits, Policy, PolicyError, PolicyRule, Result};
+use super::{
+    API_VERSION, DEFAULT_YAML, KIND, Limits, Outbound, Policy, PolicyError, PolicyRule, Result,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -22,6 +24,8 @@ struct PolicyFile {
     rules: Vec<PolicyRule>,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    outbound: Vec<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -33,6 +37,9 @@ struct LimitsFile {
     output_bytes: Option<Scalar>,
     workspace_bytes: Option<Scalar>,
     workspace_files: Option<Scalar>,
+    http_request_bytes: Option<Scalar>,
+    http_response_bytes: Option<Scalar>,
+    http_timeout: Option<Scalar>,
 }
 
 /// A size or duration as written: a number or a string.
@@ -261,12 +268,30 @@ impl Policy {
                 Limits::DEFAULT_WORKSPACE_FILES,
                 true,
             )?,
+            http_request_bytes: size_field(
+                "limits.httpRequestBytes",
+                l.http_request_bytes,
+                Limits::DEFAULT_HTTP_REQUEST_BYTES,
+                true,
+            )?,
+            http_response_bytes: size_field(
+                "limits.httpResponseBytes",
+                l.http_response_bytes,
+                Limits::DEFAULT_HTTP_RESPONSE_BYTES,
+                true,
+            )?,
+            http_timeout: duration_field(
+                "limits.httpTimeout",
+                l.http_timeout,
+                Limits::DEFAULT_HTTP_TIMEOUT,
+            )?,
         };
         Ok(Self {
             namespace: file.namespace,
             rules: file.rules,
             limits,
             require_digest: file.require_digest,
+            outbound: Outbound::parse(&file.outbound)?,
         })
     }
 

@@ -19,6 +19,11 @@
 //!   outputBytes: 256Ki
 //!   workspaceBytes: 1Gi   # bytes the run may add to /workspace
 //!   workspaceFiles: 100000 # files and directories the run may add to /workspace
+//!   httpRequestBytes: 1Mi # body of one outbound HTTP request
+//!   httpResponseBytes: 16Mi # body of one outbound HTTP response
+//!   httpTimeout: 30s      # one outbound HTTP request, connect to last byte
+//! outbound:                # optional; HTTP destinations (see [`outbound`]); none by default
+//!   - https://api.example.com
 //! ```
 //!
 //! [`Policy::check`] decides one call. In order:
@@ -62,6 +67,7 @@
 //! ```
 
 mod file;
+pub mod outbound;
 mod rbac;
 
 use std::fmt;
@@ -74,6 +80,7 @@ use stepbox_k8s::ResourceInfo;
 use stepbox_k8s::resources::{CRD_GROUP, CRD_KIND};
 
 pub use file::parse_size;
+pub use outbound::Outbound;
 pub use rbac::MAX_ROLE_GRANTS;
 
 /// The apiVersion of policy files.
@@ -168,6 +175,13 @@ pub struct Limits {
     /// Files, directories and symlinks the run may add to `/workspace`.
     /// Default 100,000.
     pub workspace_files: u64,
+    /// Bytes of the body of one outbound HTTP request. Default 1 MiB.
+    pub http_request_bytes: u64,
+    /// Bytes of the body of one outbound HTTP response. Default 16 MiB.
+    pub http_response_bytes: u64,
+    /// Time for one outbound HTTP request, from connecting to its last
+    /// byte. Default 30 seconds.
+    pub http_timeout: Duration,
 }
 
 impl Limits {
@@ -183,6 +197,12 @@ impl Limits {
     pub const DEFAULT_WORKSPACE_BYTES: u64 = 1024 * 1024 * 1024;
     /// Default workspace file count limit: 100,000.
     pub const DEFAULT_WORKSPACE_FILES: u64 = 100_000;
+    /// Default outbound HTTP request body limit: 1 MiB.
+    pub const DEFAULT_HTTP_REQUEST_BYTES: u64 = 1024 * 1024;
+    /// Default outbound HTTP response body limit: 16 MiB.
+    pub const DEFAULT_HTTP_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+    /// Default time limit of one outbound HTTP request: 30 seconds.
+    pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 impl Default for Limits {
@@ -194,6 +214,9 @@ impl Default for Limits {
             output_bytes: Self::DEFAULT_OUTPUT_BYTES,
             workspace_bytes: Self::DEFAULT_WORKSPACE_BYTES,
             workspace_files: Self::DEFAULT_WORKSPACE_FILES,
+            http_request_bytes: Self::DEFAULT_HTTP_REQUEST_BYTES,
+            http_response_bytes: Self::DEFAULT_HTTP_RESPONSE_BYTES,
+            http_timeout: Self::DEFAULT_HTTP_TIMEOUT,
         }
     }
 }
@@ -273,6 +296,8 @@ pub struct Policy {
     /// Steps and packages pulled from a registry must be named by digest
     /// (`REF@sha256:…`), never by a tag that can move.
     pub require_digest: bool,
+    /// Where the run may send HTTP requests (empty: nowhere).
+    pub outbound: Outbound,
 }
 
 const RW: &[&str] = &[
@@ -358,6 +383,11 @@ limits:
   outputBytes: 256Ki
   workspaceBytes: 1Gi
   workspaceFiles: 100000
+  httpRequestBytes: 1Mi
+  httpResponseBytes: 16Mi
+  httpTimeout: 30s
+# outbound:                 # HTTP destinations the step may call; none by default
+#   - https://api.example.com
 "#;
 
 impl Default for Policy {
@@ -383,6 +413,7 @@ impl Default for Policy {
                 .collect(),
             limits: Limits::default(),
             require_digest: false,
+            outbound: Outbound::default(),
         }
     }
 }
