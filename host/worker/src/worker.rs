@@ -87,7 +87,55 @@ pub struct Shared {
     /// Wakes the sweep (a slot freed).
     pub wake: Notify,
     runtime: Arc<Runtime>,
-    loaded: Mutex<HashMap<String, Arc<LoadedStep>>>,
+    loaded: Mutex<LoadedSteps>,
+}
+
+/// Steps kept compiled in memory, by blob digest, the least recently
+/// used dropped past [`MAX_LOADED`] (the compile cache on disk still has
+/// them).
+struct Lru<T> {
+    items: HashMap<String, T>,
+    /// Keys, least recently used first.
+    order: std::collections::VecDeque<String>,
+    max: usize,
+}
+
+/// Distinct steps a worker keeps compiled in memory.
+const MAX_LOADED: usize = 64;
+
+type LoadedSteps = Lru<Arc<LoadedStep>>;
+
+impl<T: Clone> Lru<T> {
+    fn new(max: usize) -> Self {
+        Self {
+            items: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            max,
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<T> {
+        let item = self.items.get(key)?.clone();
+        self.order.retain(|d| d != key);
+        self.order.push_back(key.to_string());
+        Some(item)
+    }
+
+    /// Keeps `item`; returns the items dropped to make room.
+    fn insert(&mut self, key: &str, item: T) -> Vec<T> {
+        if self.items.insert(key.to_string(), item).is_none() {
+            self.order.push_back(key.to_string());
+        }
+        let mut dropped = Vec::new();
+        while self.order.len() > self.max {
+            if let Some(old) = self.order.pop_front()
+                && let Some(i) = self.items.remove(&old)
+            {
+                dropped.push(i);
+            }
+        }
+        dropped
+    }
 }
 
 impl Shared {
@@ -106,7 +154,7 @@ impl Shared {
     /// threads.
     pub async fn load(&self, path: &Path, digest: &str) -> Result<Arc<LoadedStep>, String> {
         if let Some(s) = self.lock_loaded().get(digest) {
-            return Ok(s.clone());
+            return Ok(s);
         }
         let runtime = self.runtime.clone();
         let path = path.to_path_buf();
@@ -114,11 +162,14 @@ impl Shared {
             .await
             .map_err(|e| format!("loading the step failed: {e}"))?
             .map_err(|e| e.to_string())?;
-        self.lock_loaded().insert(digest.to_string(), step.clone());
+        let dropped = self.lock_loaded().insert(digest, step.clone());
+        for old in dropped {
+            self.runtime.unload(&old.info.sha256);
+        }
         Ok(step)
     }
 
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedStep>>> {
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, LoadedSteps> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -175,7 +226,7 @@ impl Worker {
             draining: AtomicBool::new(false),
             wake: Notify::new(),
             runtime: Arc::new(runtime),
-            loaded: Mutex::default(),
+            loaded: Mutex::new(Lru::new(MAX_LOADED)),
             config,
         });
         let health = Health {
@@ -375,4 +426,21 @@ fn claim(shared: &Arc<Shared>, obj: &StepRun) {
         handle,
         permit,
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lru;
+
+    #[test]
+    fn the_least_recently_used_step_goes_first() {
+        let mut lru = Lru::new(2);
+        assert!(lru.insert("a", 1).is_empty());
+        assert!(lru.insert("b", 2).is_empty());
+        assert_eq!(lru.get("a"), Some(1));
+        assert_eq!(lru.insert("c", 3), vec![2]);
+        assert_eq!(lru.get("b"), None);
+        assert_eq!(lru.get("a"), Some(1));
+        assert_eq!(lru.get("c"), Some(3));
+    }
 }

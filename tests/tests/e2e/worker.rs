@@ -147,6 +147,13 @@ impl Env {
         }
     }
 
+    /// Waits until `name` is Running.
+    pub fn running(&self, name: &str, workers: &[&WorkerProcess]) -> Value {
+        self.wait(name, Duration::from_secs(30), workers, |v| {
+            phase(v) == "Running"
+        })
+    }
+
     /// Waits until `name` finished (Succeeded or Failed).
     pub fn finished(&self, name: &str, workers: &[&WorkerProcess]) -> Value {
         self.wait(name, Duration::from_secs(60), workers, |v| {
@@ -487,9 +494,7 @@ fn cancel_and_delete_stop_a_running_step() {
         &sleep,
         "  inputs: {ms: \"600000\"}\n",
     ));
-    env.wait("cancel-me", Duration::from_secs(30), &[&worker], |v| {
-        phase(v) == "Running"
-    });
+    env.running("cancel-me", &[&worker]);
     ok(
         &env.cluster.kubectl_run([
             "patch",
@@ -519,9 +524,7 @@ fn cancel_and_delete_stop_a_running_step() {
         &sleep,
         "  inputs: {ms: \"600000\"}\n",
     ));
-    env.wait("delete-me", Duration::from_secs(30), &[&worker], |v| {
-        phase(v) == "Running"
-    });
+    env.running("delete-me", &[&worker]);
     let deleted =
         env.cluster
             .kubectl_run(["delete", "steprun", "delete-me", "-n", NS, "--timeout=30s"]);
@@ -569,9 +572,7 @@ fn a_killed_workers_run_is_recovered_as_worker_lost_and_retried() {
         env.pin("sleep"),
         "  inputs: {ms: \"1500\"}\n  retries: 1\n",
     ));
-    env.wait("survive", Duration::from_secs(30), &[&a], |v| {
-        phase(v) == "Running"
-    });
+    env.running("survive", &[&a]);
     a.kill();
     let b = env.worker("worker-b", &timing);
     let v = env.finished("survive", &[&a, &b]);
@@ -594,9 +595,7 @@ fn a_killed_workers_run_is_recovered_as_worker_lost_and_retried() {
         env.pin("sleep"),
         "  inputs: {ms: \"600000\"}\n",
     ));
-    env.wait("no-retry", Duration::from_secs(30), &[&c], |v| {
-        phase(v) == "Running"
-    });
+    env.running("no-retry", &[&c]);
     c.kill();
     let d = env.worker("worker-d", &timing);
     let v = env.finished("no-retry", &[&c, &d]);
@@ -615,9 +614,7 @@ fn a_restarted_pod_recovers_its_own_runs_at_once() {
         env.pin("sleep"),
         "  inputs: {ms: \"1000\"}\n  retries: 1\n",
     ));
-    env.wait("restart", Duration::from_secs(30), &[&a], |v| {
-        phase(v) == "Running"
-    });
+    env.running("restart", &[&a]);
     let a = WorkerProcess::restart(
         a,
         env.cluster.kubeconfig(),
@@ -645,9 +642,7 @@ fn sigterm_drains_and_a_drain_that_times_out_hands_runs_back() {
         env.pin("sleep"),
         "  inputs: {ms: \"1500\"}\n",
     ));
-    env.wait("drained", Duration::from_secs(30), &[&a], |v| {
-        phase(v) == "Running"
-    });
+    env.running("drained", &[&a]);
     assert_eq!(
         a.terminate(Duration::from_secs(30)),
         Some(0),
@@ -667,9 +662,7 @@ fn sigterm_drains_and_a_drain_that_times_out_hands_runs_back() {
         env.pin("sleep"),
         "  inputs: {ms: \"600000\"}\n  retries: 1\n",
     ));
-    env.wait("handed-back", Duration::from_secs(30), &[&b], |v| {
-        phase(v) == "Running"
-    });
+    env.running("handed-back", &[&b]);
     assert_eq!(
         b.terminate(Duration::from_secs(30)),
         Some(0),
