@@ -19,6 +19,8 @@
 //! - [`rbac`]: RBAC rules and the authorizer's decision, in the API
 //!   server's words.
 //! - [`events`]: Events through `core/v1` and `events.k8s.io/v1`.
+//! - [`pod_security`]: the Pod Security Standards, checked on anything
+//!   that carries a pod, in Pod Security Admission's words.
 //! - [`manifest`]: strict, bounded parsing of multi-document YAML or JSON.
 //! - [`plan`]: what a write changed, in `kubectl diff`'s words.
 //!
@@ -32,6 +34,7 @@ pub mod names;
 pub mod object;
 pub mod patch;
 pub mod plan;
+pub mod pod_security;
 pub mod rbac;
 pub mod readiness;
 pub mod request;
