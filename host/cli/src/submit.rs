@@ -109,7 +109,12 @@ pub async fn submit(args: SubmitArgs) -> Result<u8> {
     let created = api
         .create(&PostParams::default(), &run)
         .await
-        .map_err(|e| api_error(e, format!("cannot create the StepRun in namespace {namespace}")))?;
+        .map_err(|e| {
+            api_error(
+                e,
+                format!("cannot create the StepRun in namespace {namespace}"),
+            )
+        })?;
     let name = created.name_any();
     println!("steprun.stepbox.dev/{name} created");
     if !args.follow {
