@@ -171,6 +171,17 @@ fn check_policy(policy: &Policy, docs: &[(ResourceInfo, Value)]) -> bool {
             Decision::Allow => grants(policy, res, doc, &docs[..i]),
             deny => deny,
         };
+        // Pods and pod templates are held to the policy's Pod Security level.
+        let decision = match decision {
+            Decision::Allow => stepbox::k8s::pod_security::check(
+                policy.pod_security,
+                &res.group,
+                &res.kind,
+                doc,
+            )
+            .map_or_else(|v| Decision::Deny(v.to_string()), |()| Decision::Allow),
+            deny => deny,
+        };
         match decision {
             Decision::Allow => {}
             Decision::Deny(why) => {
@@ -346,6 +357,7 @@ fuzz_target!(|data: &[u8]| {
         let kube = KubeCtx::new(RunScope {
             namespace: NS.to_string(),
             policy: policy.clone(),
+            needs: None,
             backend: backend.clone(),
             recorder,
             dry_run: true,

@@ -7,7 +7,8 @@
 //!
 //! There are two layers:
 //! - typed helpers over [`k8s_openapi`] types: [`get`], [`list`], [`names`],
-//!   [`apply_object`], [`patch`], [`delete`], [`wait`];
+//!   [`apply_object`], [`patch`], [`delete`], [`wait`], [`events`], and a
+//!   pod's [`logs`];
 //! - [`apply`] of YAML/JSON manifest text, and [`raw`] calls that take a
 //!   [`KindRef`] and move JSON text, for kinds `k8s_openapi` does not know
 //!   (custom resources).
@@ -316,6 +317,87 @@ pub fn wait<K: k8s_openapi::Resource>(
     raw::wait(&KindRef::of::<K>(), name, &condition, timeout)
 }
 
+/// Which log of a pod [`logs`] reads, as `kubectl logs` takes it.
+///
+/// ```no_run
+/// use stepbox_sdk::kube::{self, LogOptions};
+///
+/// # fn demo() -> stepbox_sdk::Result<()> {
+/// let last = kube::logs("web-5d8f7c9b4k-x2x9z", &LogOptions::new().container("app").tail(20))?;
+/// stepbox_sdk::info!("{last}");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// The container (`None`: the pod's only one).
+    pub container: Option<String>,
+    /// Only the last lines.
+    pub tail_lines: Option<u32>,
+    /// Only lines newer than this (whole seconds, rounded up).
+    pub since: Option<Duration>,
+    /// The previous instance of the container, after a restart.
+    pub previous: bool,
+}
+
+impl LogOptions {
+    /// Every line of the pod's only container.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The log of container `name`.
+    pub fn container(mut self, name: impl Into<String>) -> Self {
+        self.container = Some(name.into());
+        self
+    }
+
+    /// Only the last `lines` lines.
+    pub fn tail(mut self, lines: u32) -> Self {
+        self.tail_lines = Some(lines);
+        self
+    }
+
+    /// Only lines newer than `age`.
+    pub fn since(mut self, age: Duration) -> Self {
+        self.since = Some(age);
+        self
+    }
+
+    /// The previous instance of the container (a crashed one's last words).
+    pub fn previous(mut self) -> Self {
+        self.previous = true;
+        self
+    }
+
+    fn to_wit(&self) -> wit::LogOptions {
+        wit::LogOptions {
+            container: self.container.clone().unwrap_or_default(),
+            tail_lines: self.tail_lines.unwrap_or(0),
+            since_seconds: self.since.map_or(0, timeout_seconds),
+            previous: self.previous,
+        }
+    }
+}
+
+/// The log of a container of pod `pod`, as text (policy: `get` on
+/// `pods/log`). On the embedded namespace, which runs no containers, it is
+/// empty unless the pod's `logs.stepbox.dev/CONTAINER` annotation seeds it.
+pub fn logs(pod: &str, options: &LogOptions) -> Result<String> {
+    raw::logs(pod, options)
+}
+
+/// The Events about the object `name` of kind `K`, oldest first (policy:
+/// `list` on `events`): what `kubectl describe` shows at its end.
+pub fn events<K: k8s_openapi::Resource>(
+    name: &str,
+) -> Result<Vec<k8s_openapi::api::core::v1::Event>> {
+    raw::events(&KindRef::of::<K>(), name)?
+        .iter()
+        .map(|e| Ok(serde_json::from_str(e)?))
+        .collect()
+}
+
 /// Whole seconds, rounded up, saturating at `u32::MAX`.
 fn timeout_seconds(timeout: Duration) -> u32 {
     let secs = timeout
@@ -341,8 +423,18 @@ fn timeout_seconds(timeout: Duration) -> u32 {
 pub mod raw {
     use std::time::Duration;
 
-    use super::{Applied, KindRef, WaitFor, timeout_seconds, wit};
+    use super::{Applied, KindRef, LogOptions, WaitFor, timeout_seconds, wit};
     use crate::Result;
+
+    /// The log of a container of pod `pod`; the same as [`super::logs`].
+    pub fn logs(pod: &str, options: &LogOptions) -> Result<String> {
+        Ok(wit::logs(pod, &options.to_wit())?)
+    }
+
+    /// The Events about one object, oldest first, one JSON object each.
+    pub fn events(kind: &KindRef, name: &str) -> Result<Vec<String>> {
+        Ok(wit::events(&kind.to_wit(), name)?)
+    }
 
     /// Reads one object. Returns its JSON.
     pub fn get(kind: &KindRef, name: &str) -> Result<String> {

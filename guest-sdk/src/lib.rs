@@ -77,6 +77,8 @@
 //! - [`kube`]: typed and raw Kubernetes calls, [`kube::apply`] of manifests.
 //! - [`helm`]: helm releases from charts under `/packages` or `/workspace`,
 //!   every rendered object checked against the policy first.
+//! - [`kustomize`]: kustomizations under `/packages` or `/workspace`
+//!   rendered to manifests (and applied).
 //! - [`http`]: outbound HTTP requests, to the destinations the policy's
 //!   `outbound` allow-list names.
 //! - [`run`]: inputs, secrets, outputs, progress, artifacts; the log macros
@@ -97,6 +99,7 @@ mod error;
 pub mod helm;
 pub mod http;
 pub mod kube;
+pub mod kustomize;
 pub mod run;
 mod template;
 pub mod yaml;
@@ -201,6 +204,7 @@ pub mod prelude {
     pub use crate::helm;
     pub use crate::http;
     pub use crate::kube::{self, Action, Applied, KindRef, WaitFor};
+    pub use crate::kustomize;
     pub use crate::run;
     pub use crate::yaml;
     pub use crate::{Context, Error, Result, ResultExt, substitute};

@@ -292,6 +292,9 @@ struct RunArgs {
     /// The helm binary for the step's helm calls (v3.8+) [default: $STEPBOX_HELM, else `helm` on PATH].
     #[arg(long, value_name = "PATH")]
     helm: Option<PathBuf>,
+    /// The kubectl whose kustomize renders the step's kustomizations [default: $STEPBOX_KUBECTL, else `kubectl` on PATH].
+    #[arg(long, value_name = "PATH")]
+    kubectl: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -594,7 +597,10 @@ async fn run(args: RunArgs) -> Result<u8> {
         .inputs(args.inputs.iter().cloned())
         .secrets(secrets)
         .policy(policy)
-        .limits(limits);
+        .limits(limits)
+        .kubectl(stepbox::caps::kustomize::kubectl_from_env(
+            args.kubectl.clone(),
+        ));
     match (&args.name, &step_source) {
         (Some(name), _) => opts = opts.name(name),
         (None, Some(pulled)) => {

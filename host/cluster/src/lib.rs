@@ -60,6 +60,32 @@ pub struct Change {
     pub after: Value,
 }
 
+/// What `kubectl logs` asks of one container's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// The container; `None` for a pod's only container.
+    pub container: Option<String>,
+    /// Only the last lines.
+    pub tail_lines: Option<u32>,
+    /// Only lines newer than this many seconds.
+    pub since_seconds: Option<u32>,
+    /// The previous instance of the container (after a restart).
+    pub previous: bool,
+}
+
+/// One container's log, as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodLog {
+    /// The lines.
+    pub text: String,
+    /// What the caller should know about where the text came from (the
+    /// embedded namespace runs no containers, so it has no real logs).
+    pub note: Option<String>,
+}
+
+/// Largest log text a backend returns; longer logs keep their last bytes.
+pub const MAX_LOG_BYTES: usize = 1024 * 1024;
+
 /// How often waits look again on a backend that cannot watch.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -163,6 +189,17 @@ pub trait ClusterBackend: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Value>>;
+
+    /// The log of a container of pod `pod` (`GET pods/NAME/log`).
+    /// `Err(NotFound)` for a pod (or container) that does not exist. The
+    /// default says the backend serves no logs.
+    async fn logs(&self, namespace: &str, pod: &str, options: &LogOptions) -> Result<PodLog> {
+        let _ = (namespace, options);
+        Err(ClusterError::Unavailable(format!(
+            "the {} backend serves no pod logs (pod {pod:?})",
+            self.name()
+        )))
+    }
 
     /// Waits (at most `timeout`) until the object may have changed since
     /// `resource_version` (`None`: it did not exist when last read). The

@@ -89,6 +89,16 @@ pub enum LoadError {
         /// The validator's or compiler's words.
         reason: String,
     },
+    /// A step whose `stepbox:needs` declaration cannot be read.
+    #[error(
+        "{path}: {reason}; fix the declaration (the step's step.yaml or its stepbox_sdk::needs!) and build the step again"
+    )]
+    Needs {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the declaration.
+        reason: String,
+    },
     /// A component, but not of the step world.
     #[error("{path}: {reason}")]
     WrongWorld {
@@ -334,6 +344,12 @@ impl Runtime {
         let info = inspect::describe(&self.engine, &component, bytes, sha.clone());
         if let Err(reason) = &info.step_world {
             return Err(LoadError::WrongWorld {
+                path: path_buf,
+                reason: reason.clone(),
+            });
+        }
+        if let Some(reason) = &info.needs_error {
+            return Err(LoadError::Needs {
                 path: path_buf,
                 reason: reason.clone(),
             });

@@ -11,9 +11,11 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use crate::needs::StepNeeds;
+
 /// The stepbox interfaces this host implements (package `stepbox:step`,
 /// any 0.1.x version).
-pub const HOST_INTERFACES: &[&str] = &["types", "kube", "helm", "run"];
+pub const HOST_INTERFACES: &[&str] = &["types", "kube", "helm", "kustomize", "run"];
 
 /// What kind of file some bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,6 +88,13 @@ pub struct ComponentInfo {
     pub exports: Vec<Item>,
     /// The capabilities the step can use (from its imports).
     pub capabilities: Vec<&'static str>,
+    /// What the step declares it needs (its `stepbox:needs` section):
+    /// its runs get the policy intersected with it. `None` when it
+    /// declares nothing (its runs get the policy's whole grant).
+    pub needs: Option<StepNeeds>,
+    /// Why the declaration could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_error: Option<String>,
     /// Whether it is a runnable stepbox step; if not, why.
     pub step_world: Result<(), String>,
 }
@@ -119,6 +128,9 @@ fn capability(name: &str) -> Option<&'static str> {
                 "helm: helm releases in the run's namespace, charts from its filesystem, every object checked",
             ),
             "run" => Some("run: inputs, secrets, outputs, log, artifacts"),
+            "kustomize" => Some(
+                "kustomize: kustomizations of its filesystem rendered to manifests (no remote bases, no plugins)",
+            ),
             _ => None,
         };
     }
@@ -183,6 +195,10 @@ pub fn describe(
     capabilities.sort_unstable();
     capabilities.dedup();
     let step_world = check_step_world(&imports, &exports);
+    let (needs, needs_error) = match crate::needs::section::read(bytes) {
+        Ok(needs) => (needs, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     ComponentInfo {
         size: bytes.len() as u64,
         sha256,
@@ -190,6 +206,8 @@ pub fn describe(
         imports,
         exports,
         capabilities,
+        needs,
+        needs_error,
         step_world,
     }
 }

@@ -15,6 +15,8 @@
 //! - [`caps`]: one module per capability (`kube`, `helm`, `run`, `fs`), each
 //!   call going policy check → backend → audit.
 //! - [`policy`]: what a run may do (RBAC-shaped rules) and its limits.
+//! - [`needs`]: what a step declares it needs; a run gets the policy
+//!   intersected with it.
 //! - [`target`]: where a run's objects live (the embedded namespace or a
 //!   cluster from a kubeconfig or the pod's service account) and where its
 //!   helm calls go.
@@ -55,6 +57,7 @@ pub mod engine;
 pub mod inspect;
 mod limits;
 pub mod mask;
+pub mod needs;
 pub mod policy;
 pub mod report;
 mod run;

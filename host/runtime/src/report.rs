@@ -245,6 +245,8 @@ pub enum LogSource {
     /// The `helm` binary the host ran for a helm call (its stderr and
     /// exit status, at debug level).
     Helm,
+    /// stepbox itself, about the run (a step that declares no needs).
+    Host,
 }
 
 /// One line of the run log.

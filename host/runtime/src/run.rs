@@ -21,7 +21,9 @@ use crate::engine::{LoadedStep, Runtime};
 use crate::limits::{MAX_HANDLES, RunLimiter};
 use crate::mask::SecretMasker;
 use crate::policy::{Limits, Policy};
-use crate::report::{LimitKind, LogSink, RunMeta, RunRecorder, RunReport, Sources, Status};
+use crate::report::{
+    Level, LimitKind, LogSink, LogSource, RunMeta, RunRecorder, RunReport, Sources, Status,
+};
 use crate::state::StepState;
 use crate::target::Target;
 use stepbox_cluster::ClusterBackend;
@@ -58,6 +60,7 @@ pub struct RunOptions {
     sources: Sources,
     run_id: Option<String>,
     cancel: Option<CancellationToken>,
+    kubectl: PathBuf,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -100,7 +103,16 @@ impl RunOptions {
             sources: Sources::default(),
             run_id: None,
             cancel: None,
+            kubectl: crate::caps::kustomize::kubectl_from_env(None),
         }
+    }
+
+    /// The kubectl whose kustomize renders the step's kustomizations (a
+    /// path, or a name looked up on `PATH`; default `$STEPBOX_KUBECTL`,
+    /// else `kubectl`).
+    pub fn kubectl(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.kubectl = binary.into();
+        self
     }
 
     /// The run's id in its report (default: a fresh UUID), for a caller
@@ -274,9 +286,20 @@ impl Runtime {
             workspace: workspace.clone(),
             recorder: recorder.clone(),
         };
+        let needs = step.info.needs.clone().map(Arc::new);
+        if needs.is_none() {
+            // Cannot fail: nothing has been logged yet.
+            let _ = recorder.log(
+                Level::Warn,
+                LogSource::Host,
+                "the step declares no needs (no stepbox:needs section): it may do all its policy allows; \
+                 declare them with stepbox_sdk::needs! or a step.yaml beside its sources, and rebuild",
+            );
+        }
         let scope = RunScope {
             namespace: opts.namespace.clone(),
             policy: opts.policy.clone(),
+            needs,
             backend: opts.backend.clone(),
             recorder: recorder.clone(),
             dry_run: opts.dry_run,
@@ -299,6 +322,7 @@ impl Runtime {
                     recorder: recorder.clone(),
                     api_server: opts.backend.server_url().map(str::to_string),
                 },
+                opts.kubectl.clone(),
             ),
             limiter: RunLimiter::new(limits.memory_bytes, recorder.clone()),
         };

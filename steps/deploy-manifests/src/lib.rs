@@ -2,15 +2,25 @@
 //! `kubectl apply -f DIR -R` followed by `kubectl rollout status` would, but
 //! inside the run's namespace and policy.
 //!
-//! 1. Reads every `.yaml`, `.yml` and `.json` file under `/packages`
-//!    (recursively, sorted by path, hidden files and directories skipped).
+//! 1. Reads the package: a kustomization (input `kustomization`, a
+//!    directory of the package, or the package itself when it holds a
+//!    `kustomization.yaml`) rendered by the host's kustomize, else every
+//!    `.yaml`, `.yml` and `.json` file under `/packages` (recursively,
+//!    sorted by path, hidden files and directories skipped).
 //! 2. Replaces `#{Name}` placeholders with the run's inputs; unknown names
 //!    fail the run, listed per file.
 //! 3. Parses every document of every file before anything is applied.
 //! 4. Applies them all in one call, so the host checks every object against
-//!    the policy before it applies any.
-//! 5. Unless `wait=false`, waits for every applied Deployment, StatefulSet,
-//!    DaemonSet and Job to roll out (complete, for a Job).
+//!    the policy before it applies any. With `prune=true` the objects carry
+//!    the inventory's label and the inventory is applied with them.
+//! 5. With `prune=true`, deletes what the inventory's last run applied and
+//!    the package no longer holds ([`prune`]).
+//! 6. Unless `wait=false`, waits for every applied Deployment, StatefulSet,
+//!    DaemonSet and Job to roll out (complete, for a Job); when one does
+//!    not, logs why ([`diagnose`]).
+
+mod diagnose;
+mod prune;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,13 +32,20 @@ use stepbox_sdk::serde_json::{Value, json};
 const PACKAGES: &str = "/packages";
 const APPLIED_FILE: &str = "/workspace/applied.json";
 
-fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
+fn run(ctx: &Context) -> stepbox_sdk::Result<()> {
     let wait = run::bool_input("wait", true)?;
     let timeout = Duration::from_secs(run::u64_input("timeout", 300)?);
+    let prune = run::bool_input("prune", false)?;
     let inputs = run::inputs();
 
     run::progress(0, "reading manifests");
-    let (files, documents) = load(Path::new(PACKAGES), &inputs)?;
+    let (files, mut documents) = match kustomization(Path::new(PACKAGES))? {
+        Some(dir) => {
+            info!("rendering the kustomization {dir}");
+            (1, rendered(&dir, &inputs)?)
+        }
+        None => load(Path::new(PACKAGES), &inputs)?,
+    };
     if documents.is_empty() {
         return Err(Error::step(format!(
             "no manifests found under {PACKAGES}; pass --package DIR"
@@ -37,15 +54,44 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
     debug!("{} documents in {files} files", documents.len());
     run::progress(20, &format!("applying {} objects", documents.len()));
 
-    let manifests = documents
+    let inventory = if prune {
+        let id = run::input("inventory").unwrap_or_else(|| "default".into());
+        let inventory = prune::Inventory::load(prune::inventory_id(&ctx.step_name, &id)?)?;
+        inventory.label(&mut documents);
+        Some(inventory)
+    } else {
+        None
+    };
+    let members = prune::Inventory::members(&documents);
+    let mut manifests = documents
         .iter()
         .map(yaml::to_string)
         .collect::<stepbox_sdk::Result<Vec<_>>>()?;
-    let applied = kube::apply(&manifests.join("\n---\n"))?;
+    if let Some(inventory) = &inventory {
+        // Listing the old objects too until they are pruned: a run that
+        // fails half-way leaves nothing it made out of the inventory.
+        let listed = prune::union(&members, &inventory.previous);
+        manifests.push(yaml::to_string(&inventory.parent(&listed))?);
+    }
+    let mut applied = kube::apply(&manifests.join("\n---\n"))?;
+    if inventory.is_some() {
+        // The inventory itself is bookkeeping, not one of the package's.
+        applied.pop();
+    }
     for object in &applied {
         info!("{} {}", object.kubectl_name(), object.action);
     }
     run::progress(50, &format!("applied {} objects", applied.len()));
+
+    if let Some(inventory) = &inventory {
+        let gone = inventory.gone(&members);
+        let deleted = inventory.prune(&gone)?;
+        if !gone.is_empty() {
+            kube::apply(&yaml::to_string(&inventory.parent(&members))?)
+                .map_err(|e| e.context("writing the inventory"))?;
+        }
+        run::set_output("pruned", deleted.len().to_string())?;
+    }
 
     if wait {
         let workloads: Vec<&Applied> = applied.iter().filter(|a| is_workload(a)).collect();
@@ -60,13 +106,17 @@ fn run(_ctx: &Context) -> stepbox_sdk::Result<()> {
                 "waiting for {name} to {waiting} (timeout {}s)",
                 timeout.as_secs()
             );
-            kube::raw::wait(
+            if let Err(e) = kube::raw::wait(
                 &workload.kind_ref(),
                 &workload.name,
                 &WaitFor::Rollout,
                 timeout,
-            )
-            .with_context(|| format!("waiting for {name}"))?;
+            ) {
+                let why = diagnose::rollout(workload)
+                    .map(|w| format!(" ({w}; the log has its conditions, events and container logs)"))
+                    .unwrap_or_default();
+                return Err(e.context(format!("waiting for {name}{why}")));
+            }
             let percent = 50 + 45 * (i + 1) / workloads.len();
             run::progress(
                 u8::try_from(percent).unwrap_or(95),
@@ -119,6 +169,33 @@ fn load(
         documents.extend(parsed.context(name)?);
     }
     Ok((files.len(), documents))
+}
+
+/// The kustomization to render: input `kustomization` (a directory of the
+/// package), else the package itself when it holds one; `None` for plain
+/// manifests.
+fn kustomization(root: &Path) -> stepbox_sdk::Result<Option<String>> {
+    if let Some(dir) = run::input("kustomization").filter(|d| !d.is_empty()) {
+        let dir = dir.trim_start_matches("./").trim_end_matches('/');
+        let path = if dir.starts_with('/') {
+            dir.to_string()
+        } else {
+            format!("{}/{dir}", root.display())
+        };
+        return Ok(Some(path));
+    }
+    let holds_one = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .any(|f| root.join(f).is_file());
+    Ok(holds_one.then(|| root.display().to_string()))
+}
+
+/// The documents a kustomization renders, with `#{Name}` placeholders
+/// filled.
+fn rendered(dir: &str, inputs: &BTreeMap<String, String>) -> stepbox_sdk::Result<Vec<Value>> {
+    let text = kustomize::build(dir)?;
+    let text = substitute(&text, inputs).map_err(|e| e.context(format!("kustomization {dir}")))?;
+    yaml::documents(&text).map_err(|e| e.context(format!("kustomization {dir}")))
 }
 
 /// Writes the applied objects to the workspace and publishes them as the

@@ -336,6 +336,7 @@ impl<'a> ResourceRequest<'a> {
             return match sub.as_str() {
                 "status" => self.status(&res, &ns, name),
                 "scale" => self.scale(&res, &ns, name),
+                "log" if res.is("", "Pod") => self.log(&ns, name),
                 "token" if res.is("", "ServiceAccount") && *self.method == Method::POST => {
                     crate::tokens::create_token(
                         self.state.tokens(),

@@ -1,8 +1,11 @@
 //! Subresources: `status` (read, replace, patch, for the kinds that have
-//! one), `scale` (for the kinds with replicas) and a service account's
-//! `token` (in [`crate::tokens`]).
+//! one), `scale` (for the kinds with replicas), a pod's `log` (what its
+//! `logs.stepbox.dev/CONTAINER` annotation seeds, see
+//! [`MemoryCluster::pod_log`](stepbox_cluster::MemoryCluster::pod_log))
+//! and a service account's `token` (in [`crate::tokens`]).
 
 use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use stepbox_cluster::{ClusterError, ResourceInfo};
@@ -54,6 +57,40 @@ impl ResourceRequest<'_> {
         };
         let change = change.map_err(self.cluster_error(name))?;
         Ok(self.object_response(StatusCode::OK, &change.after))
+    }
+
+    /// `GET .../pods/{name}/log` with kubectl's query parameters
+    /// (`container`, `tailLines`, `sinceSeconds`, `previous`), as text.
+    pub(super) fn log(&self, ns: &str, name: &str) -> ApiResult {
+        if *self.method != Method::GET {
+            return Err(ApiError::method_not_allowed(self.path));
+        }
+        let number = |key: &str| -> Result<Option<u32>, ApiError> {
+            self.query
+                .get(key)
+                .map(|v| {
+                    v.parse::<u32>().map_err(|_| {
+                        ApiError::bad_request(format!("{key}={v:?}: expected a whole number"))
+                    })
+                })
+                .transpose()
+        };
+        let options = stepbox_cluster::LogOptions {
+            container: self.query.get("container").map(str::to_string),
+            tail_lines: number("tailLines")?,
+            since_seconds: number("sinceSeconds")?,
+            previous: self.query.flag("previous"),
+        };
+        let log = self
+            .cluster()
+            .pod_log(ns, name, &options)
+            .map_err(self.cluster_error(name))?;
+        let mut response = (StatusCode::OK, log.text).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain"),
+        );
+        Ok(response)
     }
 
     /// `.../{name}/scale` for kinds with `spec.replicas`.

@@ -508,6 +508,31 @@ impl ClusterBackend for LiveCluster {
         }
     }
 
+    async fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        options: &crate::LogOptions,
+    ) -> Result<crate::PodLog> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::LogParams {
+            container: options.container.clone().filter(|c| !c.is_empty()),
+            tail_lines: options.tail_lines.map(i64::from),
+            since_seconds: options.since_seconds.map(i64::from),
+            previous: options.previous,
+            limit_bytes: Some(crate::MAX_LOG_BYTES as i64),
+            ..kube::api::LogParams::default()
+        };
+        let what = format!("logs of pod {pod}");
+        let text = self
+            .read(&format!("v1 Pod {pod} log"), &what, || {
+                api.logs(pod, &params)
+            })
+            .await?;
+        Ok(crate::PodLog { text, note: None })
+    }
+
     async fn list(
         &self,
         res: &ResourceInfo,

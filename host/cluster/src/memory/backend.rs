@@ -5,11 +5,12 @@ use stepbox_k8s::object::{self, ObjectRef};
 use stepbox_k8s::ssa;
 
 use super::{
-    MemoryCluster, Propagation, check_preconditions, finalize, key, not_found, now, resolve,
-    scope_namespace, validate_object,
+    MemoryCluster, Propagation, check_preconditions, finalize, key, now, resolve, scope_namespace,
+    validate_object,
 };
 use crate::{
-    Change, ClusterBackend, ClusterError, LabelSelector, ResourceInfo, Result, WatchOutcome,
+    Change, ClusterBackend, ClusterError, LabelSelector, LogOptions, PodLog, ResourceInfo, Result,
+    WatchOutcome,
 };
 
 impl MemoryCluster {
@@ -27,6 +28,10 @@ impl MemoryCluster {
 impl ClusterBackend for MemoryCluster {
     fn name(&self) -> &str {
         "memory"
+    }
+
+    async fn logs(&self, namespace: &str, pod: &str, options: &LogOptions) -> Result<PodLog> {
+        self.pod_log(namespace, pod, options)
     }
 
     /// Wakes on the next write to the store instead of polling: readiness

@@ -591,6 +591,10 @@ fn finish_write_with(
     };
     let revision = st.revision;
     st.record(WatchEvent::new(revision, event_type, res, ns, obj.clone()));
+    if let Some(event) = events::rollout_event(res, ns, before.as_ref(), &obj, revision, &now) {
+        let events = resources::lookup("v1", "Event");
+        finish_write(st, &events, ns, None, event);
+    }
     (Change { before, after: obj }, true)
 }
 
@@ -640,12 +644,15 @@ fn seed_one(st: &mut State, doc: &Value, default_namespace: &str) -> Result<()> 
 
 mod backend;
 mod crd;
+mod events;
 mod finalize;
+mod logs;
 mod status;
 mod status_writes;
 
 use crd::{crd_info, crd_of, crd_served_version, crds};
 pub use finalize::{DeleteOutcome, Propagation};
+pub use logs::LOG_ANNOTATION_PREFIX;
 use status::synthesize;
 
 #[cfg(test)]

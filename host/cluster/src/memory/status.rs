@@ -86,13 +86,41 @@ fn kept_time(obj: &Value, pointer: &str, now: &str) -> Value {
     obj.pointer(pointer).cloned().unwrap_or_else(|| json!(now))
 }
 
+/// The ReplicaSet a Deployment's current pod template runs in
+/// (`web-5d8f7c9b4k`).
+pub(super) fn replica_set_name(deployment: &Value) -> String {
+    format!(
+        "{}-{}",
+        object::name(deployment).unwrap_or_default(),
+        template_hash(deployment.pointer("/spec/template"))
+    )
+}
+
+/// True when a client has written the object's status through the status
+/// subresource: a controller (a test acting as one) manages it, and the
+/// store keeps what it wrote instead of synthesizing one. That is how a
+/// rollout that does not finish (a Deployment past its progress deadline,
+/// a Pod in CrashLoopBackOff) is shown on the dev cluster.
+pub(super) fn status_owned_by_a_controller(obj: &Value) -> bool {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|e| e.get("subresource").and_then(Value::as_str) == Some("status"))
+        })
+}
+
 pub(super) fn synthesize(st: &mut State, res: &ResourceInfo, obj: &mut Value, now: &str) {
+    if !res.is("", "Service") && status_owned_by_a_controller(obj) {
+        return;
+    }
     let generation = object::generation(obj).unwrap_or(1);
     let name = object::name(obj).unwrap_or_default().to_string();
     let status = match (res.group.as_str(), res.kind.as_str()) {
         ("apps", "Deployment") => {
             let n = replicas(obj);
-            let rs = format!("{name}-{}", template_hash(obj.pointer("/spec/template")));
+            let rs = replica_set_name(obj);
             let times = ["lastUpdateTime", "lastTransitionTime"];
             json!({
                 "observedGeneration": generation,

@@ -15,8 +15,8 @@ use stepbox_k8s::ssa::{self, Scope};
 
 use super::requests::{WriteOptions, record_update, versioned};
 use super::{
-    Change, ClusterError, MemoryCluster, ResourceInfo, Result, check_preconditions, key, not_found,
-    now, object, scope_namespace,
+    Change, ClusterError, MemoryCluster, ResourceInfo, Result, check_preconditions, now, object,
+    scope_namespace,
 };
 
 /// `live` with `status` taken from `written` (removed when it has none).

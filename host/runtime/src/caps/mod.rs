@@ -9,6 +9,7 @@
 //! | `stepbox:step/types` | [`error`]       | (the error conversion)     |
 //! | `stepbox:step/kube`  | [`kube`]        | [`stepbox_cluster`]        |
 //! | `stepbox:step/helm`  | [`helm`]        | the `helm` binary          |
+//! | `stepbox:step/kustomize` | [`kustomize`] | `kubectl kustomize`      |
 //! | `stepbox:step/run`   | [`run`]         | the run's [`RunRecorder`]  |
 //! | `wasi:http/outgoing-handler` | [`http`] | the policy's `outbound` allow-list, then the network |
 //! | `wasi:filesystem`    | [`fs`]          | cap-std preopens           |
@@ -27,8 +28,10 @@ pub mod fs;
 pub mod helm;
 pub mod http;
 pub mod kube;
+pub mod kustomize;
 pub mod run;
 mod scope;
+mod tool;
 
 use wasmtime::component::Linker;
 
@@ -46,22 +49,31 @@ pub struct Caps {
     pub(crate) run: run::RunCtx,
     /// `wasi:http/outgoing-handler`.
     pub(crate) http: http::HttpCtx,
+    /// `stepbox:step/kustomize`.
+    pub(crate) kustomize: kustomize::KustomizeCtx,
 }
 
 impl Caps {
     /// The capabilities of a run in `scope`: `run` for its inputs, secrets
     /// and outputs, `charts` where its helm charts are found, `helm` the
     /// helm binary and cluster (`None`: helm calls fail with
-    /// `unavailable`), `http` where its HTTP requests may go.
+    /// `unavailable`), `http` where its HTTP requests may go, `kubectl`
+    /// the binary whose kustomize renders kustomizations.
     pub(crate) fn new(
         scope: RunScope,
         run: run::RunCtx,
         charts: helm::ChartRoots,
         helm: Option<helm::HelmConfig>,
         http: http::HttpRules,
+        kubectl: std::path::PathBuf,
     ) -> Self {
         Self {
             http: http::HttpCtx::new(http),
+            kustomize: kustomize::KustomizeCtx::new(
+                charts.clone(),
+                kubectl,
+                scope.recorder.clone(),
+            ),
             kube: kube::KubeCtx::new(scope.clone()),
             helm: helm::HelmCtx::new(scope, charts, helm),
             run,
@@ -82,6 +94,7 @@ pub(crate) fn add_to_linker<T: HasCaps + wasmtime_wasi_http::WasiHttpView>(
     error::add_to_linker(linker)?;
     kube::add_to_linker(linker)?;
     helm::add_to_linker(linker)?;
+    kustomize::add_to_linker(linker)?;
     run::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
     Ok(())

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use stepbox_cluster::ClusterBackend;
 
+use crate::needs::StepNeeds;
 use crate::policy::Policy;
 use crate::report::RunRecorder;
 
-/// The run's namespace, policy, backend and recorder, shared by every
+/// The run's namespace, policy and needs, backend and recorder, shared by every
 /// capability that reaches Kubernetes.
 #[derive(Clone)]
 pub struct RunScope {
@@ -15,6 +16,9 @@ pub struct RunScope {
     pub namespace: String,
     /// What the run may do.
     pub policy: Arc<Policy>,
+    /// What the step declares it needs: the run may do only what both
+    /// allow. `None` for a step without a declaration (the policy's grant).
+    pub needs: Option<Arc<StepNeeds>>,
     /// Where objects live.
     pub backend: Arc<dyn ClusterBackend>,
     /// Audit, plan, log and masking.

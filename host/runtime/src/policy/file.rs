@@ -9,7 +9,8 @@ use serde::Deserialize;
 use stepbox_k8s::resources::REQUEST_VERBS;
 
 use super::{
-    API_VERSION, DEFAULT_YAML, KIND, Limits, Outbound, Policy, PolicyError, PolicyRule, Result,
+    API_VERSION, DEFAULT_YAML, KIND, Limits, Outbound, PodSecurityLevel, Policy, PolicyError,
+    PolicyRule, Result,
 };
 
 #[derive(Deserialize)]
@@ -21,6 +22,8 @@ struct PolicyFile {
     namespace: Option<String>,
     #[serde(default)]
     require_digest: bool,
+    #[serde(default)]
+    pod_security: Option<String>,
     rules: Vec<PolicyRule>,
     #[serde(default)]
     limits: LimitsFile,
@@ -134,7 +137,7 @@ fn duration_field(field: &str, v: Option<Scalar>, default: Duration) -> Result<D
     Ok(d)
 }
 
-fn validate_rule(i: usize, rule: &PolicyRule) -> Result<()> {
+pub(crate) fn validate_rule(i: usize, rule: &PolicyRule) -> Result<()> {
     let field = |name: &str| format!("rules[{i}].{name}");
     let bad = |name: &str, message: String| PolicyError::Field {
         field: field(name),
@@ -186,6 +189,20 @@ fn validate_rule(i: usize, rule: &PolicyRule) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `podSecurity`: a level of the Pod Security Standards, baseline when
+/// unset.
+fn pod_security_field(v: Option<&str>) -> Result<PodSecurityLevel> {
+    let Some(name) = v else {
+        return Ok(PodSecurityLevel::default());
+    };
+    PodSecurityLevel::parse(name).ok_or_else(|| PolicyError::Field {
+        field: "podSecurity".into(),
+        message: format!(
+            "unknown level {name:?}; expected privileged, baseline or restricted (the Pod Security Standards)"
+        ),
+    })
 }
 
 impl Policy {
@@ -292,6 +309,7 @@ impl Policy {
             limits,
             require_digest: file.require_digest,
             outbound: Outbound::parse(&file.outbound)?,
+            pod_security: pod_security_field(file.pod_security.as_deref())?,
         })
     }
 

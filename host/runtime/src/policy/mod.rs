@@ -7,6 +7,7 @@
 //! kind: StepPolicy
 //! namespace: my-ns        # optional; the run's namespace when --namespace is not given
 //! requireDigest: true     # optional; steps and packages from a registry only by digest
+//! podSecurity: baseline   # optional; privileged, baseline (the default) or restricted
 //! rules:                   # like a Kubernetes Role's rules (required; [] grants nothing)
 //!   - apiGroups: ["", "apps"]
 //!     resources: ["configmaps", "deployments", "deployments/scale"]
@@ -55,6 +56,10 @@
 //!   Kubernetes would fill it with a token of a service account, a credential
 //!   with that account's permissions.
 //!
+//! Pods and every object carrying a pod template are held to the Pod
+//! Security Standards at the level [`Policy::pod_security`] names
+//! ([`stepbox_k8s::pod_security`], checked by [`crate::admission`]).
+//!
 //! ```
 //! use stepbox::k8s::resources;
 //! use stepbox::policy::{AccessRequest, Decision, Policy, Verb};
@@ -74,12 +79,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use stepbox_k8s::ResourceInfo;
 use stepbox_k8s::resources::{CRD_GROUP, CRD_KIND};
 
 pub use file::parse_size;
+pub(crate) use file::validate_rule;
 pub use outbound::Outbound;
 pub use rbac::MAX_ROLE_GRANTS;
 
@@ -117,11 +123,12 @@ pub enum PolicyError {
 /// Result of policy loading.
 pub type Result<T, E = PolicyError> = std::result::Result<T, E>;
 
+pub use stepbox_k8s::pod_security::Level as PodSecurityLevel;
 use stepbox_k8s::rbac as k8s_rbac;
 pub use stepbox_k8s::request::Verb;
 
 /// One rule, as in a Kubernetes `Role`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyRule {
     /// API groups (`""` for core, `"*"` for all).
@@ -131,7 +138,7 @@ pub struct PolicyRule {
     /// Verbs (`"get"`, ..., `"*"`).
     pub verbs: Vec<String>,
     /// When non-empty, the rule applies only to objects with these names.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_names: Vec<String>,
 }
 
@@ -291,6 +298,9 @@ pub struct Policy {
     pub namespace: Option<String>,
     /// What may be done (RBAC `Role` rules).
     pub rules: Vec<PolicyRule>,
+    /// The Pod Security Standards level of the pods and pod templates the
+    /// run writes (`podSecurity`, default baseline).
+    pub pod_security: PodSecurityLevel,
     /// Resource limits.
     pub limits: Limits,
     /// Steps and packages pulled from a registry must be named by digest
@@ -345,6 +355,9 @@ const DEFAULT_YAML: &str = r#"# The built-in stepbox step policy: edit the objec
 apiVersion: stepbox.dev/v1alpha1
 kind: StepPolicy
 # namespace: my-namespace   # the run's namespace when --namespace is not given
+# The Pod Security Standards level of the pods and workloads steps write:
+# privileged, baseline or restricted.
+podSecurity: baseline
 rules:
   - apiGroups: [""]
     resources: ["configmaps", "secrets", "services", "serviceaccounts", "persistentvolumeclaims", "pods", "pods/log", "endpoints"]
@@ -414,6 +427,7 @@ impl Default for Policy {
             limits: Limits::default(),
             require_digest: false,
             outbound: Outbound::default(),
+            pod_security: PodSecurityLevel::Baseline,
         }
     }
 }
@@ -1133,5 +1147,28 @@ rules:
             assert_eq!(v.to_string(), v.as_str());
         }
         assert_eq!(Verb::parse("Get"), None);
+    }
+
+    #[test]
+    fn pod_security_levels() {
+        let head = "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules: []\n";
+        assert_eq!(
+            Policy::from_yaml(head).unwrap().pod_security,
+            PodSecurityLevel::Baseline
+        );
+        for level in PodSecurityLevel::ALL {
+            let p = Policy::from_yaml(&format!("{head}podSecurity: {level}\n")).unwrap();
+            assert_eq!(p.pod_security, level);
+        }
+        let err = Policy::from_yaml(&format!("{head}podSecurity: strict\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid policy: podSecurity: unknown level \"strict\"; expected privileged, baseline or \
+             restricted (the Pod Security Standards)"
+        );
+        assert_eq!(
+            Policy::from_yaml(Policy::default_yaml()).unwrap(),
+            Policy::default()
+        );
     }
 }

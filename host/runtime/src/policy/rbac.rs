@@ -129,6 +129,18 @@ impl Policy {
     /// more than [`MAX_ROLE_GRANTS`] combinations in all is refused, so the
     /// check costs at most that many rule lookups whatever the Role holds.
     pub fn check_role_rules(&self, what: &str, rules: &serde_json::Value) -> Decision {
+        self.check_role_rules_as(what, rules, "the step policy does not grant")
+    }
+
+    /// [`Policy::check_role_rules`] with this policy's rules standing for
+    /// another grant (a step's declared needs): a refusal says the grant
+    /// is `not_granted` (`"is not among the needs the step declares"`).
+    pub(crate) fn check_role_rules_as(
+        &self,
+        what: &str,
+        rules: &serde_json::Value,
+        not_granted: &str,
+    ) -> Decision {
         let rules = match rules {
             serde_json::Value::Null => return Decision::Allow,
             serde_json::Value::Array(r) => r,
@@ -220,8 +232,8 @@ impl Policy {
                                 format!(" (resourceNames {})", names.join(", "))
                             };
                             return Decision::Deny(format!(
-                                "{what} rules[{i}] grants {verb:?} on {gr}{names_note}, which the step policy does not \
-                                 grant: a step may only create Roles within its own permissions"
+                                "{what} rules[{i}] grants {verb:?} on {gr}{names_note}, which {not_granted}: a step \
+                                 may only create Roles within its own permissions"
                             ));
                         }
                     }

@@ -17,7 +17,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::caps::StepError;
@@ -269,28 +268,22 @@ impl HelmProcess {
     /// Runs `cmd` to the end or its deadline (then the process is killed
     /// and the error is a `timeout` [`StepError`]).
     pub async fn run(&self, cmd: &HelmCommand) -> Result<HelmOutput, StepError> {
+        use crate::caps::tool::{self, RunFailure};
         let started = Instant::now();
-        let mut command = tokio::process::Command::new(&self.binary);
-        command
-            .args(&cmd.args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = command.spawn().map_err(|e| {
-            StepError::unavailable(format!("cannot run helm ({}): {e}", self.binary.display()))
-        })?;
-        match tokio::time::timeout(cmd.deadline, child.wait_with_output()).await {
-            Err(_) => Err(StepError::timeout(format!(
+        match tool::run(&self.binary, &cmd.args, &self.env, &self.cwd, cmd.deadline).await {
+            Err(RunFailure::Deadline) => Err(StepError::timeout(format!(
                 "`{}` did not finish within {} and was stopped",
                 first_words(cmd),
                 humantime::format_duration(cmd.deadline)
             ))),
-            Ok(Err(e)) => Err(StepError::unavailable(format!("helm failed to run: {e}"))),
-            Ok(Ok(out)) => Ok(HelmOutput {
+            Err(RunFailure::Spawn(e)) => Err(StepError::unavailable(format!(
+                "cannot run helm ({}): {e}",
+                self.binary.display()
+            ))),
+            Err(RunFailure::Wait(e)) => {
+                Err(StepError::unavailable(format!("helm failed to run: {e}")))
+            }
+            Ok(out) => Ok(HelmOutput {
                 success: out.status.success(),
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -317,33 +310,11 @@ fn first_words(cmd: &HelmCommand) -> String {
 /// # Errors
 /// an `unavailable` [`StepError`] saying how to provide helm.
 pub fn locate(explicit: &Path) -> Result<PathBuf, StepError> {
-    let missing = |what: String| {
-        StepError::unavailable(format!(
-            "{what}; install helm v3.8 or newer, or tell stepbox where it is with --helm PATH or STEPBOX_HELM"
-        ))
-    };
-    if explicit.components().count() > 1 || explicit.is_absolute() {
-        return if explicit.is_file() {
-            // helm runs in its own directory: a relative path must not
-            // change meaning.
-            std::fs::canonicalize(explicit).map_err(|e| {
-                missing(format!(
-                    "the helm binary {} cannot be used ({e})",
-                    explicit.display()
-                ))
-            })
-        } else {
-            Err(missing(format!(
-                "the helm binary {} does not exist",
-                explicit.display()
-            )))
-        };
-    }
-    let paths = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&paths)
-        .map(|dir| dir.join(explicit))
-        .find(|p| p.is_file())
-        .ok_or_else(|| missing(format!("`{}` was not found on PATH", explicit.display())))
+    crate::caps::tool::locate(
+        explicit,
+        "helm",
+        "install helm v3.8 or newer, or tell stepbox where it is with --helm PATH or STEPBOX_HELM",
+    )
 }
 
 /// What a failed helm command means for the step, from helm's message.

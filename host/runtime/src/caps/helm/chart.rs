@@ -4,30 +4,35 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{Chart, HelmCtx, Session};
+use super::{Chart, ChartRoots, HelmCtx, Session};
 use crate::caps::{Result, StepError};
 
-impl HelmCtx {
-    /// Maps the step's chart path to the host and checks it is a chart that
-    /// stays inside the step's filesystem.
-    pub(super) fn find_chart(&self, guest: &str) -> Result<Chart> {
+/// A path of the step's filesystem, found on the host.
+pub(crate) struct Located {
+    /// Where it is on the host (links resolved).
+    pub(crate) host: PathBuf,
+    /// The host directory of the root it is under (links resolved).
+    pub(crate) root: PathBuf,
+    /// That root as the step sees it: `/packages` or `/workspace`.
+    pub(crate) guest_root: &'static str,
+    /// What it is.
+    pub(crate) meta: std::fs::Metadata,
+}
+
+impl ChartRoots {
+    /// Maps the step's path `guest` (`/packages/...` or `/workspace/...`)
+    /// to the host, refusing paths and links that leave the root. `what`
+    /// names the path in errors ("chart", "kustomization").
+    pub(crate) fn locate(&self, guest: &str, what: &str) -> Result<Located> {
         let path = Path::new(guest);
         let (root, guest_root, rest) =
             if let Ok(rest) = path.strip_prefix(crate::caps::fs::PACKAGES_GUEST_PATH) {
-                (
-                    &self.roots.packages,
-                    crate::caps::fs::PACKAGES_GUEST_PATH,
-                    rest,
-                )
+                (&self.packages, crate::caps::fs::PACKAGES_GUEST_PATH, rest)
             } else if let Ok(rest) = path.strip_prefix(crate::caps::fs::WORKSPACE_GUEST_PATH) {
-                (
-                    &self.roots.workspace,
-                    crate::caps::fs::WORKSPACE_GUEST_PATH,
-                    rest,
-                )
+                (&self.workspace, crate::caps::fs::WORKSPACE_GUEST_PATH, rest)
             } else {
                 return Err(StepError::invalid(format!(
-                    "chart path {guest:?} must be absolute and under {} or {}",
+                    "{what} path {guest:?} must be absolute and under {} or {}",
                     crate::caps::fs::PACKAGES_GUEST_PATH,
                     crate::caps::fs::WORKSPACE_GUEST_PATH
                 ))
@@ -40,7 +45,7 @@ impl HelmCtx {
                 Component::CurDir => {}
                 _ => {
                     return Err(StepError::forbidden(format!(
-                        "chart path {guest:?} leaves {guest_root}"
+                        "{what} path {guest:?} leaves {guest_root}"
                     ))
                     .into());
                 }
@@ -49,20 +54,39 @@ impl HelmCtx {
         let host = root.join(&relative);
         let meta = std::fs::metadata(&host).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
-                StepError::not_found(format!("chart {guest} does not exist"))
+                StepError::not_found(format!("{what} {guest} does not exist"))
             }
-            _ => StepError::invalid(format!("chart {guest}: {e}")),
+            _ => StepError::invalid(format!("{what} {guest}: {e}")),
         })?;
         let root_real = std::fs::canonicalize(root)
             .map_err(|e| StepError::unavailable(format!("{guest_root}: {e}")))?;
         let host_real = std::fs::canonicalize(&host)
-            .map_err(|e| StepError::invalid(format!("chart {guest}: {e}")))?;
+            .map_err(|e| StepError::invalid(format!("{what} {guest}: {e}")))?;
         if !host_real.starts_with(&root_real) {
             return Err(StepError::forbidden(format!(
-                "chart {guest} is a link that leaves {guest_root}"
+                "{what} {guest} is a link that leaves {guest_root}"
             ))
             .into());
         }
+        Ok(Located {
+            host: host_real,
+            root: root_real,
+            guest_root,
+            meta,
+        })
+    }
+}
+
+impl HelmCtx {
+    /// Maps the step's chart path to the host and checks it is a chart that
+    /// stays inside the step's filesystem.
+    pub(super) fn find_chart(&self, guest: &str) -> Result<Chart> {
+        let Located {
+            host: host_real,
+            root: root_real,
+            guest_root,
+            meta,
+        } = self.roots.locate(guest, "chart")?;
         if meta.is_dir() {
             if !host_real.join("Chart.yaml").is_file() {
                 return Err(StepError::invalid(format!(

@@ -206,12 +206,7 @@ impl HelmCtx {
     /// Nothing starts until the first call.
     pub fn new(scope: RunScope, roots: ChartRoots, config: Option<HelmConfig>) -> Self {
         let writes = Arc::new(HelmWrites::new(scope.recorder.clone()));
-        let admission = Admission::new(
-            scope.namespace.clone(),
-            scope.policy.clone(),
-            scope.backend.clone(),
-            writes.clone(),
-        );
+        let admission = Admission::for_scope(&scope, writes.clone());
         Self {
             admission,
             writes,

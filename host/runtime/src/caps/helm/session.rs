@@ -19,6 +19,9 @@ use crate::report::{Level, LogSource};
 impl HelmCtx {
     /// The run's session, started on first use.
     pub(super) async fn session(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Session>>> {
+        // Every helm call starts here: a step that declares its needs
+        // without helm gets none.
+        self.admission.admit_helm().map_err(StepError::forbidden)?;
         let mut guard = self.session.lock().await;
         if guard.is_none() {
             *guard = Some(self.start_session().await?);

@@ -93,6 +93,26 @@ impl wit::Host for KubeView<'_> {
             .await
     }
 
+    async fn logs(&mut self, pod: String, options: wit::LogOptions) -> Result<String, CapError> {
+        let nonzero = |n: u32| (n > 0).then_some(n);
+        let options = stepbox_cluster::LogOptions {
+            container: Some(options.container).filter(|c| !c.is_empty()),
+            tail_lines: nonzero(options.tail_lines),
+            since_seconds: nonzero(options.since_seconds),
+            previous: options.previous,
+        };
+        let ctx = self.ctx;
+        ctx.noted(ctx.logs(&pod, &options)).await
+    }
+
+    async fn events(&mut self, kind: KindRef, name: String) -> Result<Vec<String>, CapError> {
+        let ctx = self.ctx;
+        let events = ctx
+            .noted(ctx.events(&kind.api_version, &kind.kind, &name))
+            .await?;
+        Ok(events.iter().map(json).collect())
+    }
+
     async fn wait(
         &mut self,
         kind: KindRef,

@@ -15,6 +15,7 @@
 //! a step allowed to manage RBAC objects cannot grant more than its policy.
 
 mod host;
+mod observe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -624,6 +625,7 @@ mod tests {
         KubeCtx::new(RunScope {
             namespace: "dev".into(),
             policy: Arc::new(policy),
+            needs: None,
             backend,
             recorder: RunRecorder::new(SecretMasker::default(), 1 << 20, 1 << 20, None),
             dry_run: true,
