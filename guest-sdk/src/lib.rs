@@ -100,6 +100,8 @@ pub mod helm;
 pub mod http;
 pub mod kube;
 pub mod kustomize;
+#[doc(hidden)]
+pub mod needs;
 pub mod run;
 mod template;
 pub mod yaml;
@@ -181,6 +183,48 @@ macro_rules! step {
             }
 
     $crate::wit::__export_step!(__StepboxStep with_types_in $crate::wit);
+        };
+    };
+}
+
+/// Declares what the step needs: the Kubernetes objects it touches (rules
+/// shaped like a Role's, without wildcards), whether it calls helm, and
+/// optionally a stricter Pod Security level for the pods it writes.
+///
+/// The declaration (YAML or JSON, the format of a `step.yaml`) is written
+/// into the component as a custom section named `stepbox:needs`; `stepbox
+/// inspect` shows it. A run may then do only what both its policy and the
+/// declaration allow: a call outside the declaration is
+/// [`Error::Forbidden`] naming it, and `stepbox rbac` prints the Role the
+/// step needs on a cluster. Declare once per step, here or in a
+/// `step.yaml` beside `Cargo.toml`, not both.
+///
+/// ```no_run
+/// stepbox_sdk::needs!(
+///     "apiVersion: stepbox.dev/v1alpha1
+/// kind: StepNeeds
+/// rules:
+/// - apiGroups: ['']
+///   resources: [configmaps]
+///   verbs: [get, create, patch]
+/// helm: false
+/// "
+/// );
+/// ```
+///
+/// The text may come from a file: `stepbox_sdk::needs!(include_str!("../needs.yaml"));`.
+/// It is checked when the step is built with `stepbox build` and when it
+/// is loaded; a bad declaration stops the step from loading, with a
+/// message naming the field.
+#[macro_export]
+macro_rules! needs {
+    ($text:expr $(,)?) => {
+        const _: () = {
+            const __STEPBOX_NEEDS_TEXT: &str = $text;
+            #[used]
+            #[unsafe(link_section = "stepbox:needs")]
+            static __STEPBOX_NEEDS: [u8; __STEPBOX_NEEDS_TEXT.len()] =
+                $crate::needs::bytes::<{ __STEPBOX_NEEDS_TEXT.len() }>(__STEPBOX_NEEDS_TEXT);
         };
     };
 }

@@ -43,23 +43,55 @@ pub fn read(component: &[u8]) -> Result<Option<StepNeeds>, NeedsError> {
     }
 }
 
-/// `component` with `needs` added as a `stepbox:needs` section at its top
-/// level.
+/// `component` with `needs` as its `stepbox:needs` section, at its top
+/// level. A top-level declaration an earlier build wrote is replaced, so
+/// building again is harmless.
 ///
 /// # Errors
-/// As [`read`], and [`NeedsError::Repeated`] when the component declares
-/// its needs already.
+/// As [`read`], and [`NeedsError::Repeated`] when a module inside the
+/// component declares needs already (`stepbox_sdk::needs!` and a
+/// `step.yaml` both).
 pub fn embed(component: &[u8], needs: &StepNeeds) -> Result<Vec<u8>, NeedsError> {
-    if read(component)?.is_some() {
+    let mut out = without_top_level(component)?;
+    if read(&out)?.is_some() {
         return Err(NeedsError::Repeated(2));
     }
-    let mut out = component.to_vec();
     let json = needs.to_json();
     wasm_encoder::CustomSection {
         name: SECTION.into(),
         data: json.as_bytes().into(),
     }
     .append_to_component(&mut out);
+    Ok(out)
+}
+
+/// `component` without its top-level `stepbox:needs` sections (those a
+/// module inside it holds stay).
+fn without_top_level(component: &[u8]) -> Result<Vec<u8>, NeedsError> {
+    let bad = |what: &str| NeedsError::Component(format!("not a wasm binary: {what}"));
+    if component.len() < 8 || &component[..4] != b"\0asm" {
+        return Err(bad("no wasm header"));
+    }
+    let mut out = component[..8].to_vec();
+    let mut at = 8;
+    while at < component.len() {
+        let id = component[at];
+        let mut reader = wasmparser::BinaryReader::new(&component[at + 1..], 0);
+        let size = reader.read_var_u32().map_err(|e| bad(&e.to_string()))? as usize;
+        let start = at + 1 + reader.current_position();
+        let end = start
+            .checked_add(size)
+            .filter(|&e| e <= component.len())
+            .ok_or_else(|| bad("a section runs past the end"))?;
+        let ours = id == 0
+            && wasmparser::BinaryReader::new(&component[start..end], 0)
+                .read_string()
+                .is_ok_and(|name| name == SECTION);
+        if !ours {
+            out.extend_from_slice(&component[at..end]);
+        }
+        at = end;
+    }
     Ok(out)
 }
 
@@ -93,14 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn embedding_adds_one_top_level_section_and_never_a_second() {
+    fn embedding_replaces_the_top_level_section_and_refuses_a_second_declaration() {
         let bare = component(None);
         let needs = StepNeeds::from_text(DECLARATION).unwrap();
         let with = embed(&bare, &needs).unwrap();
         assert_eq!(read(&with).unwrap(), Some(needs.clone()));
         wasmparser::Validator::new().validate_all(&with).unwrap();
-        let err = embed(&with, &needs).unwrap_err();
-        assert!(matches!(err, NeedsError::Repeated(_)), "{err}");
+        let again = embed(&with, &needs).unwrap();
+        assert_eq!(again, with, "building again replaces the declaration");
+        let narrower = StepNeeds::from_text(&DECLARATION.replace("configmaps", "secrets")).unwrap();
+        assert_eq!(
+            read(&embed(&with, &narrower).unwrap()).unwrap(),
+            Some(narrower)
+        );
         let err = embed(&component(Some(DECLARATION)), &needs).unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
     }
