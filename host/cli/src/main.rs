@@ -12,6 +12,7 @@ mod dev_cluster;
 mod gateway;
 mod new;
 mod oci;
+mod rbac;
 mod render;
 mod submit;
 mod worker;
@@ -81,8 +82,13 @@ enum Command {
     /// Print the built-in default policy as YAML (a starting point for --policy).
     Policy,
     /// Check a live cluster as a deployment target: server version, the
-    /// namespace, and what the policy grants vs. what the credentials may do.
+    /// namespace, and what the policy grants (or, with --step, what the
+    /// steps need) vs. what the credentials may do.
     Check(CheckArgs),
+    /// Print the namespaced Role (and, with --service-account, its
+    /// RoleBinding) that steps need, from what they declare, as YAML for
+    /// `kubectl apply -f -`.
+    Rbac(Box<rbac::RbacArgs>),
     /// Serve the embedded namespace as a Kubernetes API on localhost (kubectl, helm, kube-rs).
     DevCluster(dev_cluster::DevClusterArgs),
     /// Serve a Kubernetes API on localhost that admits every request by a
@@ -179,12 +185,22 @@ struct CheckArgs {
     /// The namespace to check [default: the policy's, else the context's / pod's].
     #[arg(long, short = 'n')]
     namespace: Option<String>,
-    /// The policy to compare with [default: built in].
+    /// The policy to compare with [default: built in]; with --step, what
+    /// the Role of the steps is kept within (as `stepbox rbac --policy`).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Compare with the Role these steps need (what `stepbox rbac` prints
+    /// for them) instead of the policy: a .wasm, a step directory or a
+    /// reference; repeatable.
+    #[arg(long = "step", value_name = "STEP")]
+    steps: Vec<String>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
+    registry: oci::RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +413,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
             Ok(0)
         }
         Command::Check(args) => check(args).await,
+        Command::Rbac(args) => rbac::rbac(*args).await,
         Command::DevCluster(args) => dev_cluster::dev_cluster(args).await,
         Command::Gateway(args) => gateway::gateway(*args, log_format).await,
         Command::Push(args) => {
@@ -638,10 +655,12 @@ fn package_dir(args: &RunArgs) -> Option<PathBuf> {
 }
 
 async fn check(args: CheckArgs) -> Result<u8> {
-    let policy = match &args.policy {
-        Some(p) => Policy::load(p).with_context(|| format!("policy {}", p.display()))?,
-        None => Policy::default(),
-    };
+    let given = args
+        .policy
+        .as_deref()
+        .map(|p| Policy::load(p).with_context(|| format!("policy {}", p.display())))
+        .transpose()?;
+    let policy = given.clone().unwrap_or_default();
     let live = match args.cluster.choice() {
         ClusterChoice::Live(live) => live,
         ClusterChoice::Embedded => LiveConfig::Kubeconfig {
@@ -655,8 +674,19 @@ async fn check(args: CheckArgs) -> Result<u8> {
         .clone()
         .or_else(|| policy.namespace.clone())
         .unwrap_or_else(|| config.default_namespace.clone());
+    let (grants, compared_with) = if args.steps.is_empty() {
+        (policy.grants(), "the policy".to_string())
+    } else {
+        let steps = rbac::declared_steps(&args.steps, &args.cache, &args.registry).await?;
+        let needed = rbac::needed(&steps, given.as_ref(), &namespace)?;
+        let role = Policy {
+            rules: needed.rules,
+            ..Policy::default()
+        };
+        (role.grants(), "the steps' needs".to_string())
+    };
     let cluster = LiveCluster::from_config(config, false)?;
-    let report = stepbox::check::check(&cluster, &policy, &namespace).await;
+    let report = stepbox::check::check(&cluster, &grants, &compared_with, &namespace).await;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => print!("{}", render::check_text(&report)),

@@ -174,6 +174,17 @@ pub fn inspect_text(path: &Path, info: &ComponentInfo) -> String {
     for c in &info.capabilities {
         let _ = writeln!(out, "  {c}");
     }
+    let _ = writeln!(out, "\nneeds (stepbox:needs):");
+    match &info.needs {
+        None => {
+            let _ = writeln!(
+                out,
+                "  (none declared: runs may do all their policy allows; declare them with \
+                 stepbox_sdk::needs! or a step.yaml)"
+            );
+        }
+        Some(needs) => out.push_str(&needs_text(needs)),
+    }
     let _ = writeln!(out, "\nimports:");
     for i in &info.imports {
         let mark = if i.provided == Some(false) {
@@ -190,6 +201,24 @@ pub fn inspect_text(path: &Path, info: &ComponentInfo) -> String {
     out
 }
 
+/// A declaration, one line per (group, resource) and its verbs.
+fn needs_text(needs: &stepbox::needs::StepNeeds) -> String {
+    let mut out = String::new();
+    for g in needs.grants() {
+        let _ = writeln!(out, "  {g}");
+    }
+    if needs.rules().is_empty() {
+        let _ = writeln!(out, "  no Kubernetes objects");
+    }
+    if needs.helm() {
+        let _ = writeln!(out, "  helm");
+    }
+    if let Some(level) = needs.pod_security() {
+        let _ = writeln!(out, "  podSecurity: {}", level.as_str());
+    }
+    out
+}
+
 /// `stepbox inspect --output json`.
 pub fn inspect_json(path: &Path, info: &ComponentInfo) -> serde_json::Value {
     serde_json::json!({
@@ -200,6 +229,7 @@ pub fn inspect_json(path: &Path, info: &ComponentInfo) -> serde_json::Value {
         "step": info.step_world.is_ok(),
         "problem": info.step_world.as_ref().err(),
         "capabilities": info.capabilities,
+        "needs": info.needs,
         "imports": info.imports,
         "exports": info.exports,
     })
@@ -216,18 +246,22 @@ pub fn check_text(r: &stepbox::check::CheckReport) -> String {
         r.server_version.as_deref().unwrap_or("did not answer")
     );
     let _ = writeln!(out, "namespace:  {} ({})", r.namespace, r.namespace_status);
+    let _ = writeln!(out, "compared:   {} with the credentials", r.compared_with);
     if !r.rows.is_empty() {
         let _ = writeln!(
             out,
             "\n{:<44} {:<8} {:<12} {:<8} {:<8} RESULT",
-            "RESOURCE", "VERB", "NAMESPACE", "POLICY", "CLUSTER"
+            "RESOURCE", "VERB", "NAMESPACE", "WANTED", "CLUSTER"
         );
         for row in &r.rows {
-            let resource = if row.group.is_empty() {
+            let mut resource = if row.group.is_empty() {
                 row.resource.clone()
             } else {
                 format!("{}.{}", row.resource, row.group)
             };
+            if !row.name.is_empty() {
+                resource = format!("{resource} {:?}", row.name);
+            }
             let ns = if row.namespace.is_empty() {
                 "(cluster)"
             } else {

@@ -1,8 +1,10 @@
 //! `stepbox check`: a deployment-target health check for a live cluster.
 //!
 //! It connects, reports the server version, checks the run's namespace, and
-//! compares what the policy grants with what the credentials may really do
-//! (one `SelfSubjectAccessReview` per granted group/resource/verb in the
+//! compares what the policy grants (or, with `--step`, the Role the steps'
+//! declared needs call for, see [`crate::needs::role`]) with what the
+//! credentials may really do (one `SelfSubjectAccessReview` per
+//! group/resource/verb, and per name for a grant limited to names, in the
 //! namespace), and probes for cluster-wide rights a step worker should not
 //! hold. The host enforces the policy on every call; this check shows that
 //! Kubernetes RBAC holds the same line, so the two layers agree.
@@ -14,7 +16,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
 
-use crate::policy::Policy;
+use crate::policy::Grant;
 use stepbox_cluster::live::{LiveCluster, map_error};
 
 /// How a (resource, verb) of the policy compares with the credentials.
@@ -46,7 +48,11 @@ pub struct Row {
     pub verb: String,
     /// Namespace reviewed ("" = cluster-wide).
     pub namespace: String,
-    /// Whether the policy grants it (cluster-wide probes: false).
+    /// The object's name, for a grant limited to names ("" = any).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Whether what is compared (the policy, or the steps' needs) wants it
+    /// (cluster-wide probes: false).
     pub policy: bool,
     /// Whether the cluster allows it; `None` when the review failed.
     pub cluster: Option<bool>,
@@ -65,6 +71,9 @@ pub struct CheckReport {
     pub server: String,
     /// `gitVersion` of the server, if it answered.
     pub server_version: Option<String>,
+    /// What the credentials are compared with: "the policy", or the steps'
+    /// needs.
+    pub compared_with: String,
     /// The namespace checked.
     pub namespace: String,
     /// "exists", "missing", or why it could not be told.
@@ -110,6 +119,7 @@ async fn review(
     resource: &str,
     verb: &str,
     namespace: &str,
+    name: &str,
 ) -> Result<(bool, String), String> {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r.to_string(), Some(s.to_string())),
@@ -123,6 +133,7 @@ async fn review(
                 subresource,
                 verb: Some(verb.to_string()),
                 namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+                name: (!name.is_empty()).then(|| name.to_string()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -138,8 +149,14 @@ async fn review(
     }
 }
 
-/// Runs the check against `cluster` for `namespace` under `policy`.
-pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> CheckReport {
+/// Runs the check against `cluster` for `namespace`: are `grants` (what
+/// `compared_with` names, e.g. "the policy" with `Policy::grants`) held?
+pub async fn check(
+    cluster: &LiveCluster,
+    grants: &[Grant],
+    compared_with: &str,
+    namespace: &str,
+) -> CheckReport {
     let client = cluster.client().clone();
     let mut problems = Vec::new();
     let server_version = match client.apiserver_version().await {
@@ -153,6 +170,7 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
         return CheckReport {
             server: cluster.server().to_string(),
             server_version,
+            compared_with: compared_with.to_string(),
             namespace: namespace.to_string(),
             namespace_status: "not checked: the server did not answer".into(),
             rows: Vec::new(),
@@ -178,39 +196,49 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
 
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client);
     let mut rows = Vec::new();
-    for grant in policy.grants() {
+    for grant in grants {
+        // A grant limited to names holds only for those names, as in RBAC.
+        let names: Vec<&str> = if grant.resource_names.is_empty() {
+            vec![""]
+        } else {
+            grant.resource_names.iter().map(String::as_str).collect()
+        };
         for verb in &grant.verbs {
-            let (cluster_allows, reason) = match review(
-                &reviews,
-                &grant.api_group,
-                &grant.resource,
-                verb.as_str(),
-                namespace,
-            )
-            .await
-            {
-                Ok((a, r)) => (Some(a), r),
-                Err(e) => (None, e),
-            };
-            let verdict = match cluster_allows {
-                Some(true) => Verdict::Ok,
-                Some(false) => Verdict::Missing,
-                None => Verdict::Unknown,
-            };
-            rows.push(Row {
-                group: grant.api_group.clone(),
-                resource: grant.resource.clone(),
-                verb: verb.as_str().to_string(),
-                namespace: namespace.to_string(),
-                policy: true,
-                cluster: cluster_allows,
-                verdict,
-                reason,
-            });
+            for name in &names {
+                let (cluster_allows, reason) = match review(
+                    &reviews,
+                    &grant.api_group,
+                    &grant.resource,
+                    verb.as_str(),
+                    namespace,
+                    name,
+                )
+                .await
+                {
+                    Ok((a, r)) => (Some(a), r),
+                    Err(e) => (None, e),
+                };
+                let verdict = match cluster_allows {
+                    Some(true) => Verdict::Ok,
+                    Some(false) => Verdict::Missing,
+                    None => Verdict::Unknown,
+                };
+                rows.push(Row {
+                    group: grant.api_group.clone(),
+                    resource: grant.resource.clone(),
+                    verb: verb.as_str().to_string(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    policy: true,
+                    cluster: cluster_allows,
+                    verdict,
+                    reason,
+                });
+            }
         }
     }
     for (group, resource, verb) in CLUSTER_PROBES {
-        let (cluster_allows, reason) = match review(&reviews, group, resource, verb, "").await {
+        let (cluster_allows, reason) = match review(&reviews, group, resource, verb, "", "").await {
             Ok((a, r)) => (Some(a), r),
             Err(e) => (None, e),
         };
@@ -224,6 +252,7 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
             resource: resource.to_string(),
             verb: verb.to_string(),
             namespace: String::new(),
+            name: String::new(),
             policy: false,
             cluster: cluster_allows,
             verdict,
@@ -244,7 +273,7 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
         .count();
     if missing > 0 {
         problems.push(format!(
-            "{missing} right(s) the policy grants are refused by the cluster: steps will get `forbidden` from Kubernetes (grant them in the worker's Role, or narrow the policy)"
+            "{missing} right(s) {compared_with} call(s) for are refused by the cluster: steps will get `forbidden` from Kubernetes (grant them in the Role of the credentials steps run with; `stepbox rbac` prints it)"
         ));
     }
     if broad > 0 {
@@ -258,6 +287,7 @@ pub async fn check(cluster: &LiveCluster, policy: &Policy, namespace: &str) -> C
     CheckReport {
         server: cluster.server().to_string(),
         server_version,
+        compared_with: compared_with.to_string(),
         namespace: namespace.to_string(),
         namespace_status,
         ok: problems.is_empty(),

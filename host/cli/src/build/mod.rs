@@ -173,17 +173,55 @@ pub fn build_step(dir: &Path, opts: &BuildOptions) -> Result<PathBuf> {
 }
 
 fn build_language(dir: &Path, language: Language, opts: &BuildOptions) -> Result<PathBuf> {
-    if language == Language::Rust {
-        return rust::build(dir, opts.release, opts.show_progress);
+    let wasm = if language == Language::Rust {
+        rust::build(dir, opts.release, opts.show_progress)?
+    } else {
+        // Absolute, like the path cargo reports for a Rust step.
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", dir.display()))?;
+        match language {
+            Language::JavaScript => js::build(&dir, &Sdk::locate()?, opts)?,
+            _ => python::build(&dir, &Sdk::locate()?, opts)?,
+        }
+    };
+    declare_needs(dir, &wasm)?;
+    Ok(wasm)
+}
+
+/// The file beside a step's sources that declares its needs, in any
+/// language (see `stepbox::needs`).
+const NEEDS_FILE: &str = "step.yaml";
+
+/// Writes the step's `step.yaml`, if it has one, into the component at
+/// `wasm` as its `stepbox:needs` section (replacing one an earlier build
+/// wrote).
+fn declare_needs(dir: &Path, wasm: &Path) -> Result<()> {
+    let file = dir.join(NEEDS_FILE);
+    if !file.is_file() {
+        return Ok(());
     }
-    // Absolute, like the path cargo reports for a Rust step.
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dir.display()))?;
-    match language {
-        Language::JavaScript => js::build(&dir, &Sdk::locate()?, opts),
-        _ => python::build(&dir, &Sdk::locate()?, opts),
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let needs = stepbox::needs::StepNeeds::from_text(&text)
+        .with_context(|| format!("{}: fix the declaration and build again", file.display()))?;
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let declared = stepbox::needs::section::embed(&bytes, &needs).with_context(|| {
+        format!(
+            "cannot declare the needs of {} from {}",
+            wasm.display(),
+            file.display()
+        )
+    })?;
+    if declared == bytes {
+        return Ok(());
     }
+    // A new file, not a write through cargo's hard link to its own copy.
+    let tmp = temp_output(wasm);
+    std::fs::write(&tmp, &declared).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, wasm)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), wasm.display()))?;
+    Ok(())
 }
 
 /// Where a JavaScript or Python step's component goes: beside Rust's own

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `create` | `get`, `patch` | an apply reads the object first, and creates with server-side apply (a patch the API server also authorizes as a create) |
 //! | `update`, `patch`, `delete` | `get` | the object is read before it is written, for the plan |
+//! | `get` | `watch` | a wait (`kube.wait`, allowed by `get`) watches the object on a cluster |
 //!
 //! Cluster-scoped kinds are left out (a Role cannot grant them; steps may
 //! not touch them but for CustomResourceDefinitions, which need a
@@ -61,6 +62,7 @@ fn host_verbs(verb: Verb) -> &'static [Verb] {
     match verb {
         Verb::Create => &[Verb::Get, Verb::Patch],
         Verb::Update | Verb::Patch | Verb::Delete => &[Verb::Get],
+        Verb::Get => &[Verb::Watch],
         _ => &[],
     }
 }
@@ -321,8 +323,8 @@ mod tests {
         assert_eq!(
             rules,
             [
-                r#"[""] ["secrets"] ["get"] ["a"]"#,
-                r#"[""] ["configmaps"] ["get"] ["a", "b"]"#,
+                r#"[""] ["secrets"] ["get", "watch"] ["a"]"#,
+                r#"[""] ["configmaps"] ["get", "watch"] ["a", "b"]"#,
             ]
         );
         let notes = needed.notes.join("\n");
