@@ -94,6 +94,41 @@ fn under_packages(path: &str) -> String {
 
 stepbox_sdk::step!(run);
 
+// helm, its release records (Secrets), and what a chart of the usual
+// namespaced kinds makes helm do through the gateway: read, create,
+// update, delete, and with --wait list and watch workloads and pods.
+stepbox_sdk::needs!(
+    "apiVersion: stepbox.dev/v1alpha1
+kind: StepNeeds
+helm: true
+rules:
+- apiGroups: ['']
+  resources: [configmaps, secrets, services, serviceaccounts, persistentvolumeclaims, pods]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list, watch]
+- apiGroups: [batch]
+  resources: [jobs, cronjobs]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: ['']
+  resources: [events]
+  verbs: [list]
+"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,11 @@ fn run(_ctx: &Context) -> Result<()> {
     let status = u16::try_from(status)
         .ok()
         .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| Error::invalid(format!("input status: {status} is not an HTTP status (100-599)")))?;
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "input status: {status} is not an HTTP status (100-599)"
+            ))
+        })?;
     let expect = Expect {
         status,
         contains: run::input("contains").filter(|c| !c.is_empty()),
@@ -63,7 +67,10 @@ fn run(_ctx: &Context) -> Result<()> {
         let why = match request.send() {
             Ok(response) => match expect.mismatch(response.status, &response.text()) {
                 None => {
-                    info!("{url} answered {} after {attempts} attempt(s)", response.status);
+                    info!(
+                        "{url} answered {} after {attempts} attempt(s)",
+                        response.status
+                    );
                     run::set_output("status", response.status.to_string())?;
                     run::set_output("attempts", attempts.to_string())?;
                     return Ok(());
@@ -132,6 +139,15 @@ fn show(d: Duration) -> String {
 
 stepbox_sdk::step!(run);
 
+// HTTP only (to what the policy's `outbound` allows): no Kubernetes
+// objects, no helm.
+stepbox_sdk::needs!(
+    "apiVersion: stepbox.dev/v1alpha1
+kind: StepNeeds
+rules: []
+"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,10 +169,11 @@ mod tests {
             contains: Some("ok".into()),
         };
         assert_eq!(e.mismatch(200, "all ok"), None);
-        assert_eq!(
-            e.mismatch(503, "ok").unwrap(),
-            "answered 503, expected 200"
+        assert_eq!(e.mismatch(503, "ok").unwrap(), "answered 503, expected 200");
+        assert!(
+            e.mismatch(200, "down")
+                .unwrap()
+                .contains("does not contain \"ok\"")
         );
-        assert!(e.mismatch(200, "down").unwrap().contains("does not contain \"ok\""));
     }
 }

@@ -93,6 +93,21 @@ fn sha256_hex(value: &str) -> String {
 
 stepbox_sdk::step!(run);
 
+// The Secret it writes (an apply reads it first), and the Deployments it
+// lists, restarts and waits for: nothing else.
+stepbox_sdk::needs!(
+    "apiVersion: stepbox.dev/v1alpha1
+kind: StepNeeds
+rules:
+- apiGroups: ['']
+  resources: [secrets]
+  verbs: [get, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, patch]
+"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
