@@ -22,7 +22,8 @@ const TAIL_LINES: u32 = 20;
 const MAX_PODS: usize = 5;
 
 /// Logs what explains why `workload` did not roll out; returns a one-line
-/// summary for the run's error (the first failing reason found).
+/// summary for the run's error: its first condition that is `False` and
+/// the first failing container found, when there are such.
 pub fn rollout(workload: &Applied) -> Option<String> {
     let name = workload.kubectl_name();
     warn!("{name} did not roll out; what the cluster says:");
@@ -44,27 +45,43 @@ pub fn rollout(workload: &Applied) -> Option<String> {
             field("message")
         );
         if field("status") == "False" && summary.is_none() {
-            summary = Some(format!("{} {}: {}", field("type"), field("reason"), field("message")));
+            summary = Some(format!(
+                "{} {}: {}",
+                field("type"),
+                field("reason"),
+                field("message")
+            ));
         }
     }
     events(&workload.kind_ref(), &workload.name, &name);
     let Some(selector) = selector(&object) else {
         return summary;
     };
+    let mut container = None;
     if workload.kind == "Deployment" {
         for rs in list(&KindRef::new("apps/v1", "ReplicaSet"), &selector) {
             let rs_name = name_of(&rs);
             if owned_by(&rs, &workload.name) {
-                events(&KindRef::new("apps/v1", "ReplicaSet"), rs_name, &format!("replicaset.apps/{rs_name}"));
+                events(
+                    &KindRef::new("apps/v1", "ReplicaSet"),
+                    rs_name,
+                    &format!("replicaset.apps/{rs_name}"),
+                );
             }
         }
     }
-    for pod in list(&KindRef::new("v1", "Pod"), &selector).iter().take(MAX_PODS) {
+    for pod in list(&KindRef::new("v1", "Pod"), &selector)
+        .iter()
+        .take(MAX_PODS)
+    {
         if let Some(why) = self::pod(pod) {
-            summary.get_or_insert(why);
+            container.get_or_insert(why);
         }
     }
-    summary
+    match (summary, container) {
+        (Some(s), Some(c)) => Some(format!("{s}; {c}")),
+        (s, c) => s.or(c),
+    }
 }
 
 /// Logs a pod's Events and its failing containers with their last lines;
@@ -72,14 +89,23 @@ pub fn rollout(workload: &Applied) -> Option<String> {
 fn pod(pod: &Value) -> Option<String> {
     let pod_name = name_of(pod);
     let shown = format!("pod/{pod_name}");
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("?");
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
     warn!("  {shown} is {phase}");
     events(&KindRef::new("v1", "Pod"), pod_name, &shown);
     let mut first = None;
     for status in items(pod, "/status/containerStatuses") {
         let container = status.get("name").and_then(Value::as_str).unwrap_or("");
-        let ready = status.get("ready").and_then(Value::as_bool).unwrap_or(false);
-        let restarts = status.get("restartCount").and_then(Value::as_u64).unwrap_or(0);
+        let ready = status
+            .get("ready")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let restarts = status
+            .get("restartCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         if ready && restarts == 0 {
             continue;
         }
@@ -119,7 +145,10 @@ fn pod(pod: &Value) -> Option<String> {
 fn events(kind: &KindRef, name: &str, shown: &str) {
     match kube::raw::events(kind, name) {
         Ok(events) => {
-            for e in events.iter().filter_map(|e| serde_json::from_str::<Value>(e).ok()) {
+            for e in events
+                .iter()
+                .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+            {
                 let field = |f: &str| e.get(f).and_then(Value::as_str).unwrap_or("");
                 let count = e.get("count").and_then(Value::as_u64).unwrap_or(1);
                 warn!(
@@ -158,11 +187,16 @@ fn list(kind: &KindRef, selector: &str) -> Vec<Value> {
 }
 
 fn items<'a>(v: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
-    v.pointer(pointer).and_then(Value::as_array).into_iter().flatten()
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn owned_by(v: &Value, owner: &str) -> bool {
