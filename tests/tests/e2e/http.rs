@@ -1,0 +1,246 @@
+//! Outbound HTTP: `steps/http-check` against real HTTP servers on loopback,
+//! under a policy whose `outbound:` allow-list names one of them. What is
+//! allowed answers; anything else (another port, a redirect there) is
+//! refused with an error naming the allow-list; bodies and waits are held
+//! to the policy's limits; a secret sent in a header reaches the server but
+//! never the report or the log.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use stepbox_tests::{Invocation, dir_with, run_json, step};
+
+/// A small HTTP/1.1 server on 127.0.0.1 answering by path:
+/// `/` 200 `ok`, `/big` 64 KiB, `/slow` never, `/redirect` 302 to
+/// `redirect_to`. It records every request's head.
+struct Server {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(redirect_to: Option<String>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = Arc::clone(&seen);
+                let redirect_to = redirect_to.clone();
+                std::thread::spawn(move || answer(stream, &seen, redirect_to.as_deref()));
+            }
+        });
+        Self { addr, requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn answer(stream: TcpStream, seen: &Mutex<Vec<String>>, redirect_to: Option<&str>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => head.push_str(&line),
+        }
+    }
+    seen.lock().unwrap().push(head.clone());
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut stream = stream;
+    let respond = |stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]| {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(body);
+    };
+    match path.as_str() {
+        "/big" => respond(&mut stream, "200 OK", "", &vec![b'x'; 64 * 1024]),
+        "/slow" => {
+            // Never answers: waits until the client gives up and closes.
+            let _ = reader.read_to_end(&mut Vec::new());
+        }
+        "/redirect" => {
+            let to = redirect_to.unwrap_or("/");
+            respond(
+                &mut stream,
+                "302 Found",
+                &format!("location: {to}\r\n"),
+                b"",
+            );
+        }
+        _ => respond(&mut stream, "200 OK", "", b"ok"),
+    }
+}
+
+/// A policy allowing `origin` only, with small HTTP limits.
+fn policy(origin: &str) -> tempfile::TempDir {
+    let text = format!(
+        "apiVersion: stepbox.dev/v1alpha1\nkind: StepPolicy\nrules: []\n\
+         limits:\n  httpResponseBytes: 4Ki\n  httpTimeout: 2s\n\
+         outbound:\n  - {origin}\n"
+    );
+    dir_with(&[("policy.yaml", &text)])
+}
+
+fn check(policy: &tempfile::TempDir, url: &str, extra: &[&str]) -> Invocation {
+    let policy = policy.path().join("policy.yaml");
+    let url = format!("url={url}");
+    let mut args = vec![
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        &url,
+        "--input",
+        "timeout=5s",
+        "--input",
+        "interval=100ms",
+    ];
+    args.extend_from_slice(extra);
+    run_json(&step("http-check"), &args)
+}
+
+fn http_audit(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["audit"]
+        .as_array()
+        .expect("audit is a list")
+        .iter()
+        .filter(|a| a["call"] == "http.request")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn http_check_passes_on_an_allowed_url_and_audits_the_request() {
+    let server = Server::start(None);
+    let policy = policy(&server.origin());
+    let run = check(&policy, &server.url("/"), &["--input", "contains=ok"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["outputs"]["status"], "200");
+    assert_eq!(server.requests().len(), 1, "one request reached the server");
+    let audit = http_audit(&report);
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["decision"], "allowed");
+    assert_eq!(audit[0]["target"], format!("GET {}", server.url("/")));
+    assert!(
+        audit[0]["reason"].as_str().unwrap().starts_with("200"),
+        "{audit:?}"
+    );
+}
+
+#[test]
+fn http_to_a_host_not_on_the_allow_list_is_refused_naming_it() {
+    let allowed = Server::start(None);
+    let other = Server::start(None);
+    let policy = policy(&allowed.origin());
+    let run = check(&policy, &other.url("/"), &[]);
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["status"], "failed");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("forbidden"), "{error}");
+    assert!(error.contains("outbound allow-list"), "{error}");
+    assert!(
+        error.contains(&allowed.origin()),
+        "the error lists what is allowed: {error}"
+    );
+    assert!(
+        other.requests().is_empty(),
+        "nothing reached the other host"
+    );
+    let audit = http_audit(&report);
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["decision"], "denied");
+}
+
+#[test]
+fn http_redirect_to_a_refused_host_is_not_followed() {
+    let refused = Server::start(None);
+    let allowed = Server::start(Some(refused.url("/")));
+    let policy = policy(&allowed.origin());
+    let run = check(&policy, &allowed.url("/redirect"), &[]);
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let error = run.report()["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("forbidden"), "{error}");
+    assert!(error.contains(&refused.origin()), "{error}");
+    assert!(error.contains("outbound allow-list"), "{error}");
+    assert_eq!(allowed.requests().len(), 1);
+    assert!(
+        refused.requests().is_empty(),
+        "the redirect was not followed"
+    );
+}
+
+#[test]
+fn http_response_larger_than_the_limit_fails_naming_the_limit() {
+    let server = Server::start(None);
+    let policy = policy(&server.origin());
+    let run = check(&policy, &server.url("/big"), &[]);
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let error = run.report()["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("limit-exceeded"), "{error}");
+    assert!(error.contains("limits.httpResponseBytes"), "{error}");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "not retried: a limit will not change"
+    );
+}
+
+#[test]
+fn http_server_that_never_answers_is_given_up_on_at_the_time_limit() {
+    let server = Server::start(None);
+    let policy = policy(&server.origin());
+    let run = check(&policy, &server.url("/slow"), &[]);
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let error = run.report()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("limits.httpTimeout"), "{error}");
+}
+
+#[test]
+fn http_secret_in_a_header_reaches_the_server_but_is_masked_everywhere() {
+    let server = Server::start(None);
+    let policy = policy(&server.origin());
+    let secret = "s3cret-token-8c1f";
+    let secret_arg = format!("api-token={secret}");
+    let run = check(
+        &policy,
+        &server.url("/"),
+        &["--input", "token-secret=api-token", "--secret", &secret_arg],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0]
+            .to_ascii_lowercase()
+            .contains(&format!("authorization: bearer {secret}")),
+        "the server got the header: {requests:?}"
+    );
+    assert!(
+        !run.all_output().contains(secret),
+        "the secret leaked: {}",
+        run.all_output()
+    );
+    let audit = http_audit(&run.report());
+    let reason = audit[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("authorization: ********"), "{reason}");
+}

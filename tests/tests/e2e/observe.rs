@@ -1,0 +1,256 @@
+//! What a step reads to explain a rollout: pod logs (`kube.logs`) and
+//! Events (`kube.events`), from the embedded namespace (the Events its
+//! stand-in controllers record; logs empty unless seeded, and the audit
+//! says why) and from `stepbox dev-cluster` (`pods/log` served from the
+//! pod's `logs.stepbox.dev/CONTAINER` annotations). And the end of it:
+//! `deploy-manifests` whose Deployment does not roll out reports why.
+
+use stepbox_tests::{DevClusterProcess, Invocation, dir_with, guest, run_json, step};
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+        - name: web
+          image: example.com/web:broken
+";
+
+/// A pod of `web` whose container crashed: the log of its previous
+/// instance seeded by annotation, and the kubelet's BackOff Event.
+const CRASHING_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7c9d8-x2x9z
+  labels:
+    app: web
+  annotations:
+    logs.stepbox.dev/web: "starting web\n"
+    logs.stepbox.dev/web.previous: "starting web\nconnecting to the database\nerror: DATABASE_URL is not set\n"
+spec:
+  containers:
+    - name: web
+      image: example.com/web:broken
+    - name: sidecar
+      image: example.com/proxy:1
+---
+apiVersion: v1
+kind: Event
+metadata:
+  name: web-7c9d8-x2x9z.backoff
+involvedObject:
+  apiVersion: v1
+  kind: Pod
+  name: web-7c9d8-x2x9z
+reason: BackOff
+message: Back-off restarting failed container web in pod web-7c9d8-x2x9z
+type: Warning
+count: 4
+"#;
+
+fn observe(extra: &[&str]) -> Invocation {
+    run_json(&guest("observe"), extra)
+}
+
+fn audit_of<'a>(report: &'a serde_json::Value, call: &str) -> &'a serde_json::Value {
+    report["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["call"] == call)
+        .unwrap_or_else(|| panic!("no {call} in the audit: {report:#}"))
+}
+
+#[test]
+fn observe_offline_logs_are_empty_and_say_so_and_events_are_the_synthesized_ones() {
+    let dir = dir_with(&[("seed.yaml", &format!("{DEPLOYMENT}---\n{CRASHING_POD}"))]);
+    let seed = dir.path().join("seed.yaml");
+    let seed = seed.to_str().unwrap();
+
+    let run = observe(&[
+        "--seed",
+        seed,
+        "--input",
+        "pod=web-7c9d8-x2x9z",
+        "--input",
+        "container=sidecar",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["outputs"]["log"], "");
+    let logs = audit_of(&report, "kube.logs");
+    assert_eq!(logs["decision"], "allowed");
+    let reason = logs["reason"].as_str().unwrap();
+    assert!(reason.contains("runs no containers"), "{reason}");
+
+    let run = observe(&[
+        "--seed",
+        seed,
+        "--input",
+        "pod=web-7c9d8-x2x9z",
+        "--input",
+        "container=web",
+        "--input",
+        "tail=2",
+        "--input",
+        "previous=true",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(
+        run.report()["outputs"]["log"],
+        "connecting to the database\nerror: DATABASE_URL is not set\n",
+        "a seeded log, its last two lines"
+    );
+
+    let run = observe(&[
+        "--seed",
+        seed,
+        "--input",
+        "api-version=apps/v1",
+        "--input",
+        "kind=Deployment",
+        "--input",
+        "name=web",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let events = run.report()["outputs"]["events"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        events.starts_with("Normal ScalingReplicaSet: Scaled up replica set web-"),
+        "the controller's Event: {events}"
+    );
+}
+
+#[test]
+fn observe_logs_and_events_come_from_dev_cluster() {
+    let dir = dir_with(&[("seed.yaml", CRASHING_POD)]);
+    let seed = dir.path().join("seed.yaml");
+    let dc = DevClusterProcess::start(&["--seed", seed.to_str().unwrap()]);
+    let kc = dc.kubeconfig().to_str().unwrap().to_string();
+
+    let run = observe(&[
+        "--kubeconfig",
+        &kc,
+        "--input",
+        "pod=web-7c9d8-x2x9z",
+        "--input",
+        "container=web",
+        "--input",
+        "previous=true",
+        "--input",
+        "tail=1",
+        "--input",
+        "kind=Pod",
+        "--input",
+        "name=web-7c9d8-x2x9z",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let out = &run.report()["outputs"];
+    assert_eq!(out["log"], "error: DATABASE_URL is not set\n");
+    assert_eq!(
+        out["events"],
+        "Warning BackOff: Back-off restarting failed container web in pod web-7c9d8-x2x9z"
+    );
+
+    // kubectl reads the same log from the same server.
+    let kubectl = dc.kubectl_run(["logs", "web-7c9d8-x2x9z", "-c", "web"]);
+    assert_eq!(kubectl.code, 0, "{}", kubectl.all_output());
+    assert_eq!(kubectl.stdout, "starting web\n");
+}
+
+#[test]
+fn observe_a_failed_rollout_report_says_why() {
+    let dir = dir_with(&[("pkg/web.yaml", DEPLOYMENT), ("pod.yaml", CRASHING_POD)]);
+    let dc = DevClusterProcess::start(&[]);
+    let kc = dc.kubeconfig().to_str().unwrap().to_string();
+    // The cluster as a controller leaves it: the Deployment past its
+    // progress deadline, its pod's container crash-looping.
+    let web = dir.path().join("pkg/web.yaml");
+    let pod = dir.path().join("pod.yaml");
+    let applied = dc.kubectl_run([
+        "apply",
+        "-f",
+        web.to_str().unwrap(),
+        "-f",
+        pod.to_str().unwrap(),
+    ]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let status = r#"{"status":{"observedGeneration":1,"replicas":1,"updatedReplicas":1,"unavailableReplicas":1,"readyReplicas":null,"availableReplicas":null,"conditions":[{"type":"Progressing","status":"False","reason":"ProgressDeadlineExceeded","message":"ReplicaSet \"web-7c9d8\" has timed out progressing."},{"type":"Available","status":"False","reason":"MinimumReplicasUnavailable","message":"Deployment does not have minimum availability."}]}}"#;
+    let patched = dc.kubectl_run([
+        "patch",
+        "deployment",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ]);
+    assert_eq!(patched.code, 0, "{}", patched.all_output());
+    let pod_status = r#"{"status":{"phase":"Running","containerStatuses":[{"name":"web","ready":false,"restartCount":4,"image":"example.com/web:broken","imageID":"","state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 1m20s restarting failed container=web"}}},{"name":"sidecar","ready":true,"restartCount":0,"image":"example.com/proxy:1","imageID":"","state":{"running":{}}}]}}"#;
+    let patched = dc.kubectl_run([
+        "patch",
+        "pod",
+        "web-7c9d8-x2x9z",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        pod_status,
+    ]);
+    assert_eq!(patched.code, 0, "{}", patched.all_output());
+
+    let pkg = dir.path().join("pkg");
+    let run = run_json(
+        &step("deploy-manifests"),
+        &[
+            "--kubeconfig",
+            &kc,
+            "--package",
+            pkg.to_str().unwrap(),
+            "--input",
+            "timeout=5",
+        ],
+    );
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["status"], "failed");
+    let error = report["error"].as_str().unwrap();
+    for why in [
+        "ProgressDeadlineExceeded",
+        "container web of pod/web-7c9d8-x2x9z",
+        "CrashLoopBackOff",
+    ] {
+        assert!(error.contains(why), "the error says {why:?}: {error}");
+    }
+    let log: Vec<&str> = report["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["source"] == "step")
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    let log = log.join("\n");
+    for line in [
+        "condition Available=False MinimumReplicasUnavailable",
+        "event pod/web-7c9d8-x2x9z: Warning BackOff (x4)",
+        "last lines of pod/web-7c9d8-x2x9z container web:",
+        "    error: DATABASE_URL is not set",
+    ] {
+        assert!(log.contains(line), "the log has {line:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("container sidecar"),
+        "a ready container is not shown:\n{log}"
+    );
+}
