@@ -2,7 +2,8 @@
 //
 // A step is a module exporting `run(ctx)` (sync or async). It reaches the
 // outside world only through what the host grants: Kubernetes objects in the
-// run's namespace (`kube`), helm releases there (`helm`), its inputs,
+// run's namespace (`kube`, with pod logs and Events), helm releases there
+// (`helm`), kustomizations rendered (`kustomize`), its inputs,
 // secrets, outputs, progress, artifacts and log, and files under /packages
 // (read-only) and /workspace (`fs`). A refused call throws a StepboxError of
 // kind "forbidden"; the step may catch it like any other error.
@@ -22,6 +23,7 @@ export { ErrorKind, StepboxError, withContext } from './error.js';
 export * as kube from './kube.js';
 export { Applied, WaitFor, kindRef, kinds } from './kube.js';
 export * as helm from './helm.js';
+export * as kustomize from './kustomize.js';
 export * as yaml from './yaml.js';
 export * as fs from './fs.js';
 export { substitute } from './template.js';

@@ -96,3 +96,19 @@ declare function remove(kind: KindRef, name: string): boolean;
 export { remove as delete };
 /** Waits until `waitFor` holds, or `timeoutSeconds` pass (then "timeout"). */
 export declare function wait(kind: KindRef, name: string, waitFor: WaitCondition, timeoutSeconds: number): void;
+
+/** Which log of a pod `logs` reads, as `kubectl logs` takes it. */
+export interface LogOptions {
+  /** The container (needed when the pod has several). */
+  container?: string;
+  /** Only the last lines. */
+  tailLines?: number;
+  /** Only lines newer than this many seconds. */
+  sinceSeconds?: number;
+  /** The previous instance of the container, after a restart. */
+  previous?: boolean;
+}
+/** The log of a container of a pod, as text (`pods/log`, verb get). */
+export declare function logs(pod: string, options?: LogOptions): string;
+/** The Events about one object, oldest first (`events`, verb list). */
+export declare function events(kind: KindRef, name: string): KubeObject[];

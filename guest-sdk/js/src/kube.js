@@ -175,3 +175,38 @@ export { remove as delete };
 export function wait(kind, name, waitFor, timeoutSeconds) {
   call(() => wit.wait(toWitKind(kind), name, toWitWaitFor(waitFor), seconds(timeoutSeconds)));
 }
+
+function u32(value, what) {
+  if (value === undefined || value === null) return 0;
+  const n = Math.ceil(Number(value));
+  if (!Number.isFinite(n) || n < 0) throw StepboxError.invalid(`${what} is a whole number, not ${value}`);
+  return Math.min(n, 0xffffffff);
+}
+
+/**
+ * The log of a container of pod `pod`, as text (policy: `get` on
+ * `pods/log`), as `kubectl logs` reads it. Options: `container` (needed
+ * when the pod has several), `tailLines`, `sinceSeconds`, `previous` (the
+ * crashed instance before the last restart). On the embedded namespace,
+ * which runs no containers, it is empty unless the pod's
+ * `logs.stepbox.dev/CONTAINER` annotation seeds it.
+ */
+export function logs(pod, options = {}) {
+  const { container, tailLines, sinceSeconds, previous } = options ?? {};
+  return call(() =>
+    wit.logs(pod, {
+      container: container ?? '',
+      tailLines: u32(tailLines, 'tailLines'),
+      sinceSeconds: u32(sinceSeconds, 'sinceSeconds'),
+      previous: Boolean(previous),
+    }),
+  );
+}
+
+/**
+ * The Events about one object, oldest first (policy: `list` on `events`):
+ * what `kubectl describe` shows at its end. Plain objects (core/v1 Event).
+ */
+export function events(kind, name) {
+  return call(() => wit.events(toWitKind(kind), name)).map(parse);
+}

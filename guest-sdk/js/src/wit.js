@@ -5,5 +5,6 @@
 
 export * as kube from 'stepbox:step/kube@0.1.0';
 export * as helm from 'stepbox:step/helm@0.1.0';
+export * as kustomize from 'stepbox:step/kustomize@0.1.0';
 export * as run from 'stepbox:step/run@0.1.0';
 export * as preopens from 'wasi:filesystem/preopens@0.2.12';

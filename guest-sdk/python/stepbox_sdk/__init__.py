@@ -2,8 +2,9 @@
 
 A step is a module ``step.py`` with a function ``run(ctx)``. It reaches the
 outside world only through what the host grants: Kubernetes objects in the
-run's namespace (:mod:`~stepbox_sdk.kube`), helm releases there
-(:mod:`~stepbox_sdk.helm`), its inputs, secrets, outputs, progress,
+run's namespace (:mod:`~stepbox_sdk.kube`, with pod logs and Events), helm
+releases there (:mod:`~stepbox_sdk.helm`), kustomizations rendered
+(:mod:`~stepbox_sdk.kustomize`), its inputs, secrets, outputs, progress,
 artifacts and log, and files under ``/packages`` (read-only) and
 ``/workspace`` (plain ``open``, ``os``, ``pathlib``). A refused call raises
 :class:`Forbidden`; the step may catch it like any other exception::
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import helm, kube, log, yaml
+from . import helm, kube, kustomize, log, yaml
 from ._run import (
     artifact,
     bool_input,
@@ -91,6 +92,7 @@ __all__ = [
     "inputs",
     "int_input",
     "kube",
+    "kustomize",
     "log",
     "progress",
     "require_input",

@@ -25,10 +25,11 @@ class _NotInAComponent:
 
 try:
     from componentize_py_types import Err
-    from wit_world.imports import helm, kube, run, types
+    from wit_world.imports import helm, kube, kustomize, run, types
 except ImportError:  # not inside a component
     helm = _NotInAComponent("helm")  # type: ignore[assignment]
     kube = _NotInAComponent("kube")  # type: ignore[assignment]
+    kustomize = _NotInAComponent("kustomize")  # type: ignore[assignment]
     run = _NotInAComponent("run")  # type: ignore[assignment]
     types = None  # type: ignore[assignment]
 

@@ -225,3 +225,35 @@ def wait(kind: KindRef, name: str, wait_for: WaitCondition = "rollout", *, timeo
     or a timedelta, rounded up) passes: then :class:`~stepbox_sdk.Timeout`."""
     call(_wit.kube.wait, _kind(kind), name, _wait_for(wait_for), seconds(timeout))
 
+
+
+def logs(
+    pod: str,
+    container: Optional[str] = None,
+    *,
+    tail_lines: Optional[int] = None,
+    since: Optional[Seconds] = None,
+    previous: bool = False,
+) -> str:
+    """The log of a container of ``pod``, as text (policy: ``get`` on
+    ``pods/log``), as ``kubectl logs`` reads it: ``container`` (needed when
+    the pod has several), only the last ``tail_lines``, only lines newer than
+    ``since`` (seconds or a timedelta), or the ``previous`` instance after a
+    restart. On the embedded namespace, which runs no containers, it is empty
+    unless the pod's ``logs.stepbox.dev/CONTAINER`` annotation seeds it."""
+    if tail_lines is not None and (not isinstance(tail_lines, int) or tail_lines < 0):
+        raise Invalid(f"tail_lines is a whole number of lines, not {tail_lines!r}")
+    options = _wit.kube.LogOptions(
+        container=container or "",
+        tail_lines=min(tail_lines or 0, 0xFFFFFFFF),
+        since_seconds=seconds(since) if since is not None else 0,
+        previous=bool(previous),
+    )
+    return call(_wit.kube.logs, pod, options)
+
+
+def events(kind: KindRef, name: str) -> builtins.list[dict[str, Any]]:
+    """The Events about one object, oldest first (policy: ``list`` on
+    ``events``): what ``kubectl describe`` shows at its end. Plain dicts
+    (core/v1 Event)."""
+    return [_parse(e) for e in call(_wit.kube.events, _kind(kind), name)]

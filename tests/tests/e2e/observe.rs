@@ -3,9 +3,14 @@
 //! stand-in controllers record; logs empty unless seeded, and the audit
 //! says why) and from `stepbox dev-cluster` (`pods/log` served from the
 //! pod's `logs.stepbox.dev/CONTAINER` annotations). And the end of it:
-//! `deploy-manifests` whose Deployment does not roll out reports why.
+//! `deploy-manifests` whose Deployment does not roll out reports why. The
+//! JavaScript and Python SDKs make the same calls (and kustomize's) with
+//! the same results.
 
-use stepbox_tests::{DevClusterProcess, Invocation, dir_with, guest, run_json, step};
+use stepbox_tests::{
+    DevClusterProcess, Invocation, dir_with, guest, kubectl_bin, repo_root, run_json, script_step,
+    step,
+};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -253,4 +258,62 @@ fn observe_a_failed_rollout_report_says_why() {
         !log.contains("container sidecar"),
         "a ready container is not shown:\n{log}"
     );
+}
+
+#[test]
+fn observe_js_and_python_read_logs_events_and_kustomize_as_rust_does() {
+    let dir = dir_with(&[("seed.yaml", &format!("{DEPLOYMENT}---\n{CRASHING_POD}"))]);
+    let seed = dir.path().join("seed.yaml");
+    let package = repo_root().join("steps/deploy-manifests/example-kustomize");
+    let kubectl = kubectl_bin();
+    let args = [
+        "--seed",
+        seed.to_str().unwrap(),
+        "--package",
+        package.to_str().unwrap(),
+        "--kubectl",
+        kubectl.to_str().unwrap(),
+        "--input",
+        "pod=web-7c9d8-x2x9z",
+        "--input",
+        "container=web",
+        "--input",
+        "previous=true",
+        "--input",
+        "tail=2",
+        "--input",
+        "api-version=apps/v1",
+        "--input",
+        "kind=Deployment",
+        "--input",
+        "name=web",
+        "--input",
+        "kustomization=/packages/overlays/prod",
+    ];
+    let rust = run_json(&guest("observe"), &args);
+    assert_eq!(rust.code, 0, "{}", rust.all_output());
+    let expected = rust.report()["outputs"].clone();
+    assert_eq!(
+        expected["log"],
+        "connecting to the database\nerror: DATABASE_URL is not set\n"
+    );
+    assert!(
+        expected["events"]
+            .as_str()
+            .unwrap()
+            .starts_with("Normal ScalingReplicaSet: "),
+        "{expected}"
+    );
+    assert!(
+        expected["rendered"]
+            .as_str()
+            .unwrap()
+            .contains("name: prod-web\n"),
+        "{expected}"
+    );
+    for dir in ["tests/guests-js/observe", "tests/guests-py/observe"] {
+        let run = run_json(&script_step(dir), &args);
+        assert_eq!(run.code, 0, "{dir}: {}", run.all_output());
+        assert_eq!(run.report()["outputs"], expected, "{dir} against Rust");
+    }
 }

@@ -2,9 +2,13 @@
 //! (inputs `pod`, `container`, `tail`, `previous`) and the Events about an
 //! object (inputs `api-version`, `kind`, `name`), and returns them as
 //! outputs `log` and `events` (`TYPE REASON: MESSAGE` lines, oldest
-//! first). A failing call fails the run with its error.
+//! first); with input `kustomization` (a directory), also what kustomize
+//! renders there as output `rendered`. A failing call fails the run with
+//! its error. `tests/guests-js/observe` and `tests/guests-py/observe` do
+//! the same through the other SDKs.
 
 use stepbox_sdk::kube::{self, KindRef, LogOptions};
+use stepbox_sdk::kustomize;
 use stepbox_sdk::{Context, Result, run, serde_json};
 
 fn observe(_ctx: &Context) -> Result<()> {
@@ -40,6 +44,9 @@ fn observe(_ctx: &Context) -> Result<()> {
             })
             .collect::<Result<_>>()?;
         run::set_output("events", lines.join("\n"))?;
+    }
+    if let Some(dir) = run::input("kustomization") {
+        run::set_output("rendered", kustomize::build(&dir)?)?;
     }
     Ok(())
 }
