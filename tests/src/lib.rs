@@ -157,7 +157,10 @@ pub fn wasm_target_dir() -> PathBuf {
     target_dir().join("wasm")
 }
 
-/// A step from `steps/`, e.g. `step("deploy-manifests")`.
+/// A step from `steps/`, e.g. `step("deploy-manifests")`. A step that
+/// declares its needs in a `step.yaml` is built with `stepbox build` (a
+/// no-op cargo build over the one above, then the declaration embedded),
+/// as users build it, so its runs are held to the declaration.
 pub fn step(name: &str) -> PathBuf {
     let p = wasm_dir().join(format!("{}.wasm", name.replace('-', "_")));
     assert!(
@@ -165,6 +168,32 @@ pub fn step(name: &str) -> PathBuf {
         "no component for step {name} at {}",
         p.display()
     );
+    let dir = repo_root().join("steps").join(name);
+    if dir.join("step.yaml").is_file() && dir.join("Cargo.toml").is_file() {
+        static DECLARED: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+            OnceLock::new();
+        let mut declared = DECLARED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !declared.contains(name) {
+            let mut build = stepbox();
+            without_test_build_env(&mut build);
+            build
+                .arg("build")
+                .arg(&dir)
+                .env("CARGO_TARGET_DIR", wasm_target_dir());
+            let run = Invocation::from(build.output().expect("run stepbox build"));
+            assert_eq!(run.code, 0, "stepbox build {name}: {}", run.all_output());
+            let built = PathBuf::from(run.stdout.lines().last().unwrap_or_default());
+            assert_eq!(
+                built.canonicalize().ok(),
+                p.canonicalize().ok(),
+                "stepbox build {name} wrote its component elsewhere"
+            );
+            declared.insert(name.to_string());
+        }
+    }
     p
 }
 

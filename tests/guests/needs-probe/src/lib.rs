@@ -1,0 +1,32 @@
+//! Declares that it needs ConfigMaps only (get, create, patch), then
+//! applies each input `manifest-0`, `manifest-1`, ... alone and sets
+//! `outcome-N` (`ok` or the error's kind) and `message-N`: what the
+//! intersection of its policy and its declaration lets through.
+
+use stepbox_sdk::{Context, Result, kube, run};
+
+fn run(_ctx: &Context) -> Result<()> {
+    let mut n = 0;
+    while let Some(manifest) = run::input(&format!("manifest-{n}")) {
+        let (outcome, message) = match kube::apply(&manifest) {
+            Ok(_) => ("ok".to_string(), String::new()),
+            Err(e) => (e.kind().to_string(), e.message().to_string()),
+        };
+        run::set_output(&format!("outcome-{n}"), outcome)?;
+        run::set_output(&format!("message-{n}"), message)?;
+        n += 1;
+    }
+    Ok(())
+}
+
+stepbox_sdk::step!(run);
+
+stepbox_sdk::needs!(
+    "apiVersion: stepbox.dev/v1alpha1
+kind: StepNeeds
+rules:
+- apiGroups: ['']
+  resources: [configmaps]
+  verbs: [get, create, patch]
+"
+);
