@@ -22,8 +22,11 @@
 // 3. Assembles one WIT directory: wit/step-js.wit of this SDK, the stepbox
 //    WIT as a dependency, and the WASI 0.2.12 packages jco ships.
 // 4. Runs componentize-js (StarlingMonkey) on the bundle for world
-//    stepbox:step-js/step, without the `http` and `fetch-event` features
-//    (the host has no wasi:http), and writes the component.
+//    stepbox:step-js/step, without the `fetch-event` feature (a step serves
+//    no requests) and, unless the bundle calls `fetch(`, without `http`:
+//    a step that makes no requests does not import wasi:http at all. One
+//    that does gets `fetch` over wasi:http, which the host allows per the
+//    policy's `outbound:` list. Then writes the component.
 //
 // Prints the component's path as the last line of stdout. Exit code 1 and a
 // message on stderr on any failure.
@@ -92,6 +95,11 @@ async function assembleWit(witDir, toolchain, work) {
     await copyWitFiles(join(builtin, pkg), join(out, 'deps', pkg));
   }
   return out;
+}
+
+/** Whether the bundled step calls the global `fetch` (then it gets wasi:http). */
+function usesFetch(source) {
+  return /\bfetch\s*\(/.test(source);
 }
 
 async function bundle(entry, stepDir, toolchain) {
@@ -173,7 +181,7 @@ async function main() {
         sourcePath: bundlePath,
         witPath: wit,
         worldName: 'stepbox:step-js/step',
-        disableFeatures: ['http', 'fetch-event'],
+        disableFeatures: usesFetch(source) ? ['fetch-event'] : ['http', 'fetch-event'],
       }));
     } catch (e) {
       if (/Failed to initialize component|wizer.*trapped/s.test(String(e?.message ?? e))) {

@@ -3,13 +3,14 @@
 //! allowed answers; anything else (another port, a redirect there) is
 //! refused with an error naming the allow-list; bodies and waits are held
 //! to the policy's limits; a secret sent in a header reaches the server but
-//! never the report or the log.
+//! never the report or the log. A JavaScript step's `fetch` goes the same
+//! way.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use stepbox_tests::{Invocation, dir_with, run_json, step};
+use stepbox_tests::{Invocation, dir_with, run_json, script_step, step};
 
 /// A small HTTP/1.1 server on 127.0.0.1 answering by path:
 /// `/` 200 `ok`, `/big` 64 KiB, `/slow` never, `/redirect` 302 to
@@ -243,4 +244,61 @@ fn http_secret_in_a_header_reaches_the_server_but_is_masked_everywhere() {
     let audit = http_audit(&run.report());
     let reason = audit[0]["reason"].as_str().unwrap();
     assert!(reason.contains("authorization: ********"), "{reason}");
+}
+
+#[test]
+fn http_fetch_from_javascript_is_allowed_and_refused_by_the_same_list() {
+    let allowed = Server::start(None);
+    let other = Server::start(None);
+    let policy = policy(&allowed.origin());
+    let policy_file = policy.path().join("policy.yaml");
+    let fetch = script_step("tests/guests-js/fetch");
+    let fetch_url = |url: String| {
+        let url = format!("url={url}");
+        run_json(
+            &fetch,
+            &[
+                "--policy",
+                policy_file.to_str().unwrap(),
+                "--input",
+                &url,
+                "--input",
+                "token-secret=api-token",
+                "--secret",
+                "api-token=js-secret-5d2e",
+            ],
+        )
+    };
+
+    let run = fetch_url(allowed.url("/"));
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["outputs"]["status"], "200");
+    assert_eq!(report["outputs"]["body"], "ok");
+    assert!(allowed.requests()[0].contains("js-secret-5d2e"));
+    assert!(
+        !run.all_output().contains("js-secret-5d2e"),
+        "{}",
+        run.all_output()
+    );
+
+    let run = fetch_url(other.url("/"));
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert!(
+        other.requests().is_empty(),
+        "nothing reached the other host"
+    );
+    assert_eq!(http_audit(&report)[0]["decision"], "denied");
+    // fetch rejects with a bare NetworkError; the run's log says why.
+    let refused = report["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .find(|m| m.starts_with("outbound request refused"))
+        .unwrap_or_else(|| panic!("no refusal in the log: {report:#}"))
+        .to_string();
+    assert!(refused.contains("outbound allow-list"), "{refused}");
+    assert!(refused.contains(&allowed.origin()), "{refused}");
 }

@@ -20,7 +20,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 use super::{HttpRules, display};
 use crate::policy::Outbound;
 use crate::policy::outbound::{Destination, OutboundRule, SpecialAddress};
-use crate::report::{Decision, RunRecorder};
+use crate::report::{Decision, Level, LogSource, RunRecorder};
 
 /// The audit call name of every outbound request.
 const CALL: &str = "http.request";
@@ -65,6 +65,14 @@ impl Sender {
     /// (messages masked: they go to the guest).
     fn fail(&self, what: &str, decision: Decision, why: &str, error: HttpError) -> HttpError {
         self.recorder().audit(CALL, what, decision, why);
+        if decision == Decision::Denied {
+            // Not every guest shows the error value: a JavaScript `fetch`
+            // rejects with a bare "NetworkError". The run's log keeps why.
+            let line = self
+                .recorder()
+                .mask(&format!("outbound request refused: {what}: {why}"));
+            let _ = self.recorder().log(Level::Warn, LogSource::Host, &line);
+        }
         match error {
             HttpError::InternalError(Some(m)) => {
                 HttpError::InternalError(Some(self.recorder().mask(&m)))
