@@ -48,11 +48,11 @@ macro_rules! template {
 }
 
 const RUST: &[TemplateFile] = template!("rust":
-    "Cargo.toml", "README.md", "src/lib.rs", "package/configmap.yaml", ".gitignore");
+    "Cargo.toml", "README.md", "src/lib.rs", "package/configmap.yaml", ".gitignore", "step.yaml");
 const JS: &[TemplateFile] = template!("js":
-    "package.json", "step.js", "tsconfig.json", "README.md", "package/configmap.yaml", ".gitignore");
+    "package.json", "step.js", "tsconfig.json", "README.md", "package/configmap.yaml", ".gitignore", "step.yaml");
 const PYTHON: &[TemplateFile] = template!("python":
-    "step.py", "pyproject.toml", "README.md", "package/configmap.yaml", ".gitignore");
+    "step.py", "pyproject.toml", "README.md", "package/configmap.yaml", ".gitignore", "step.yaml");
 
 impl Lang {
     fn files(self) -> &'static [TemplateFile] {

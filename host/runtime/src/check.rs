@@ -273,7 +273,7 @@ pub async fn check(
         .count();
     if missing > 0 {
         problems.push(format!(
-            "{missing} right(s) {compared_with} call(s) for are refused by the cluster: steps will get `forbidden` from Kubernetes (grant them in the Role of the credentials steps run with; `stepbox rbac` prints it)"
+            "{missing} right(s) wanted by {compared_with} are refused by the cluster: steps will get `forbidden` from Kubernetes (grant them in the Role of the credentials steps run with; `stepbox rbac` prints it)"
         ));
     }
     if broad > 0 {

@@ -213,6 +213,15 @@ fn build(dir: &Path) -> Invocation {
 fn stepbox_build_embeds_a_step_yaml_once_and_refuses_a_second_declaration() {
     let home = tempfile::tempdir().unwrap();
     let dir = new_rust_step(home.path());
+    // A new step declares what its template does.
+    let fresh = build(&dir);
+    assert_eq!(fresh.code, 0, "{}", fresh.all_output());
+    let wasm = PathBuf::from(fresh.stdout.lines().last().unwrap());
+    assert_eq!(
+        inspect(&wasm)["needs"]["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"],
+                            "verbs": ["get", "create", "patch"]}])
+    );
     std::fs::write(
         dir.join("step.yaml"),
         "apiVersion: stepbox.dev/v1alpha1\nkind: StepNeeds\nrules:\n\
@@ -222,7 +231,6 @@ fn stepbox_build_embeds_a_step_yaml_once_and_refuses_a_second_declaration() {
     .unwrap();
     let first = build(&dir);
     assert_eq!(first.code, 0, "{}", first.all_output());
-    let wasm = PathBuf::from(first.stdout.lines().last().unwrap());
     // Built again (cargo keeps its output): still one declaration.
     let again = build(&dir);
     assert_eq!(again.code, 0, "{}", again.all_output());
