@@ -23,7 +23,10 @@ What it does:
 3. Copies DIR and this SDK's ``stepbox_sdk`` into WORK (componentize-py's
    CPython writes ``__pycache__`` into the directories it is given).
 4. Runs componentize-py (from TOOLCHAIN/tools) for world ``step`` of the WIT
-   directory, app module ``stepbox_sdk.app`` (which imports ``step`` and
+   directory (or, when a ``.py`` file of DIR imports ``stepbox_sdk.http``,
+   for world ``stepbox:step-py/step-http``, which adds
+   ``wasi:http/outgoing-handler``: WORK/wit assembles ``wit/step-py.wit``
+   of this SDK, the stepbox WIT and the WASI packages in ``wit/deps``), app module ``stepbox_sdk.app`` (which imports ``step`` and
    exports the world's ``run``), with the Python path: WORK/step, WORK/deps,
    WORK/sdk, TOOLCHAIN/site. ``VIRTUAL_ENV`` is removed from the environment
    so no other site-packages are searched first.
@@ -47,6 +50,32 @@ from pathlib import Path
 SDK_DIR = Path(__file__).resolve().parent
 APP_MODULE = "stepbox_sdk.app"
 WORLD = "step"
+HTTP_WORLD = "stepbox:step-py/step-http"
+# `from stepbox_sdk import http`, `from stepbox_sdk import (kube, http)`,
+# `import stepbox_sdk.http`, `from stepbox_sdk.http import get`.
+USES_HTTP = re.compile(r"from\s+stepbox_sdk\s+import\s+\(?[^)\n]*\bhttp\b|\bstepbox_sdk\.http\b")
+
+
+def uses_http(step_dir: Path) -> bool:
+    """Whether a Python file of the step imports ``stepbox_sdk.http``."""
+    for source in step_dir.rglob("*.py"):
+        if any(part.startswith(".") or part in ("target", "node_modules") for part in source.parts):
+            continue
+        if USES_HTTP.search(source.read_text(encoding="utf-8", errors="replace")):
+            return True
+    return False
+
+
+def http_wit(wit: Path, work: Path) -> Path:
+    """One WIT directory for the HTTP world: this SDK's step-py.wit, the
+    stepbox WIT as a dependency and the WASI packages it names."""
+    out = work / "wit"
+    (out / "deps").mkdir(parents=True, exist_ok=True)
+    shutil.copy(SDK_DIR / "wit" / "step-py.wit", out / "step-py.wit")
+    shutil.copytree(wit, out / "deps" / "stepbox-step", ignore=shutil.ignore_patterns("deps"))
+    for dep in (SDK_DIR / "wit" / "deps").iterdir():
+        shutil.copytree(dep, out / "deps" / dep.name)
+    return out
 
 
 def fail(message: str) -> None:
@@ -98,9 +127,10 @@ def main() -> None:
             path.append(deps)
         path += [work / "sdk", site]
 
+        wit_dir, world = (http_wit(wit, work), HTTP_WORLD) if uses_http(step_dir) else (wit, WORLD)
         command = [
             sys.executable, "-c", "import sys; from componentize_py import script; sys.exit(script())",
-            "-d", str(wit), "-w", WORLD, "componentize", APP_MODULE,
+            "-d", str(wit_dir), "-w", world, "componentize", APP_MODULE,
         ]
         for p in path:
             command += ["-p", str(p)]

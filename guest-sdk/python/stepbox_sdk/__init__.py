@@ -4,7 +4,8 @@ A step is a module ``step.py`` with a function ``run(ctx)``. It reaches the
 outside world only through what the host grants: Kubernetes objects in the
 run's namespace (:mod:`~stepbox_sdk.kube`, with pod logs and Events), helm
 releases there (:mod:`~stepbox_sdk.helm`), kustomizations rendered
-(:mod:`~stepbox_sdk.kustomize`), its inputs, secrets, outputs, progress,
+(:mod:`~stepbox_sdk.kustomize`), HTTP to the destinations the policy allows
+(:mod:`~stepbox_sdk.http`), its inputs, secrets, outputs, progress,
 artifacts and log, and files under ``/packages`` (read-only) and
 ``/workspace`` (plain ``open``, ``os``, ``pathlib``). A refused call raises
 :class:`Forbidden`; the step may catch it like any other exception::
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import helm, kube, kustomize, log, yaml
+from . import helm, http, kube, kustomize, log, yaml
 from ._run import (
     artifact,
     bool_input,
@@ -88,6 +89,7 @@ __all__ = [
     "artifact",
     "bool_input",
     "helm",
+    "http",
     "input",
     "inputs",
     "int_input",

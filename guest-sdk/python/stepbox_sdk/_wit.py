@@ -25,7 +25,12 @@ class _NotInAComponent:
 
 try:
     from componentize_py_types import Err
-    from wit_world.imports import helm, kube, kustomize, run, types
+    from wit_world.imports import helm, kube, kustomize, run
+
+    try:
+        from wit_world.imports import types
+    except ImportError:  # built with wasi:http, whose `types` takes the short name
+        from wit_world.imports import stepbox_step_types as types  # type: ignore[no-redef]
 except ImportError:  # not inside a component
     helm = _NotInAComponent("helm")  # type: ignore[assignment]
     kube = _NotInAComponent("kube")  # type: ignore[assignment]

@@ -3,8 +3,8 @@
 //! allowed answers; anything else (another port, a redirect there) is
 //! refused with an error naming the allow-list; bodies and waits are held
 //! to the policy's limits; a secret sent in a header reaches the server but
-//! never the report or the log. A JavaScript step's `fetch` goes the same
-//! way.
+//! never the report or the log. A JavaScript step's `fetch` and a Python
+//! step's `stepbox_sdk.http` go the same way.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -301,4 +301,64 @@ fn http_fetch_from_javascript_is_allowed_and_refused_by_the_same_list() {
         .to_string();
     assert!(refused.contains("outbound allow-list"), "{refused}");
     assert!(refused.contains(&allowed.origin()), "{refused}");
+}
+
+#[test]
+fn http_from_python_is_allowed_and_refused_as_a_forbidden_error_naming_the_list() {
+    let allowed = Server::start(None);
+    let refused = Server::start(None);
+    let redirecting = Server::start(Some(refused.url("/")));
+    let policy = policy(&format!(
+        "{}\n  - {}",
+        allowed.origin(),
+        redirecting.origin()
+    ));
+    let policy_file = policy.path().join("policy.yaml");
+    let fetch = script_step("tests/guests-py/fetch");
+    let get = |url: String| {
+        let url = format!("url={url}");
+        let run = run_json(
+            &fetch,
+            &[
+                "--policy",
+                policy_file.to_str().unwrap(),
+                "--input",
+                &url,
+                "--input",
+                "token-secret=api-token",
+                "--secret",
+                "api-token=py-secret-77aa",
+            ],
+        );
+        assert_eq!(
+            run.code,
+            0,
+            "the step handles refusals: {}",
+            run.all_output()
+        );
+        assert!(
+            !run.all_output().contains("py-secret-77aa"),
+            "{}",
+            run.all_output()
+        );
+        run.report()["outputs"].clone()
+    };
+
+    let out = get(allowed.url("/"));
+    assert_eq!(out["outcome"], "ok", "{out}");
+    assert_eq!(out["status"], "200");
+    assert_eq!(out["body"], "ok");
+    assert!(allowed.requests()[0].contains("py-secret-77aa"));
+
+    for url in [refused.url("/"), redirecting.url("/redirect")] {
+        let out = get(url);
+        assert_eq!(out["outcome"], "forbidden", "{out}");
+        let message = out["message"].as_str().unwrap();
+        assert!(message.contains("outbound allow-list"), "{message}");
+        assert!(message.contains(&refused.origin()), "{message}");
+    }
+    assert!(
+        refused.requests().is_empty(),
+        "nothing reached the refused host"
+    );
 }
