@@ -24,7 +24,7 @@ const MAX_PODS: usize = 5;
 /// Logs what explains why `workload` did not roll out; returns a one-line
 /// summary for the run's error: its first condition that is `False` and
 /// the first failing container found, when there are such.
-pub fn rollout(workload: &Applied) -> Option<String> {
+pub(crate) fn rollout(workload: &Applied) -> Option<String> {
     let name = workload.kubectl_name();
     warn!("{name} did not roll out; what the cluster says:");
     let object: Value = match kube::raw::get(&workload.kind_ref(), &workload.name) {

@@ -113,7 +113,9 @@ fn run(ctx: &Context) -> stepbox_sdk::Result<()> {
                 timeout,
             ) {
                 let why = diagnose::rollout(workload)
-                    .map(|w| format!(" ({w}; the log has its conditions, events and container logs)"))
+                    .map(|w| {
+                        format!(" ({w}; the log has its conditions, events and container logs)")
+                    })
                     .unwrap_or_default();
                 return Err(e.context(format!("waiting for {name}{why}")));
             }

@@ -20,17 +20,17 @@ use stepbox_sdk::prelude::*;
 use stepbox_sdk::serde_json::{Value, json};
 
 /// The label every object of an inventory carries.
-pub const LABEL: &str = "stepbox.dev/inventory";
+pub(crate) const LABEL: &str = "stepbox.dev/inventory";
 
 /// One object of an inventory: apiVersion, kind, name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Member {
+pub(crate) struct Member {
     /// apiVersion.
-    pub api_version: String,
+    pub(crate) api_version: String,
     /// Kind.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 impl Member {
@@ -62,17 +62,17 @@ impl Member {
 
 /// The inventory of one step and id.
 #[derive(Debug, Clone)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     /// The label value (`STEP.ID`).
-    pub id: String,
+    pub(crate) id: String,
     /// The parent ConfigMap's name.
-    pub parent: String,
+    pub(crate) parent: String,
     /// What the last run applied.
-    pub previous: Vec<Member>,
+    pub(crate) previous: Vec<Member>,
 }
 
 /// `STEP.ID` checked as a label value.
-pub fn inventory_id(step: &str, id: &str) -> Result<String> {
+pub(crate) fn inventory_id(step: &str, id: &str) -> Result<String> {
     let value = format!("{step}.{id}");
     let ok = value.len() <= 63
         && value
@@ -93,15 +93,20 @@ pub fn inventory_id(step: &str, id: &str) -> Result<String> {
 
 impl Inventory {
     /// Reads the inventory of `id` (empty when there is none yet).
-    pub fn load(id: String) -> Result<Self> {
+    pub(crate) fn load(id: String) -> Result<Self> {
         let parent = format!("stepbox-inventory.{id}").to_lowercase();
         let cm = KindRef::new("v1", "ConfigMap");
         let previous = match kube::raw::get(&cm, &parent) {
             Ok(json) => {
                 let v: Value = serde_json::from_str(&json)?;
-                let listed = v.pointer("/data/objects").and_then(Value::as_str).unwrap_or("[]");
+                let listed = v
+                    .pointer("/data/objects")
+                    .and_then(Value::as_str)
+                    .unwrap_or("[]");
                 let list: Vec<Value> = serde_json::from_str(listed).map_err(|e| {
-                    Error::invalid(format!("ConfigMap {parent} data.objects is not the JSON list stepbox writes: {e}"))
+                    Error::invalid(format!(
+                        "ConfigMap {parent} data.objects is not the JSON list stepbox writes: {e}"
+                    ))
                 })?;
                 list.iter().filter_map(Member::of_listed).collect()
             }
@@ -116,7 +121,7 @@ impl Inventory {
     }
 
     /// Labels `docs` as members of this inventory.
-    pub fn label(&self, docs: &mut [Value]) {
+    pub(crate) fn label(&self, docs: &mut [Value]) {
         for doc in docs {
             let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) else {
                 continue;
@@ -129,7 +134,7 @@ impl Inventory {
     }
 
     /// The parent ConfigMap listing `members`.
-    pub fn parent(&self, members: &[Member]) -> Value {
+    pub(crate) fn parent(&self, members: &[Member]) -> Value {
         let objects: Vec<Value> = members
             .iter()
             .map(|m| json!({"apiVersion": m.api_version, "kind": m.kind, "name": m.name}))
@@ -147,12 +152,12 @@ impl Inventory {
     }
 
     /// The members of `docs`.
-    pub fn members(docs: &[Value]) -> Vec<Member> {
+    pub(crate) fn members(docs: &[Value]) -> Vec<Member> {
         docs.iter().filter_map(Member::of).collect()
     }
 
     /// The old members the package no longer holds.
-    pub fn gone(&self, current: &[Member]) -> Vec<Member> {
+    pub(crate) fn gone(&self, current: &[Member]) -> Vec<Member> {
         self.previous
             .iter()
             .filter(|old| !current.iter().any(|m| m.same(old)))
@@ -162,7 +167,7 @@ impl Inventory {
 
     /// Deletes `gone`, each only if it still carries this inventory's
     /// label; returns the objects deleted.
-    pub fn prune(&self, gone: &[Member]) -> Result<Vec<Member>> {
+    pub(crate) fn prune(&self, gone: &[Member]) -> Result<Vec<Member>> {
         let mut deleted = Vec::new();
         for m in gone {
             let kind = KindRef::new(&m.api_version, &m.kind);
@@ -186,7 +191,9 @@ impl Inventory {
                 );
                 continue;
             }
-            if kube::raw::delete(&kind, &m.name).map_err(|e| e.context(format!("pruning {name}")))? {
+            if kube::raw::delete(&kind, &m.name)
+                .map_err(|e| e.context(format!("pruning {name}")))?
+            {
                 info!("{name} deleted (pruned: no longer in the package)");
                 deleted.push(m.clone());
             }
@@ -206,7 +213,7 @@ impl Member {
 }
 
 /// `a` with the members of `b` it does not hold, sorted.
-pub fn union(a: &[Member], b: &[Member]) -> Vec<Member> {
+pub(crate) fn union(a: &[Member], b: &[Member]) -> Vec<Member> {
     let mut all: BTreeSet<Member> = a.iter().cloned().collect();
     for m in b {
         if !a.iter().any(|x| x.same(m)) {
@@ -239,7 +246,10 @@ mod tests {
                 m("v1", "Service", "old"),
             ],
         };
-        let current = vec![m("v1", "ConfigMap", "a"), m("apps/v1beta1", "Deployment", "web")];
+        let current = vec![
+            m("v1", "ConfigMap", "a"),
+            m("apps/v1beta1", "Deployment", "web"),
+        ];
         assert_eq!(inv.gone(&current), vec![m("v1", "Service", "old")]);
         assert_eq!(union(&current, &inv.previous).len(), 3);
     }
@@ -258,7 +268,8 @@ mod tests {
             parent: "p".into(),
             previous: vec![],
         };
-        let mut docs = vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})];
+        let mut docs =
+            vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})];
         inv.label(&mut docs);
         assert_eq!(docs[0]["metadata"]["labels"][LABEL], "s.i");
         let parent = inv.parent(&Inventory::members(&docs));
