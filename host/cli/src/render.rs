@@ -213,6 +213,9 @@ fn needs_text(needs: &stepbox::needs::StepNeeds) -> String {
     if needs.helm() {
         let _ = writeln!(out, "  helm");
     }
+    for entry in needs.outbound_entries() {
+        let _ = writeln!(out, "  outbound: {entry}");
+    }
     if let Some(level) = needs.pod_security() {
         let _ = writeln!(out, "  podSecurity: {}", level.as_str());
     }

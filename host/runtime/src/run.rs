@@ -299,7 +299,7 @@ impl Runtime {
         let scope = RunScope {
             namespace: opts.namespace.clone(),
             policy: opts.policy.clone(),
-            needs,
+            needs: needs.clone(),
             backend: opts.backend.clone(),
             recorder: recorder.clone(),
             dry_run: opts.dry_run,
@@ -321,6 +321,7 @@ impl Runtime {
                     limits,
                     recorder: recorder.clone(),
                     api_server: opts.backend.server_url().map(str::to_string),
+                    needs,
                 },
                 opts.kubectl.clone(),
             ),

@@ -139,12 +139,14 @@ fn show(d: Duration) -> String {
 
 stepbox_sdk::step!(run);
 
-// HTTP only (to what the policy's `outbound` allows): no Kubernetes
-// objects, no helm.
+// HTTP only: no Kubernetes objects, no helm. Its URL is an input, so it
+// declares any destination and leaves the choice to the policy's
+// `outbound` allow-list.
 stepbox_sdk::needs!(
     "apiVersion: stepbox.dev/v1alpha1
 kind: StepNeeds
 rules: []
+outbound: ['*://*:*']
 "
 );
 

@@ -109,6 +109,36 @@ fn a_declaration_narrower_than_the_policy_refuses_what_it_does_not_name() {
 }
 
 #[test]
+fn http_the_policy_allows_is_refused_to_a_step_that_declares_none() {
+    let default = stepbox::policy::Policy::default_yaml();
+    let policy = stepbox_tests::dir_with(&[(
+        "policy.yaml",
+        &format!("{default}\noutbound:\n  - http://127.0.0.1:9\n"),
+    )]);
+    let policy_file = policy.path().join("policy.yaml");
+    let run = run_json(
+        &guest("needs-probe"),
+        &[
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--input",
+            "url=http://127.0.0.1:9/health",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["outputs"]["http-outcome"], "forbidden", "{report:#}");
+    let message = report["outputs"]["http-message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "http://127.0.0.1:9 is not among the needs the step declares \
+             (stepbox:needs: configmaps get, create, patch); declare it under `outbound:`"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
 fn an_undeclared_step_keeps_its_policy_with_a_warning() {
     let report = probe(
         &guest("apply-probe"),
@@ -155,7 +185,10 @@ fn every_example_step_declares_its_needs() {
         assert_eq!(needs["kind"], "StepNeeds", "{name}: {info:#}");
         let rules = needs["rules"].to_string();
         match name {
-            "http-check" => assert_eq!(rules, "[]", "{name}"),
+            "http-check" => {
+                assert_eq!(rules, "[]", "{name}");
+                assert_eq!(needs["outbound"], serde_json::json!(["*://*:*"]), "{name}");
+            }
             "helm-upgrade" => assert_eq!(needs["helm"], true, "{name}"),
             "rotate-secret" => assert!(rules.contains("secrets"), "{name}: {rules}"),
             _ => assert!(rules.contains("deployments"), "{name}: {rules}"),

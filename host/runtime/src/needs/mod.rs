@@ -16,6 +16,8 @@
 //!     verbs: ["get", "create", "patch"]
 //!     resourceNames: []   # optional
 //! helm: false             # optional: the step calls helm
+//! outbound:               # optional: HTTP destinations, as the policy's `outbound` entries
+//!   - https://api.example.com
 //! podSecurity: restricted # optional: a stricter level than the policy's for the pods it writes
 //! ```
 //!
@@ -31,7 +33,9 @@
 //! ```
 //!
 //! Roles a step writes may grant only what both allow; helm calls need
-//! `helm: true`; pods are held to the stricter of the two Pod Security
+//! `helm: true`; an HTTP request must match both the policy's `outbound`
+//! list and the declaration's (none declared: no HTTP; `*://*:*` leaves it
+//! to the policy); pods are held to the stricter of the two Pod Security
 //! levels. A step without a declaration keeps its policy's whole grant,
 //! and its run says so with a warning. [`role`] turns declarations into
 //! the namespaced Role they need on a cluster (`stepbox rbac`).
@@ -57,8 +61,10 @@ pub mod section;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::outbound::Destination;
 use crate::policy::{
-    self, AccessRequest, Decision, Grant, PodSecurityLevel, Policy, PolicyError, PolicyRule,
+    self, AccessRequest, Decision, Grant, Outbound, PodSecurityLevel, Policy, PolicyError,
+    PolicyRule,
 };
 
 /// The apiVersion of declarations.
@@ -104,6 +110,8 @@ struct NeedsFile {
     rules: Vec<PolicyRule>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     helm: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    outbound: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pod_security: Option<String>,
 }
@@ -116,6 +124,8 @@ pub struct StepNeeds {
     /// when named, `resourceNames`).
     grants: Policy,
     helm: bool,
+    /// HTTP destinations (empty: none).
+    outbound: Outbound,
     pod_security: Option<PodSecurityLevel>,
 }
 
@@ -183,12 +193,17 @@ impl StepNeeds {
                 )
             })?),
         };
+        let outbound = Outbound::parse(&file.outbound).map_err(|e| match e {
+            PolicyError::Field { field, message } => NeedsError::Field { field, message },
+            other => NeedsError::Parse(other.to_string()),
+        })?;
         Ok(Self {
             grants: Policy {
                 rules: file.rules,
                 ..Policy::default()
             },
             helm: file.helm,
+            outbound,
             pod_security,
         })
     }
@@ -204,6 +219,7 @@ impl StepNeeds {
             kind: KIND.into(),
             rules: self.grants.rules.clone(),
             helm: self.helm,
+            outbound: self.outbound_entries(),
             pod_security: self.pod_security.map(|l| l.as_str().to_string()),
         }
     }
@@ -216,6 +232,11 @@ impl StepNeeds {
     /// Whether the step declares it calls helm.
     pub fn helm(&self) -> bool {
         self.helm
+    }
+
+    /// The HTTP destinations the step declares, as written.
+    pub fn outbound_entries(&self) -> Vec<String> {
+        self.outbound.rules.iter().map(|r| r.text.clone()).collect()
     }
 
     /// The Pod Security level the step asks its pods to be held to, if any.
@@ -256,6 +277,9 @@ impl StepNeeds {
         if self.helm {
             parts.push("helm".into());
         }
+        if !self.outbound.rules.is_empty() {
+            parts.push(format!("outbound {}", self.outbound_entries().join(", ")));
+        }
         if let Some(level) = self.pod_security {
             parts.push(format!("podSecurity {level}"));
         }
@@ -288,6 +312,20 @@ impl StepNeeds {
             self.describe()
         );
         self.grants.check_role_rules_as(what, rules, &not_granted)
+    }
+
+    /// Whether the step may send an HTTP request to `to`.
+    pub fn check_outbound(&self, to: &Destination<'_>) -> Decision {
+        if self.outbound.rule_for(to).is_some() {
+            return Decision::Allow;
+        }
+        Decision::Deny(format!(
+            "{to} is not among the needs the step declares ({}); declare it under `outbound:`, \
+             e.g. outbound: [\"{}://{}\"]",
+            self.describe(),
+            to.scheme(),
+            to.host
+        ))
     }
 
     /// Whether the step may call helm.
@@ -392,6 +430,49 @@ mod tests {
                 "grants \"get\" on secrets, which is not among the needs the step declares"
             ),
             "{why}"
+        );
+    }
+
+    #[test]
+    fn http_goes_only_where_the_declaration_says() {
+        let none = needs("rules: []\n");
+        let api = Destination {
+            https: true,
+            host: "api.example.com",
+            port: 443,
+        };
+        let Decision::Deny(why) = none.check_outbound(&api) else {
+            panic!("allowed")
+        };
+        assert_eq!(
+            why,
+            "https://api.example.com:443 is not among the needs the step declares \
+             (stepbox:needs: no Kubernetes objects); declare it under `outbound:`, \
+             e.g. outbound: [\"https://api.example.com\"]"
+        );
+        let some = needs("rules: []\noutbound: [https://api.example.com]\n");
+        assert!(some.check_outbound(&api).is_allowed());
+        let other = Destination {
+            https: true,
+            host: "evil.example.com",
+            port: 443,
+        };
+        assert!(!some.check_outbound(&other).is_allowed());
+        assert!(
+            needs("rules: []\noutbound: ['*://*:*']\n")
+                .check_outbound(&other)
+                .is_allowed(),
+            "a wildcard leaves it to the policy"
+        );
+        assert_eq!(StepNeeds::from_text(&some.to_json()).unwrap(), some);
+        assert_eq!(
+            some.describe(),
+            "stepbox:needs: no Kubernetes objects; outbound https://api.example.com"
+        );
+        let err = StepNeeds::from_text(&format!("{HEAD}outbound: [ftp://x]\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("outbound[0]: \"ftp://x\""),
+            "{err}"
         );
     }
 

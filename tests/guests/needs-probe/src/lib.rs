@@ -1,9 +1,10 @@
-//! Declares that it needs ConfigMaps only (get, create, patch), then
-//! applies each input `manifest-0`, `manifest-1`, ... alone and sets
-//! `outcome-N` (`ok` or the error's kind) and `message-N`: what the
-//! intersection of its policy and its declaration lets through.
+//! Declares that it needs ConfigMaps only (get, create, patch) and no
+//! HTTP, then applies each input `manifest-0`, `manifest-1`, ... alone and
+//! sets `outcome-N` (`ok` or the error's kind) and `message-N`; with input
+//! `url` it also GETs it and sets `http-outcome` and `http-message`: what
+//! the intersection of its policy and its declaration lets through.
 
-use stepbox_sdk::{Context, Result, kube, run};
+use stepbox_sdk::{Context, Result, http, kube, run};
 
 fn run(_ctx: &Context) -> Result<()> {
     let mut n = 0;
@@ -15,6 +16,14 @@ fn run(_ctx: &Context) -> Result<()> {
         run::set_output(&format!("outcome-{n}"), outcome)?;
         run::set_output(&format!("message-{n}"), message)?;
         n += 1;
+    }
+    if let Some(url) = run::input("url") {
+        let (outcome, message) = match http::get(&url) {
+            Ok(r) => (format!("status {}", r.status), String::new()),
+            Err(e) => (e.kind().to_string(), e.message().to_string()),
+        };
+        run::set_output("http-outcome", outcome)?;
+        run::set_output("http-message", message)?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@
 //! guest: outgoing-handler.handle(request)
 //!   -> destination (scheme, host, port) against the policy's `outbound` list
 //!        none matches: error "forbidden: ... the policy's outbound allow-list is [...]"
+//!      and against the step's declared `outbound` needs, if it declares any
+//!        none matches: error "forbidden: ... is not among the needs the step declares"
 //!   -> the name resolved once; every address checked (loopback, link-local,
 //!      metadata, the API server: only an entry naming that host exactly)
 //!   -> connect to a checked address (no second lookup), TLS with the
@@ -33,6 +35,7 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpHooks, WasiHttpView};
 
+use crate::needs::StepNeeds;
 use crate::policy::{Limits, Outbound};
 use crate::report::RunRecorder;
 
@@ -49,6 +52,9 @@ pub struct HttpRules {
     /// The URL of the cluster's API server (`https://10.96.0.1:443`), if
     /// the run has one: only an entry naming it reaches it.
     pub api_server: Option<String>,
+    /// What the step declares it needs: a request must match its
+    /// `outbound` list too (`None`: an undeclared step, the policy alone).
+    pub needs: Option<Arc<StepNeeds>>,
 }
 
 impl std::fmt::Debug for HttpRules {

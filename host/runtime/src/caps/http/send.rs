@@ -110,6 +110,12 @@ impl Sender {
             let msg = format!("{what}: {why}");
             return Err(self.fail(&what, Decision::Denied, &why, explained("forbidden", &msg)));
         };
+        if let Some(needs) = &self.rules.needs
+            && let crate::policy::Decision::Deny(why) = needs.check_outbound(&to)
+        {
+            let msg = format!("{what}: {why}");
+            return Err(self.fail(&what, Decision::Denied, &why, explained("forbidden", &msg)));
+        }
         if let Some(len) = content_length(request.headers())
             && len > limits.http_request_bytes
         {
