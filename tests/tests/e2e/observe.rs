@@ -3,7 +3,9 @@
 //! stand-in controllers record; logs empty unless seeded, and the audit
 //! says why) and from `stepbox dev-cluster` (`pods/log` served from the
 //! pod's `logs.stepbox.dev/CONTAINER` annotations). And the end of it:
-//! `deploy-manifests` whose Deployment does not roll out reports why. The
+//! `deploy-manifests` whose Deployment does not roll out reports why, on
+//! dev-cluster and on the embedded namespace (status seeded as a
+//! controller would write it). The
 //! JavaScript and Python SDKs make the same calls (and kustomize's) with
 //! the same results.
 
@@ -316,4 +318,86 @@ fn observe_js_and_python_read_logs_events_and_kustomize_as_rust_does() {
         assert_eq!(run.code, 0, "{dir}: {}", run.all_output());
         assert_eq!(run.report()["outputs"], expected, "{dir} against Rust");
     }
+}
+
+/// `metadata.managedFields` naming the status subresource: a controller owns
+/// the object's status, so the embedded namespace keeps the seeded one
+/// instead of synthesizing a ready one.
+const STATUS_BY_A_CONTROLLER: &str = "  managedFields:
+    - manager: kube-controller-manager
+      operation: Update
+      subresource: status
+      apiVersion: v1
+      fieldsType: FieldsV1
+      fieldsV1: {f:status: {}}
+";
+
+#[test]
+fn observe_a_failed_rollout_offline_report_says_why() {
+    let deployment = DEPLOYMENT.replacen(
+        "  name: web\n",
+        &format!("  name: web\n{STATUS_BY_A_CONTROLLER}"),
+        1,
+    ) + "status:
+  observedGeneration: 1
+  replicas: 1
+  updatedReplicas: 1
+  unavailableReplicas: 1
+  conditions:
+    - type: Progressing
+      status: \"False\"
+      reason: ProgressDeadlineExceeded
+      message: ReplicaSet \"web-7c9d8\" has timed out progressing.
+";
+    let pod = CRASHING_POD.replacen(
+        "  name: web-7c9d8-x2x9z\n",
+        &format!("  name: web-7c9d8-x2x9z\n{STATUS_BY_A_CONTROLLER}"),
+        1,
+    );
+    let pod = pod.replacen(
+        "---\n",
+        "status:
+  phase: Running
+  containerStatuses:
+    - name: web
+      ready: false
+      restartCount: 2
+      image: example.com/web:broken
+      imageID: \"\"
+      state:
+        waiting:
+          reason: CrashLoopBackOff
+---
+",
+        1,
+    );
+    let dir = dir_with(&[
+        ("seed.yaml", &format!("{deployment}---\n{pod}")),
+        ("pkg/web.yaml", DEPLOYMENT),
+    ]);
+    let seed = dir.path().join("seed.yaml");
+    let pkg = dir.path().join("pkg");
+    let run = run_json(
+        &step("deploy-manifests"),
+        &[
+            "--seed",
+            seed.to_str().unwrap(),
+            "--package",
+            pkg.to_str().unwrap(),
+            "--input",
+            "timeout=5",
+        ],
+    );
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    let error = report["error"].as_str().unwrap();
+    for why in [
+        "ProgressDeadlineExceeded",
+        "container web of pod/web-7c9d8-x2x9z: waiting CrashLoopBackOff",
+    ] {
+        assert!(error.contains(why), "the error says {why:?}: {error}");
+    }
+    let log = report["log"].to_string();
+    assert!(log.contains("Warning BackOff (x4)"), "{log}");
+    assert!(log.contains("error: DATABASE_URL is not set"), "{log}");
 }
