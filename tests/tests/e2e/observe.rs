@@ -5,9 +5,8 @@
 //! pod's `logs.stepbox.dev/CONTAINER` annotations). And the end of it:
 //! `deploy-manifests` whose Deployment does not roll out reports why, on
 //! dev-cluster and on the embedded namespace (status seeded as a
-//! controller would write it). The
-//! JavaScript and Python SDKs make the same calls (and kustomize's) with
-//! the same results.
+//! controller would write it). The JavaScript and Python SDKs make the
+//! same calls (and kustomize's) with the same results.
 
 use stepbox_tests::{
     DevClusterProcess, Invocation, dir_with, guest, kubectl_bin, repo_root, run_json, script_step,
