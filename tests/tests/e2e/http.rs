@@ -362,3 +362,21 @@ fn http_from_python_is_allowed_and_refused_as_a_forbidden_error_naming_the_list(
         "nothing reached the refused host"
     );
 }
+
+#[test]
+fn http_wildcard_entry_does_not_reach_loopback() {
+    let server = Server::start(None);
+    let policy = policy("\"*://*:*\"");
+    for url in [
+        server.url("/"),
+        format!("http://localhost:{}/", server.addr.port()),
+    ] {
+        let run = check(&policy, &url, &[]);
+        assert_ne!(run.code, 0, "{}", run.all_output());
+        let error = run.report()["error"].as_str().unwrap().to_string();
+        assert!(error.starts_with("forbidden"), "{error}");
+        assert!(error.contains("loopback"), "{error}");
+        assert!(error.contains("naming the address itself"), "{error}");
+    }
+    assert!(server.requests().is_empty(), "nothing reached the server");
+}
