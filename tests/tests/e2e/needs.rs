@@ -139,6 +139,25 @@ fn http_the_policy_allows_is_refused_to_a_step_that_declares_none() {
 }
 
 #[test]
+fn helm_is_refused_to_a_step_that_does_not_declare_it() {
+    let helm = stepbox_tests::helm_bin();
+    let run = run_json(
+        &guest("needs-probe"),
+        &["--helm", helm.to_str().unwrap(), "--input", "helm=yes"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let report = run.report();
+    assert_eq!(report["outputs"]["helm-outcome"], "forbidden", "{report:#}");
+    assert_eq!(
+        report["outputs"]["helm-message"],
+        "helm is not among the needs the step declares (stepbox:needs: configmaps get, create, \
+         patch); declare `helm: true` to call it"
+    );
+    // A step declaring `helm: true` calls the same helm: helm.rs's
+    // the_helm_upgrade_step_installs_its_example_chart runs helm-upgrade.
+}
+
+#[test]
 fn an_undeclared_step_keeps_its_policy_with_a_warning() {
     let report = probe(
         &guest("apply-probe"),

@@ -2,9 +2,11 @@
 //! HTTP, then applies each input `manifest-0`, `manifest-1`, ... alone and
 //! sets `outcome-N` (`ok` or the error's kind) and `message-N`; with input
 //! `url` it also GETs it and sets `http-outcome` and `http-message`: what
-//! the intersection of its policy and its declaration lets through.
+//! the intersection of its policy and its declaration lets through. With
+//! input `helm` set it lists helm releases (its declaration has no `helm:
+//! true`) and sets `helm-outcome` and `helm-message`.
 
-use stepbox_sdk::{Context, Result, http, kube, run};
+use stepbox_sdk::{Context, Result, helm, http, kube, run};
 
 fn run(_ctx: &Context) -> Result<()> {
     let mut n = 0;
@@ -24,6 +26,14 @@ fn run(_ctx: &Context) -> Result<()> {
         };
         run::set_output("http-outcome", outcome)?;
         run::set_output("http-message", message)?;
+    }
+    if run::input("helm").is_some() {
+        let (outcome, message) = match helm::list() {
+            Ok(r) => (format!("{} releases", r.len()), String::new()),
+            Err(e) => (e.kind().to_string(), e.message().to_string()),
+        };
+        run::set_output("helm-outcome", outcome)?;
+        run::set_output("helm-message", message)?;
     }
     Ok(())
 }
