@@ -206,7 +206,7 @@ impl Request {
         let fields = Fields::new();
         for (name, value) in &self.headers {
             fields
-                .append(&name.to_ascii_lowercase(), &value.as_bytes().to_vec())
+                .append(&name.to_ascii_lowercase(), value.as_bytes())
                 .map_err(|e| Error::invalid(format!("header {name:?}: {e:?}")))?;
         }
         if !self.body.is_empty() {

@@ -162,7 +162,10 @@ fn baseline_allows_what_only_restricted_refuses() {
         .filter(|((outcome, _), _)| outcome != "ok")
         .map(|((_, message), case)| format!("{}: {message}", case.name))
         .collect();
-    assert!(wrong.is_empty(), "refused at the built-in baseline: {wrong:#?}");
+    assert!(
+        wrong.is_empty(),
+        "refused at the built-in baseline: {wrong:#?}"
+    );
 }
 
 const PRIVILEGED_DEPLOYMENT: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
