@@ -31,11 +31,13 @@
 //! that wants Kubernetes' "namespace not found" checks
 //! [`namespace_exists`](MemoryCluster::namespace_exists) first.
 
+use std::sync::MutexGuard;
+
 use serde_json::{Map, Value};
 
 use super::{
     Change, ClusterError, DeleteOutcome, LabelSelector, MemoryCluster, Propagation, ResourceInfo,
-    Result, check_preconditions, crd, finalize, key, not_found, now, object, resolve,
+    Result, State, check_preconditions, crd, finalize, key, not_found, now, object, resolve,
     scope_namespace, validate_object,
 };
 use stepbox_k8s::patch::{self as patches, PatchType};
@@ -227,12 +229,7 @@ impl MemoryCluster {
             )));
         }
         check_preconditions(res, &r.name, &obj, None)?;
-        strip_server_fields(&mut obj, None, crd::main_resource_writes_status(&st, res));
-        let now = now();
-        if let Some(m) = &opts.field_manager {
-            record_update(Scope::Main, None, &mut obj, m, &now);
-        }
-        let change = self.commit(st, res, &ns, None, obj, opts.dry_run)?;
+        let change = self.write_main(st, res, &ns, None, obj, opts)?;
         Ok(Self::with_api_version(res, change.after))
     }
 
@@ -263,18 +260,32 @@ impl MemoryCluster {
         let st = self.lock();
         let live = st.live(res, &ns, name)?;
         check_preconditions(res, name, object, Some(&live))?;
-        let mut obj = object.clone();
+        let obj = object.clone();
+        let change = self.write_main(st, res, &ns, Some(live), obj, opts)?;
+        Ok(versioned(res, change))
+    }
+
+    /// The end of a create, update or patch of an object's main resource:
+    /// the server's fields come from `live` (none for a new object), the
+    /// field manager's update is recorded, and the object is committed.
+    fn write_main(
+        &self,
+        st: MutexGuard<'_, State>,
+        res: &ResourceInfo,
+        ns: &str,
+        live: Option<Value>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Change> {
         strip_server_fields(
             &mut obj,
-            Some(&live),
+            live.as_ref(),
             crd::main_resource_writes_status(&st, res),
         );
-        let now = now();
         if let Some(m) = &opts.field_manager {
-            record_update(Scope::Main, Some(&live), &mut obj, m, &now);
+            record_update(Scope::Main, live.as_ref(), &mut obj, m, &now());
         }
-        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run)?;
-        Ok(versioned(res, change))
+        self.commit(st, res, ns, live, obj, opts.dry_run)
     }
 
     /// Patches an object. `patch` is the parsed body: a list of operations
@@ -305,7 +316,7 @@ impl MemoryCluster {
         let ns = scope_namespace(res, namespace, None)?;
         let st = self.lock();
         let live = st.live(res, &ns, name)?;
-        let mut obj = match patch_type {
+        let obj = match patch_type {
             PatchType::Json => patches::json_patch(&live, patch)?,
             PatchType::StrategicMerge => patches::strategic_merge(&live, patch, res)?,
             PatchType::Merge | PatchType::Apply => {
@@ -322,16 +333,7 @@ impl MemoryCluster {
         };
         check_identity(res, &ns, name, &obj)?;
         check_preconditions(res, name, &obj, Some(&live))?;
-        strip_server_fields(
-            &mut obj,
-            Some(&live),
-            crd::main_resource_writes_status(&st, res),
-        );
-        let now = now();
-        if let Some(m) = &opts.field_manager {
-            record_update(Scope::Main, Some(&live), &mut obj, m, &now);
-        }
-        let change = self.commit(st, res, &ns, Some(live), obj, opts.dry_run)?;
+        let change = self.write_main(st, res, &ns, Some(live), obj, opts)?;
         Ok(versioned(res, change))
     }
 
