@@ -3,24 +3,33 @@
 // but inside the run's namespace and policy. The same inputs, outputs, log
 // and plan as the Rust step in ../deploy-manifests.
 //
-// 1. Reads every .yaml, .yml and .json file under /packages (recursively,
-//    sorted by path, hidden files and directories skipped).
+// 1. Reads the package: a kustomization (input `kustomization`, a
+//    directory of the package, or the package itself when it holds a
+//    `kustomization.yaml`) rendered by the host's kustomize, else every
+//    .yaml, .yml and .json file under /packages (recursively, sorted by
+//    path, hidden files and directories skipped).
 // 2. Replaces #{Name} placeholders with the run's inputs; unknown names
 //    fail the run, listed per file.
 // 3. Parses every document of every file before anything is applied.
 // 4. Applies them all in one call, so the host checks every object against
-//    the policy before it applies any.
-// 5. Unless wait=false, waits for every applied Deployment, StatefulSet,
-//    DaemonSet and Job to roll out (complete, for a Job).
+//    the policy before it applies any. With prune=true the objects carry
+//    the inventory's label and the inventory is applied with them.
+// 5. With prune=true, deletes what the inventory's last run applied and
+//    the package no longer holds (./prune.js).
+// 6. Unless wait=false, waits for every applied Deployment, StatefulSet,
+//    DaemonSet and Job to roll out (complete, for a Job); when one does
+//    not, logs why (./diagnose.js).
 
 import {
   StepboxError,
   artifact,
   boolInput,
   fs,
+  input,
   inputs as allInputs,
   intInput,
   kube,
+  kustomize,
   log,
   progress,
   setOutput,
@@ -29,27 +38,68 @@ import {
   yaml,
 } from '@stepbox/sdk';
 
+import * as diagnose from './diagnose.js';
+import { Inventory, inventoryId, union } from './prune.js';
+
 const PACKAGES = '/packages';
 const APPLIED_FILE = '/workspace/applied.json';
 
-export function run(_ctx) {
+export function run(ctx) {
   const wait = boolInput('wait', true);
   const timeout = intInput('timeout', 300);
+  const prune = boolInput('prune', false);
   const inputs = allInputs();
 
   progress(0, 'reading manifests');
-  const { files, documents } = load(PACKAGES, inputs);
+  const dir = kustomization(PACKAGES);
+  let files;
+  let documents;
+  if (dir !== undefined) {
+    log.info(`rendering the kustomization ${dir}`);
+    [files, documents] = [1, rendered(dir, inputs)];
+  } else {
+    ({ files, documents } = load(PACKAGES, inputs));
+  }
   if (documents.length === 0) {
     throw StepboxError.step(`no manifests found under ${PACKAGES}; pass --package DIR`);
   }
   log.debug(`${documents.length} documents in ${files} files`);
   progress(20, `applying ${documents.length} objects`);
 
-  const applied = kube.apply(documents);
+  let inventory;
+  if (prune) {
+    inventory = Inventory.load(inventoryId(ctx.stepName, input('inventory') ?? 'default'));
+    inventory.label(documents);
+  }
+  const members = Inventory.members(documents);
+  const manifests = [...documents];
+  if (inventory) {
+    // Listing the old objects too until they are pruned: a run that fails
+    // half-way leaves nothing it made out of the inventory.
+    manifests.push(inventory.configMap(union(members, inventory.previous)));
+  }
+  const applied = kube.apply(manifests);
+  if (inventory) {
+    // The inventory itself is bookkeeping, not one of the package's.
+    applied.pop();
+  }
   for (const object of applied) {
     log.info(`${object.kubectlName()} ${object.action}`);
   }
   progress(50, `applied ${applied.length} objects`);
+
+  if (inventory) {
+    const gone = inventory.gone(members);
+    const deleted = inventory.prune(gone);
+    if (gone.length > 0) {
+      try {
+        kube.apply(inventory.configMap(members));
+      } catch (e) {
+        throw withContext(e, 'writing the inventory');
+      }
+    }
+    setOutput('pruned', String(deleted.length));
+  }
 
   if (wait) {
     const workloads = applied.filter(isWorkload);
@@ -60,7 +110,9 @@ export function run(_ctx) {
       try {
         kube.wait(workload.kindRef(), workload.name, 'rollout', timeout);
       } catch (e) {
-        throw withContext(e, `waiting for ${name}`);
+        const why = diagnose.rollout(workload);
+        const said = why === undefined ? '' : ` (${why}; the log has its conditions, events and container logs)`;
+        throw withContext(e, `waiting for ${name}${said}`);
       }
       progress(50 + Math.floor((45 * (i + 1)) / workloads.length), `${name} ${done}`);
     });
@@ -104,6 +156,35 @@ export function load(root, inputs) {
     }
   }
   return { files: files.length, documents };
+}
+
+/**
+ * The kustomization to render: input `kustomization` (a directory of the
+ * package), else the package itself when it holds one; undefined for plain
+ * manifests.
+ */
+function kustomization(root) {
+  const dir = input('kustomization');
+  if (dir) {
+    const trimmed = dir.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+    return trimmed.startsWith('/') ? trimmed : `${root}/${trimmed}`;
+  }
+  const holdsOne = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => isFile(`${root}/${f}`));
+  return holdsOne ? root : undefined;
+}
+
+/** The documents a kustomization renders, with #{Name} placeholders filled. */
+function rendered(dir, inputs) {
+  const text = kustomize.build(dir);
+  try {
+    return yaml.documents(substitute(text, inputs));
+  } catch (e) {
+    throw withContext(e, `kustomization ${dir}`);
+  }
+}
+
+function isFile(path) {
+  return fs.exists(path) && fs.stat(path).type === 'file';
 }
 
 /**
