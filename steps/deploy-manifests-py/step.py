@@ -3,15 +3,22 @@
 inside the run's namespace and policy. The same inputs, outputs, log and
 plan as the Rust step in ../deploy-manifests.
 
-1. Reads every .yaml, .yml and .json file under /packages (recursively,
-   sorted by path, hidden files and directories skipped).
+1. Reads the package: a kustomization (input ``kustomization``, a directory
+   of the package, or the package itself when it holds a
+   ``kustomization.yaml``) rendered by the host's kustomize, else every
+   .yaml, .yml and .json file under /packages (recursively, sorted by path,
+   hidden files and directories skipped).
 2. Replaces #{Name} placeholders with the run's inputs; unknown names fail
    the run, listed per file.
 3. Parses every document of every file before anything is applied.
 4. Applies them all in one call, so the host checks every object against
-   the policy before it applies any.
-5. Unless wait=false, waits for every applied Deployment, StatefulSet,
-   DaemonSet and Job to roll out (complete, for a Job).
+   the policy before it applies any. With prune=true the objects carry the
+   inventory's label and the inventory is applied with them.
+5. With prune=true, deletes what the inventory's last run applied and the
+   package no longer holds (prune.py).
+6. Unless wait=false, waits for every applied Deployment, StatefulSet,
+   DaemonSet and Job to roll out (complete, for a Job); when one does not,
+   logs why (diagnose.py).
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from stepbox_sdk import (
     StepFailed,
     artifact,
     bool_input,
+    input,
     inputs,
     int_input,
     kube,
+    kustomize,
     log,
     progress,
     set_output,
@@ -38,6 +47,9 @@ from stepbox_sdk import (
     yaml,
 )
 
+import diagnose
+from prune import Inventory, inventory_id, union
+
 PACKAGES = "/packages"
 APPLIED_FILE = "/workspace/applied.json"
 
@@ -45,19 +57,49 @@ APPLIED_FILE = "/workspace/applied.json"
 def run(ctx: Context) -> None:
     wait = bool_input("wait", True)
     timeout = int_input("timeout", 300)
+    prune = bool_input("prune", False)
     values = inputs()
 
     progress(0, "reading manifests")
-    files, documents = load(PACKAGES, values)
+    directory = kustomization(PACKAGES)
+    if directory is not None:
+        log.info(f"rendering the kustomization {directory}")
+        files, documents = 1, rendered(directory, values)
+    else:
+        files, documents = load(PACKAGES, values)
     if not documents:
         raise StepFailed(f"no manifests found under {PACKAGES}; pass --package DIR")
     log.debug(f"{len(documents)} documents in {files} files")
     progress(20, f"applying {len(documents)} objects")
 
-    applied = kube.apply(documents)
+    inventory = None
+    if prune:
+        name = input("inventory")
+        inventory = Inventory.load(inventory_id(ctx.step_name, "default" if name is None else name))
+        inventory.label(documents)
+    members = Inventory.members(documents)
+    manifests = list(documents)
+    if inventory is not None:
+        # Listing the old objects too until they are pruned: a run that
+        # fails half-way leaves nothing it made out of the inventory.
+        manifests.append(inventory.config_map(union(members, inventory.previous)))
+    applied = kube.apply(manifests)
+    if inventory is not None:
+        # The inventory itself is bookkeeping, not one of the package's.
+        applied.pop()
     for obj in applied:
         log.info(f"{obj.kubectl_name()} {obj.action}")
     progress(50, f"applied {len(applied)} objects")
+
+    if inventory is not None:
+        gone = inventory.gone(members)
+        deleted = inventory.prune(gone)
+        if gone:
+            try:
+                kube.apply(inventory.config_map(members))
+            except Exception as e:
+                raise with_context(e, "writing the inventory") from None
+        set_output("pruned", str(len(deleted)))
 
     if wait:
         workloads = [a for a in applied if is_workload(a)]
@@ -68,7 +110,9 @@ def run(ctx: Context) -> None:
             try:
                 kube.wait(workload.kind_ref(), workload.name, "rollout", timeout=timeout)
             except Exception as e:
-                raise with_context(e, f"waiting for {name}") from None
+                why = diagnose.rollout(workload)
+                said = f" ({why}; the log has its conditions, events and container logs)" if why is not None else ""
+                raise with_context(e, f"waiting for {name}{said}") from None
             progress(50 + 45 * (i + 1) // len(workloads), f"{name} {done}")
 
     objects = [{"apiVersion": a.api_version, "kind": a.kind, "name": a.name, "action": str(a.action)} for a in applied]
@@ -76,6 +120,29 @@ def run(ctx: Context) -> None:
     set_output("objects", objects)
     publish(objects)
     progress(100, "done")
+
+
+def kustomization(root: str) -> str | None:
+    """The kustomization to render: input ``kustomization`` (a directory of
+    the package), else the package itself when it holds one; None for plain
+    manifests."""
+    directory = input("kustomization")
+    if directory:
+        while directory.startswith("./"):
+            directory = directory[2:]
+        directory = directory.rstrip("/")
+        return directory if directory.startswith("/") else f"{root}/{directory}"
+    holds_one = any(os.path.isfile(f"{root}/{f}") for f in ("kustomization.yaml", "kustomization.yml", "Kustomization"))
+    return root if holds_one else None
+
+
+def rendered(directory: str, values: Mapping[str, str]) -> list[Any]:
+    """The documents a kustomization renders, with #{Name} placeholders filled."""
+    text = kustomize.build(directory)
+    try:
+        return yaml.documents(substitute(text, values))
+    except Exception as e:
+        raise with_context(e, f"kustomization {directory}") from None
 
 
 def load(root: str, values: Mapping[str, str]) -> tuple[int, list[Any]]:
