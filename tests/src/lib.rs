@@ -325,6 +325,50 @@ pub fn run_json(component: &Path, extra: &[&str]) -> Invocation {
     stepbox_run(args)
 }
 
+/// What a run did that a step must do alike in any language: status,
+/// error, plan, outputs, the step's own log lines, the audit trail and the
+/// artifacts' content (`deploy-manifests` and its ports are compared on
+/// it).
+pub fn observed(report: &Value) -> Value {
+    let log: Vec<Value> = report["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["source"] == "step")
+        .map(|l| serde_json::json!([l["level"], l["message"]]))
+        .collect();
+    let audit: Vec<Value> = report["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| serde_json::json!([a["call"], a["target"], a["decision"]]))
+        .collect();
+    let artifacts: Vec<Value> = report["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| serde_json::json!([a["name"], a["path"], a["size"], a["sha256"]]))
+        .collect();
+    serde_json::json!({
+        "status": report["status"],
+        "error": report["error"],
+        "plan": report["plan"],
+        "outputs": report["outputs"],
+        "log": log,
+        "audit": audit,
+        "artifacts": artifacts,
+    })
+}
+
+/// The JavaScript and Python ports of `deploy-manifests`, built, each with
+/// its language's name: they must do what the Rust step does ([`observed`]).
+pub fn deploy_manifests_ports() -> [(&'static str, PathBuf); 2] {
+    [
+        ("javascript", script_step("steps/deploy-manifests-js")),
+        ("python", script_step("steps/deploy-manifests-py")),
+    ]
+}
+
 /// The `(action, apiVersion, kind, name)` tuples of a report's plan.
 pub fn plan_of(report: &Value) -> Vec<(String, String, String, String)> {
     report["plan"]

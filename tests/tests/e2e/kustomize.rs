@@ -2,10 +2,14 @@
 //! real kubectl embeds: the example's base and its `overlays/prod`
 //! (patches, configMapGenerator, images, namePrefix, commonLabels), on the
 //! embedded namespace and on `stepbox dev-cluster`; a kustomization that
-//! reaches outside the package is refused before kustomize runs.
+//! reaches outside the package is refused before kustomize runs. The
+//! JavaScript and Python ports render and apply it as the Rust step does.
+
+use std::path::Path;
 
 use stepbox_tests::{
-    DevClusterProcess, Invocation, dir_with, kubectl_bin, plan_of, repo_root, run_json, step,
+    DevClusterProcess, Invocation, deploy_manifests_ports, dir_with, kubectl_bin, observed,
+    plan_of, repo_root, run_json, step,
 };
 
 fn example() -> String {
@@ -16,6 +20,11 @@ fn example() -> String {
 }
 
 fn deploy(package: &str, extra: &[&str]) -> Invocation {
+    deploy_with(&step("deploy-manifests"), package, extra)
+}
+
+/// `deploy-manifests` in any language.
+fn deploy_with(wasm: &Path, package: &str, extra: &[&str]) -> Invocation {
     let kubectl = kubectl_bin();
     let mut args = vec![
         "--package",
@@ -26,7 +35,7 @@ fn deploy(package: &str, extra: &[&str]) -> Invocation {
         "dev",
     ];
     args.extend_from_slice(extra);
-    run_json(&step("deploy-manifests"), &args)
+    run_json(wasm, &args)
 }
 
 /// The plan as `action kind name`, the generated ConfigMap's hash suffix
@@ -148,4 +157,32 @@ fn kustomize_overlay_is_deployed_to_dev_cluster_as_kubectl_would_render_it() {
         cm["data"]["LOG_LEVEL"], "warn",
         "the overlay's generator merged"
     );
+}
+
+#[test]
+fn kustomize_javascript_and_python_deploy_the_overlay_and_the_base_as_rust_does() {
+    let base = format!("{}/base", example());
+    let cases: [(&str, &[&str]); 2] = [
+        (&example(), &["--input", "kustomization=./overlays/prod/"]),
+        (&base, &[]),
+    ];
+    for (package, extra) in cases {
+        let rust = deploy(package, extra);
+        assert_eq!(rust.code, 0, "{}", rust.all_output());
+        let expected = observed(&rust.report());
+        assert_eq!(
+            expected["plan"].as_array().unwrap().len(),
+            3,
+            "a Deployment, a Service, a generated ConfigMap: {expected}"
+        );
+        for (lang, wasm) in deploy_manifests_ports() {
+            let run = deploy_with(&wasm, package, extra);
+            assert_eq!(run.code, 0, "{lang}: {}", run.all_output());
+            assert_eq!(
+                observed(&run.report()),
+                expected,
+                "{lang} against Rust on {package} {extra:?}"
+            );
+        }
+    }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use stepbox_tests::{
-    DevClusterProcess, Invocation, dir_with, plan_of, repo_root, run_json, script_step, step,
-    stepbox, wasm_target_dir, without_test_build_env,
+    DevClusterProcess, Invocation, dir_with, observed, plan_of, repo_root, run_json, script_step,
+    step, stepbox, wasm_target_dir, without_test_build_env,
 };
 
 /// The namespace the runs are confined to.
@@ -54,38 +54,6 @@ fn deploy(wasm: &Path, extra: &[&str]) -> Invocation {
     ];
     args.extend_from_slice(extra);
     run_json(wasm, &args)
-}
-
-/// What a run did that any language must do alike: plan, outputs, the
-/// step's own log lines, the audit trail and the artifacts' content.
-fn observed(report: &Value) -> Value {
-    let log: Vec<Value> = report["log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["source"] == "step")
-        .map(|l| json!([l["level"], l["message"]]))
-        .collect();
-    let audit: Vec<Value> = report["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| json!([a["call"], a["target"], a["decision"]]))
-        .collect();
-    let artifacts: Vec<Value> = report["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| json!([a["name"], a["path"], a["size"], a["sha256"]]))
-        .collect();
-    json!({
-        "status": report["status"],
-        "plan": report["plan"],
-        "outputs": report["outputs"],
-        "log": log,
-        "audit": audit,
-        "artifacts": artifacts,
-    })
 }
 
 #[test]
