@@ -5,12 +5,13 @@
 //! pod's `logs.stepbox.dev/CONTAINER` annotations). And the end of it:
 //! `deploy-manifests` whose Deployment does not roll out reports why, on
 //! dev-cluster and on the embedded namespace (status seeded as a
-//! controller would write it). The JavaScript and Python SDKs make the
-//! same calls (and kustomize's) with the same results.
+//! controller would write it), as do its JavaScript and Python ports. The
+//! JavaScript and Python SDKs make the same calls (and kustomize's) with
+//! the same results.
 
 use stepbox_tests::{
-    DevClusterProcess, Invocation, dir_with, guest, kubectl_bin, repo_root, run_json, script_step,
-    step,
+    DevClusterProcess, Invocation, deploy_manifests_ports, dir_with, guest, kubectl_bin, observed,
+    repo_root, run_json, script_step, step,
 };
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -331,8 +332,11 @@ const STATUS_BY_A_CONTROLLER: &str = "  managedFields:
       fieldsV1: {f:status: {}}
 ";
 
-#[test]
-fn observe_a_failed_rollout_offline_report_says_why() {
+/// A seed of the cluster a controller leaves after a failed rollout (the
+/// Deployment past its progress deadline, its pod's container
+/// crash-looping) as `seed.yaml`, and the package applying that Deployment
+/// as `pkg/`.
+fn failed_rollout_offline() -> tempfile::TempDir {
     let deployment = DEPLOYMENT.replacen(
         "  name: web\n",
         &format!("  name: web\n{STATUS_BY_A_CONTROLLER}"),
@@ -370,14 +374,18 @@ fn observe_a_failed_rollout_offline_report_says_why() {
 ",
         1,
     );
-    let dir = dir_with(&[
+    dir_with(&[
         ("seed.yaml", &format!("{deployment}---\n{pod}")),
         ("pkg/web.yaml", DEPLOYMENT),
-    ]);
+    ])
+}
+
+/// `deploy-manifests` (any language) on [`failed_rollout_offline`].
+fn deploy_failing(wasm: &std::path::Path, dir: &tempfile::TempDir) -> Invocation {
     let seed = dir.path().join("seed.yaml");
     let pkg = dir.path().join("pkg");
-    let run = run_json(
-        &step("deploy-manifests"),
+    run_json(
+        wasm,
         &[
             "--seed",
             seed.to_str().unwrap(),
@@ -386,7 +394,13 @@ fn observe_a_failed_rollout_offline_report_says_why() {
             "--input",
             "timeout=5",
         ],
-    );
+    )
+}
+
+#[test]
+fn observe_a_failed_rollout_offline_report_says_why() {
+    let dir = failed_rollout_offline();
+    let run = deploy_failing(&step("deploy-manifests"), &dir);
     assert_ne!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     let error = report["error"].as_str().unwrap();
@@ -399,4 +413,30 @@ fn observe_a_failed_rollout_offline_report_says_why() {
     let log = report["log"].to_string();
     assert!(log.contains("Warning BackOff (x4)"), "{log}");
     assert!(log.contains("error: DATABASE_URL is not set"), "{log}");
+}
+
+#[test]
+fn observe_a_failed_rollout_offline_javascript_and_python_say_why_as_rust_does() {
+    let dir = failed_rollout_offline();
+    let rust = deploy_failing(&step("deploy-manifests"), &dir);
+    assert_ne!(rust.code, 0, "{}", rust.all_output());
+    let expected = observed(&rust.report());
+    assert_eq!(expected["status"], "failed");
+    for (lang, wasm) in deploy_manifests_ports() {
+        let run = deploy_failing(&wasm, &dir);
+        assert_ne!(run.code, 0, "{lang}: {}", run.all_output());
+        let report = run.report();
+        let error = report["error"].as_str().unwrap_or_default();
+        for why in [
+            "waiting for deployment.apps/web (Progressing ProgressDeadlineExceeded",
+            "container web of pod/web-7c9d8-x2x9z: waiting CrashLoopBackOff",
+            "the log has its conditions, events and container logs",
+        ] {
+            assert!(
+                error.contains(why),
+                "{lang}: the error says {why:?}: {error}"
+            );
+        }
+        assert_eq!(observed(&report), expected, "{lang} against Rust");
+    }
 }
