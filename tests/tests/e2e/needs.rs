@@ -231,6 +231,20 @@ fn every_example_step_declares_its_needs() {
     }
 }
 
+#[test]
+fn deploy_manifests_ports_declare_what_the_rust_step_declares() {
+    // They make the same calls (kustomize, prune's get and delete, the
+    // diagnosis' lists, events and logs), so they need the same grant.
+    let rust = inspect(&step("deploy-manifests"))["needs"].clone();
+    assert!(
+        rust["rules"].to_string().contains("pods/log"),
+        "the Rust step's diagnosis reads logs: {rust}"
+    );
+    for dir in ["steps/deploy-manifests-js", "steps/deploy-manifests-py"] {
+        assert_eq!(inspect(&script_step(dir))["needs"], rust, "{dir}");
+    }
+}
+
 /// A new Rust step (`stepbox new`), built offline against the test guests'
 /// lock and target dir.
 fn new_rust_step(home: &Path) -> PathBuf {
