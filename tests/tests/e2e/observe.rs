@@ -5,9 +5,9 @@
 //! pod's `logs.stepbox.dev/CONTAINER` annotations). And the end of it:
 //! `deploy-manifests` whose Deployment does not roll out reports why, on
 //! dev-cluster and on the embedded namespace (status seeded as a
-//! controller would write it), as do its JavaScript and Python ports. The
-//! JavaScript and Python SDKs make the same calls (and kustomize's) with
-//! the same results.
+//! controller would write it), as do its JavaScript and Python ports (on
+//! both, the same log, error and audit). The JavaScript and Python SDKs
+//! make the same calls (and kustomize's) with the same results.
 
 use stepbox_tests::{
     DevClusterProcess, Invocation, deploy_manifests_ports, dir_with, guest, kubectl_bin, observed,
@@ -260,6 +260,24 @@ fn observe_a_failed_rollout_report_says_why() {
         !log.contains("container sidecar"),
         "a ready container is not shown:\n{log}"
     );
+
+    // The ports, on the same cluster, read and say the same.
+    let expected = observed(&report);
+    for (lang, wasm) in deploy_manifests_ports() {
+        let run = run_json(
+            &wasm,
+            &[
+                "--kubeconfig",
+                &kc,
+                "--package",
+                pkg.to_str().unwrap(),
+                "--input",
+                "timeout=5",
+            ],
+        );
+        assert_ne!(run.code, 0, "{lang}: {}", run.all_output());
+        assert_eq!(observed(&run.report()), expected, "{lang} against Rust");
+    }
 }
 
 #[test]
