@@ -77,9 +77,11 @@ export function inventoryId(step, id) {
   const value = `${step}.${id}`;
   const ok = value.length <= MAX_LABEL_VALUE && /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(value);
   if (ok) return value;
+  const room = Math.max(0, MAX_LABEL_VALUE - (step.length + 1));
+  const q = JSON.stringify;
   throw StepboxError.invalid(
-    `input inventory: ${JSON.stringify(id)} with step name ${JSON.stringify(step)} makes ${JSON.stringify(value)}, ` +
-      `not a label value: use letters, digits, '-', '_' and '.', at most ${Math.max(0, MAX_LABEL_VALUE - (step.length + 1))} characters`,
+    `input inventory: ${q(id)} with step name ${q(step)} makes ${q(value)}, ` +
+      `not a label value: use letters, digits, '-', '_' and '.', at most ${room} characters`,
   );
 }
 

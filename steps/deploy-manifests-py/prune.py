@@ -48,7 +48,8 @@ class Member:
         if not isinstance(doc, dict):
             return None
         meta = doc.get("metadata")
-        return Member._checked(doc.get("apiVersion"), doc.get("kind"), meta.get("name") if isinstance(meta, dict) else None)
+        name = meta.get("name") if isinstance(meta, dict) else None
+        return Member._checked(doc.get("apiVersion"), doc.get("kind"), name)
 
     @staticmethod
     def listed(v: Any) -> Optional["Member"]:
@@ -83,11 +84,16 @@ def inventory_id(step: str, inventory: str) -> str:
     value = f"{step}.{inventory}"
     if len(value.encode()) <= MAX_LABEL_VALUE and _LABEL_VALUE.fullmatch(value):
         return value
-    q = lambda s: json.dumps(s, ensure_ascii=False)  # noqa: E731 - quoted as Rust's {:?}
+    room = max(0, MAX_LABEL_VALUE - (len(step.encode()) + 1))
     raise Invalid(
-        f"input inventory: {q(inventory)} with step name {q(step)} makes {q(value)}, not a label value: "
-        f"use letters, digits, '-', '_' and '.', at most {max(0, MAX_LABEL_VALUE - (len(step.encode()) + 1))} characters"
+        f"input inventory: {_quote(inventory)} with step name {_quote(step)} makes {_quote(value)}, "
+        f"not a label value: use letters, digits, '-', '_' and '.', at most {room} characters"
     )
+
+
+def _quote(value: str) -> str:
+    """Quoted as the Rust step quotes it (``{:?}``)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass
@@ -141,7 +147,7 @@ class Inventory:
                 "labels": {"applyset.kubernetes.io/id": self.id.replace(".", "-")},
                 "annotations": {"stepbox.dev/inventory-of": self.id},
             },
-            "data": {"objects": json.dumps([m.listing() for m in members], separators=(",", ":"), ensure_ascii=False)},
+            "data": {"objects": compact([m.listing() for m in members])},
         }
 
     @staticmethod
@@ -167,7 +173,8 @@ class Inventory:
                 continue
             except StepboxError as e:
                 raise with_context(e, f"pruning {name}") from None
-            labels = current.get("metadata", {}).get("labels") if isinstance(current.get("metadata"), dict) else None
+            meta = current.get("metadata")
+            labels = meta.get("labels") if isinstance(meta, dict) else None
             label = labels.get(LABEL) if isinstance(labels, dict) else None
             if label != self.id:
                 log.warn(f"{name} is not pruned: it no longer carries {LABEL}={self.id} (someone else manages it now)")
@@ -180,6 +187,11 @@ class Inventory:
                 log.info(f"{name} deleted (pruned: no longer in the package)")
                 deleted.append(m)
         return deleted
+
+
+def compact(value: Any) -> str:
+    """JSON as serde_json writes it: no spaces, no escapes beyond JSON's."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def union(a: list[Member], b: list[Member]) -> list[Member]:

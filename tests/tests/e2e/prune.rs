@@ -259,3 +259,26 @@ fn prune_live_each_language_prunes_what_another_applied() {
         assert_eq!(left, want, "{who}: the package's ConfigMaps, no more");
     }
 }
+
+#[test]
+fn prune_an_inventory_id_that_is_no_label_value_fails_alike_in_every_language() {
+    let dir = dir_with(&[("pkg/keep.yaml", &config_map("keep"))]);
+    let pkg = dir.path().join("pkg");
+    let bad = ["--input", "inventory=blue green"];
+    let rust = deploy(&pkg, &bad);
+    assert_ne!(rust.code, 0, "{}", rust.all_output());
+    let expected = observed(&rust.report());
+    let error = expected["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            r#"invalid: input inventory: "blue green" with step name "deploy" makes "deploy.blue green", not a label value"#
+        ),
+        "{error}"
+    );
+    assert_eq!(expected["plan"], serde_json::json!([]), "nothing applied");
+    for (lang, wasm) in deploy_manifests_ports() {
+        let run = deploy_with(&wasm, &pkg, &bad);
+        assert_ne!(run.code, 0, "{lang}: {}", run.all_output());
+        assert_eq!(observed(&run.report()), expected, "{lang} against Rust");
+    }
+}
