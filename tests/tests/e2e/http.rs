@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use stepbox_tests::{Invocation, dir_with, run_json, script_step, step};
+use stepbox_tests::{DevClusterProcess, Invocation, dir_with, run_json, script_step, step};
 
 /// A small HTTP/1.1 server on 127.0.0.1 answering by path:
 /// `/` 200 `ok`, `/big` 64 KiB, `/slow` never, `/redirect` 302 to
@@ -379,4 +379,58 @@ fn http_wildcard_entry_does_not_reach_loopback() {
         assert!(error.contains("naming the address itself"), "{error}");
     }
     assert!(server.requests().is_empty(), "nothing reached the server");
+}
+
+/// On a live run the cluster's API server is no ordinary destination: an
+/// entry that reaches its address only through a name (here `localhost`,
+/// while the kubeconfig says 127.0.0.1) is refused, naming the API server,
+/// and the request never arrives; the run's kube calls are not affected.
+#[test]
+fn http_to_the_clusters_api_server_is_refused_unless_named_exactly() {
+    let dc = DevClusterProcess::start(&["--namespace", "dev"]);
+    let kubeconfig = std::fs::read_to_string(dc.kubeconfig()).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("the kubeconfig names its server")
+        .trim_matches(['"', '\''])
+        .to_string();
+    let port = server
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("the server URL has a port");
+    assert!(
+        server.starts_with("https://127.0.0.1:"),
+        "the test relies on the dev cluster serving on 127.0.0.1: {server}"
+    );
+    let policy = policy(&format!("https://localhost:{port}"));
+    let probes_before = dc
+        .kubectl_run(["get", "--raw", "/debug/stepbox/requests"])
+        .stdout
+        .matches("/version")
+        .count();
+    let kc = dc.kubeconfig().to_str().unwrap().to_string();
+    let run = check(
+        &policy,
+        &format!("https://localhost:{port}/version"),
+        &["--kubeconfig", &kc],
+    );
+    assert_ne!(run.code, 0, "{}", run.all_output());
+    let error = run.report()["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("forbidden"), "{error}");
+    assert!(error.contains("the cluster's API server"), "{error}");
+    assert!(
+        error.contains("naming its exact address or name"),
+        "{error}"
+    );
+    // The run's own pre-flight probe of /version is the only one that arrived.
+    let requests = dc
+        .kubectl_run(["get", "--raw", "/debug/stepbox/requests"])
+        .stdout;
+    assert_eq!(
+        requests.matches("/version").count() - probes_before,
+        1,
+        "only the run's probe reached /version: {requests}"
+    );
 }
