@@ -32,12 +32,14 @@
 pub mod artifact;
 pub mod auth;
 mod cache;
+mod collect;
 pub mod package;
 pub mod reference;
 pub mod registry;
 pub mod sign;
 
 pub use cache::BlobCache;
+pub use collect::{CacheEntry, Collect, Collected, STALE_TEMP};
 pub use reference::Reference;
 pub use registry::{Distribution, PullOptions, Pulled, RegistryOptions};
 

@@ -211,7 +211,7 @@ impl Distribution {
         let (bytes, _) = client
             .pull_manifest_raw(pinned.oci(), &self.auth(r)?, &[OCI_MANIFEST])
             .await
-            .map_err(|e| map_error(r, e))?;
+            .map_err(|e| not_cached(r, digest, map_error(r, e)))?;
         if bytes.len() as u64 > artifact::MAX_SMALL_BLOB {
             return Err(Error::Artifact {
                 reference: r.to_string(),
@@ -241,7 +241,7 @@ impl Distribution {
         let sized = client
             .pull_blob_stream(r.oci(), &layer)
             .await
-            .map_err(|e| map_error(r, e))?;
+            .map_err(|e| not_cached(r, &desc.digest, map_error(r, e)))?;
         if sized.content_length.is_some_and(|n| n > desc.size) {
             return Err(Error::Artifact {
                 reference: r.to_string(),
@@ -272,6 +272,9 @@ impl Distribution {
         }
         let layer = &manifest.layers[0];
         let blob = self.blob(r, layer).await?;
+        // Used now: collection removes the least recently used first.
+        self.cache.touch(&digest);
+        self.cache.touch(&layer.digest);
         let path = match kind {
             Kind::Step => blob,
             Kind::Package => {
@@ -408,6 +411,20 @@ async fn push_manifest(client: &Client, r: &Reference, bytes: &[u8]) -> Result<(
         .await
         .map(|_| ())
         .map_err(|e| map_error(r, e))
+}
+
+/// A registry that fails (or cannot be reached) for content not in the
+/// cache: says so, and what to do (the cache may have been collected).
+fn not_cached(r: &Reference, digest: &str, e: Error) -> Error {
+    match e {
+        Error::Registry { reference, detail } => Error::Registry {
+            reference,
+            detail: format!(
+                "{digest} is not in the blob cache (never pulled here, or removed by `stepbox cache prune`) and the registry did not give it: {detail}; pull it again when the registry is reachable (`stepbox pull {r}`)"
+            ),
+        },
+        e => e,
+    }
 }
 
 /// The registry's errors, in words that name the reference.
