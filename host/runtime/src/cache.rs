@@ -8,6 +8,8 @@
 //! code. Entries are written to a temp file and renamed into place, so a
 //! crash or a concurrent writer never leaves a torn entry.
 
+pub mod collect;
+
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -129,7 +131,10 @@ impl CompileCache {
             // key), into a directory this process controls, and is only
             // ever replaced by an atomic rename.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                Ok(c) => {
+                    collect::touch(&path);
+                    return Ok((c, CacheOutcome::Hit));
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "ignoring unusable compile cache entry: {e:#}");
                     let _ = std::fs::remove_file(&path);
@@ -154,10 +159,16 @@ impl CompileCache {
     /// this skips it for a file loaded before.
     pub fn known_sha256(&self, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
         let stamp = FileStamp::of(meta)?;
-        let text = std::fs::read_to_string(self.stamp_path(path)?).ok()?;
+        let stamp_path = self.stamp_path(path)?;
+        let text = std::fs::read_to_string(&stamp_path).ok()?;
         let (recorded, sha256) = text.trim_end().rsplit_once(' ')?;
-        (recorded == stamp && sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| sha256.to_string())
+        let known = recorded == stamp
+            && sha256.len() == 64
+            && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        known.then(|| {
+            collect::touch(&stamp_path);
+            sha256.to_string()
+        })
     }
 
     /// Remembers the sha256 of the component file `path` for
@@ -276,6 +287,26 @@ mod tests {
         let other = dir.path().join("other.wasm");
         std::fs::write(&other, b"\0asm one").unwrap();
         assert_eq!(cache.known_sha256(&other, &meta(&other)), None);
+    }
+
+    #[test]
+    fn a_hit_marks_its_entry_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path());
+        let engine = Engine::default();
+        // The smallest component: its header.
+        let bytes = b"\0asm\x0d\0\x01\0";
+        let (_, outcome) = cache.load_or_compile(&engine, bytes, SHA).unwrap();
+        assert_eq!(outcome, CacheOutcome::Miss);
+        let entry = cache.entries().remove(0).path;
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(86400);
+        std::fs::File::open(&entry)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        let (_, outcome) = cache.load_or_compile(&engine, bytes, SHA).unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+        assert!(meta(&entry).modified().unwrap() > long_ago);
     }
 
     #[test]
