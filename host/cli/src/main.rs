@@ -8,6 +8,7 @@
 //! 3 a limit ended the run.
 
 mod build;
+mod cache;
 mod dev_cluster;
 mod gateway;
 mod new;
@@ -102,6 +103,9 @@ enum Command {
     /// Pull a step or package into the blob cache (verified); prints its
     /// pinned reference as the last line.
     Pull(Box<oci::PullArgs>),
+    /// Show or prune the on-disk caches (pulled artifacts and compiled
+    /// components), least recently used first.
+    Cache(cache::CacheCommand),
     /// Run StepRuns of one namespace of a cluster: watch, claim, run,
     /// heartbeat, report (the runtime that replaces script pods).
     Worker(Box<worker::WorkerArgs>),
@@ -421,6 +425,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
             oci::push(*args, &runtime).await
         }
         Command::Pull(args) => oci::pull(*args).await,
+        Command::Cache(args) => cache::cache(args),
         Command::Worker(args) => worker::worker(*args).await,
         Command::Crd => worker::crd(),
         Command::Submit(args) => submit::submit(*args).await,
