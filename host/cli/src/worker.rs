@@ -58,6 +58,11 @@ pub struct WorkerArgs {
     /// helm v3.8+ for the steps' helm calls [default: $STEPBOX_HELM, else `helm` on PATH].
     #[arg(long, value_name = "PATH")]
     helm: Option<PathBuf>,
+    /// Keep the compile cache and the blob cache together under this size
+    /// (bytes, or with Ki, Mi, Gi), least recently used entries removed
+    /// first, never those of runs in flight; 0: unbounded.
+    #[arg(long, value_name = "SIZE", default_value = "2Gi", value_parser = crate::parse_size)]
+    cache_max_size: u64,
     /// Print the Role the worker's service account needs for these
     /// policies (YAML) and exit.
     #[arg(long)]
@@ -95,6 +100,7 @@ pub async fn worker(args: WorkerArgs) -> Result<u8> {
         None => None,
     };
     config.cache_dir = args.cache.dir();
+    config.cache_max_bytes = (args.cache_max_size > 0).then_some(args.cache_max_size);
     config.helm_binary = stepbox::caps::helm::HelmConfig::binary_from_env(args.helm.clone());
     if config.lost_after <= config.heartbeat {
         bail!(

@@ -16,6 +16,7 @@ use stepbox_oci::artifact::Kind;
 use stepbox_oci::{PullOptions, Reference};
 use tokio_util::sync::CancellationToken;
 
+use crate::caches::InUse;
 use crate::crd::{DryRun, Reason, StepRun};
 use crate::report_store::LiveLog;
 use crate::status::Outcome;
@@ -29,6 +30,8 @@ pub struct Prepared {
     pub opts: RunOptions,
     /// The step's manifest digest.
     pub digest: String,
+    /// The digests the run uses, kept by cache collection until it ends.
+    pub in_use: InUse,
 }
 
 /// Prepares `run` (claimed, as run `run_id`) to start.
@@ -58,6 +61,9 @@ pub async fn prepare(
     let require_digest = !config.allow_tags || policy.require_digest;
 
     let step_ref = parse(&spec.step, "spec.step")?;
+    // No collection between a pull and its digests marked in use.
+    let pulling = shared.caches.pulling().await;
+    let mut in_use = shared.caches.hold();
     let step = shared
         .distribution()
         .pull(
@@ -71,6 +77,7 @@ pub async fn prepare(
         )
         .await
         .map_err(pull_failed)?;
+    in_use.add([step.digest.clone(), step.layer_digest.clone()]);
     let loaded = shared
         .load(&step.path, &step.layer_digest)
         .await
@@ -93,10 +100,12 @@ pub async fn prepare(
                 )
                 .await
                 .map_err(pull_failed)?;
+            in_use.add([pulled.digest.clone(), pulled.layer_digest.clone()]);
             Some(pulled)
         }
     };
 
+    drop(pulling);
     let secrets = read_secrets(shared, run).await?;
     let dry_run = spec.dry_run == DryRun::Server;
     let backend = LiveCluster::from_client(shared.client.clone(), dry_run);
@@ -128,6 +137,7 @@ pub async fn prepare(
         step: loaded,
         opts,
         digest: step.digest,
+        in_use,
     })
 }
 

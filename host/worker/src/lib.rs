@@ -30,6 +30,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod caches;
 pub mod crd;
 mod events;
 mod execute;
@@ -116,12 +117,20 @@ pub struct WorkerConfig {
     pub cache_dir: Option<PathBuf>,
     /// The helm binary for the steps' helm calls.
     pub helm_binary: PathBuf,
+    /// Keep the blob and compile caches together under this many bytes,
+    /// least recently used removed first, after runs and every few
+    /// minutes (`None`: unbounded).
+    pub cache_max_bytes: Option<u64>,
 }
+
+/// The default of [`WorkerConfig::cache_max_bytes`]: 2 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
 
 impl WorkerConfig {
     /// The defaults of `stepbox worker` for `namespace` and `policies`:
     /// 16 runs at once, a 5 s heartbeat, lost after 30 s, a 60 s drain,
-    /// digests only, the default blob cache, no compile cache.
+    /// digests only, the default blob cache, no compile cache, caches kept
+    /// under [`DEFAULT_CACHE_MAX_BYTES`].
     pub fn new(namespace: impl Into<String>, name: impl Into<String>, policies: PolicySet) -> Self {
         Self {
             namespace: namespace.into(),
@@ -139,6 +148,7 @@ impl WorkerConfig {
             verify_key: None,
             cache_dir: None,
             helm_binary: stepbox::caps::helm::HelmConfig::binary_from_env(None),
+            cache_max_bytes: Some(DEFAULT_CACHE_MAX_BYTES),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The worker's Prometheus metrics (`/metrics`): runs by result, run
 //! durations, the wait from creation to claim, claims lost to other
-//! workers, runs recovered from lost workers, and runs in flight.
+//! workers, runs recovered from lost workers, runs in flight, and cache
+//! entries evicted (and bytes freed) to keep the disk caches under
+//! `--cache-max-size`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +16,13 @@ use prometheus_client::registry::Registry;
 pub struct ResultLabel {
     /// `Succeeded`, `StepFailed`, `TimedOut`, ...
     pub result: String,
+}
+
+/// Which disk cache: `blob` (pulled artifacts) or `compile`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    /// `blob` or `compile`.
+    pub cache: String,
 }
 
 /// The metrics of one worker.
@@ -31,6 +40,10 @@ pub struct Metrics {
     pub recoveries: Counter,
     /// Runs in flight now.
     pub running: Gauge,
+    /// Cache entries removed to stay under the size budget, by cache.
+    pub cache_evictions: Family<CacheLabel, Counter>,
+    /// Bytes those removals freed, by cache.
+    pub cache_freed_bytes: Family<CacheLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +88,18 @@ impl Default for Metrics {
             recoveries.clone(),
         );
         registry.register("running", "Runs in flight", running.clone());
+        let cache_evictions = Family::<CacheLabel, Counter>::default();
+        let cache_freed_bytes = Family::<CacheLabel, Counter>::default();
+        registry.register(
+            "cache_evictions",
+            "Disk cache entries removed to stay under --cache-max-size, by cache",
+            cache_evictions.clone(),
+        );
+        registry.register(
+            "cache_freed_bytes",
+            "Bytes freed by removing disk cache entries, by cache",
+            cache_freed_bytes.clone(),
+        );
         Self {
             registry,
             runs,
@@ -83,6 +108,8 @@ impl Default for Metrics {
             claims_lost,
             recoveries,
             running,
+            cache_evictions,
+            cache_freed_bytes,
         }
     }
 }
@@ -96,6 +123,17 @@ impl Metrics {
             })
             .inc();
         self.duration.observe(seconds);
+    }
+
+    /// `entries` of `cache` removed, freeing `bytes`.
+    pub fn evicted(&self, cache: &str, entries: usize, bytes: u64) {
+        let label = CacheLabel {
+            cache: cache.to_string(),
+        };
+        self.cache_evictions
+            .get_or_create(&label)
+            .inc_by(entries as u64);
+        self.cache_freed_bytes.get_or_create(&label).inc_by(bytes);
     }
 
     /// The text exposition format.

@@ -103,11 +103,14 @@ async fn run_claimed(shared: &Arc<Shared>, run: StepRun, run_id: &str, handle: &
         match execute::prepare(shared, &run, run_id, handle.cancel.clone(), log.clone()).await {
             Ok(p) => {
                 let report = shared.runtime().run(&p.step, p.opts).await;
+                // Its blobs and package may be collected from now on.
+                drop(p.in_use);
                 (Outcome::of(&report), Some(report), Some(p.digest))
             }
             Err(o) => (o, None, None),
         };
     beat.abort();
+    shared.collect.notify_one();
 
     match handle.reason() {
         Some(StopReason::Lost) => {

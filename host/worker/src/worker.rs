@@ -19,6 +19,7 @@ use stepbox::{Allocator, LoadedStep, Runtime, RuntimeConfig};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::caches::CacheUse;
 use crate::crd::{Phase, StepRun};
 use crate::events::Recorder;
 use crate::health::Health;
@@ -86,6 +87,10 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Wakes the sweep (a slot freed).
     pub wake: Notify,
+    /// Digests runs in flight use (kept by cache collection).
+    pub caches: Arc<CacheUse>,
+    /// Wakes cache collection (a run ended).
+    pub collect: Notify,
     runtime: Arc<Runtime>,
     loaded: Mutex<LoadedSteps>,
 }
@@ -227,6 +232,8 @@ impl Worker {
             wake: Notify::new(),
             runtime: Arc::new(runtime),
             loaded: Mutex::new(Lru::new(MAX_LOADED)),
+            caches: Arc::default(),
+            collect: Notify::new(),
             config,
         });
         let health = Health {
@@ -304,6 +311,8 @@ impl Worker {
             })
         };
 
+        let collector = tokio::spawn(collect_caches(shared.clone(), watch_stop.clone()));
+
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -342,9 +351,40 @@ impl Worker {
         }
         watch_stop.cancel();
         let _ = watch.await;
+        let _ = collector.await;
         server_stop.cancel();
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+/// How often the caches are collected when no run ends.
+const COLLECT_EVERY: Duration = Duration::from_secs(300);
+
+/// Keeps the disk caches under the budget: at start, after runs (at most
+/// every few seconds) and every [`COLLECT_EVERY`].
+async fn collect_caches(shared: Arc<Shared>, stop: CancellationToken) {
+    let Some(max) = shared.config.cache_max_bytes else {
+        return;
+    };
+    loop {
+        shared
+            .caches
+            .collect(
+                shared.distribution().cache().clone(),
+                shared.config.cache_dir.clone(),
+                max,
+                &shared.metrics,
+            )
+            .await;
+        tokio::select! {
+            () = tokio::time::sleep(COLLECT_EVERY) => {}
+            () = shared.collect.notified() => {
+                // Runs ending together make one collection.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            () = stop.cancelled() => break,
+        }
     }
 }
 
