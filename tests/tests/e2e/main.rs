@@ -5,6 +5,7 @@
 //! (`cargo test --workspace hostile_` runs exactly it, SECURITY.md lists its
 //! cases).
 
+mod cache;
 mod cli;
 mod components;
 mod dev_cluster;
