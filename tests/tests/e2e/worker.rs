@@ -706,6 +706,29 @@ fn finished_stepruns_go_after_their_ttl() {
 }
 
 #[test]
+fn the_worker_keeps_its_caches_under_the_budget_and_pulls_again_what_went() {
+    let env = Env::new(&["hello"], &[]);
+    // One byte: whatever no run uses goes once the run ends.
+    let worker = env.worker("worker-a", &["--cache-max-size", "1"]);
+    env.apply(&steprun("first", env.pin("hello"), ""));
+    assert_eq!(phase(&env.finished("first", &[&worker])), "Succeeded");
+    let evicted = "stepbox_worker_cache_evictions_total{cache=\"blob\"}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while worker.metric(evicted) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the blob cache was not collected:\n{}",
+            worker.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(worker.metric("stepbox_worker_cache_freed_bytes_total{cache=\"blob\"}") > 0.0);
+    // The step went from disk: the next run pulls it again.
+    env.apply(&steprun("second", env.pin("hello"), ""));
+    assert_eq!(phase(&env.finished("second", &[&worker])), "Succeeded");
+}
+
+#[test]
 fn runs_finish_through_api_faults() {
     // The claim's status write fails twice, the watch is cut twice, and a
     // heartbeat is refused once with 503: each run still runs exactly once.
