@@ -304,7 +304,9 @@ impl BlobCache {
         Ok(out)
     }
 
-    /// Removes a blob, then its unpacked package.
+    /// Removes a blob, then its unpacked package: renamed to a temporary
+    /// name first, so a removal that fails half way never leaves a partial
+    /// package where a pull would use it (the next collection removes it).
     fn remove_blob(&self, digest: &str, m: &Member) -> crate::Result<()> {
         let gone = |r: std::io::Result<()>, path: &Path| match r {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::Local {
@@ -317,7 +319,12 @@ impl BlobCache {
             gone(std::fs::remove_file(&m.path), &m.path)?;
         }
         let package = self.package_dir(digest);
-        gone(std::fs::remove_dir_all(&package), &package)
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let doomed = package.with_file_name(format!(".tmp-removed-{hex}"));
+        // Left by an earlier removal that failed: in the way of the rename.
+        let _ = std::fs::remove_dir_all(&doomed);
+        gone(std::fs::rename(&package, &doomed), &package)?;
+        gone(std::fs::remove_dir_all(&doomed), &doomed)
     }
 }
 
