@@ -39,7 +39,7 @@ pub mod registry;
 pub mod sign;
 
 pub use cache::BlobCache;
-pub use collect::{CacheEntry, Collect, Collected, STALE_TEMP};
+pub use collect::{CacheEntry, Collect, Collected};
 pub use reference::Reference;
 pub use registry::{Distribution, PullOptions, Pulled, RegistryOptions};
 
