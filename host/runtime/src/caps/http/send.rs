@@ -61,6 +61,17 @@ impl Sender {
         &self.rules.recorder
     }
 
+    /// [`Self::fail`] with the error the guest sees spelled as WIT kind
+    /// `kind` and `what: why`.
+    fn refuse(&self, what: &str, decision: Decision, kind: &str, why: &str) -> HttpError {
+        self.fail(
+            what,
+            decision,
+            why,
+            explained(kind, &format!("{what}: {why}")),
+        )
+    }
+
     /// Audits a request that never got an answer and returns `error`
     /// (messages masked: they go to the guest).
     fn fail(&self, what: &str, decision: Decision, why: &str, error: HttpError) -> HttpError {
@@ -107,14 +118,12 @@ impl Sender {
         };
         let Some(rule) = self.rules.outbound.rule_for(&to).cloned() else {
             let why = format!("{to} is not allowed: {}", self.rules.outbound.describe());
-            let msg = format!("{what}: {why}");
-            return Err(self.fail(&what, Decision::Denied, &why, explained("forbidden", &msg)));
+            return Err(self.refuse(&what, Decision::Denied, "forbidden", &why));
         };
         if let Some(needs) = &self.rules.needs
             && let crate::policy::Decision::Deny(why) = needs.check_outbound(&to)
         {
-            let msg = format!("{what}: {why}");
-            return Err(self.fail(&what, Decision::Denied, &why, explained("forbidden", &msg)));
+            return Err(self.refuse(&what, Decision::Denied, "forbidden", &why));
         }
         if let Some(len) = content_length(request.headers())
             && len > limits.http_request_bytes
@@ -123,30 +132,17 @@ impl Sender {
                 "the request body is {len} bytes, more than the run's limit limits.httpRequestBytes ({} bytes)",
                 limits.http_request_bytes
             );
-            let msg = format!("{what}: {why}");
-            return Err(self.fail(
-                &what,
-                Decision::Denied,
-                &why,
-                explained("limit-exceeded", &msg),
-            ));
+            return Err(self.refuse(&what, Decision::Denied, "limit-exceeded", &why));
         }
 
         let addrs = match self.resolve(&host, port, deadline).await {
             Ok(a) => a,
             Err(why) => {
-                let msg = format!("{what}: {why}");
-                return Err(self.fail(
-                    &what,
-                    Decision::Allowed,
-                    &why,
-                    explained("unavailable", &msg),
-                ));
+                return Err(self.refuse(&what, Decision::Allowed, "unavailable", &why));
             }
         };
         if let Err(why) = self.check_addresses(&rule, &host, &addrs).await {
-            let msg = format!("{what}: {why}");
-            return Err(self.fail(&what, Decision::Denied, &why, explained("forbidden", &msg)));
+            return Err(self.refuse(&what, Decision::Denied, "forbidden", &why));
         }
 
         let opt = |f: fn(&RequestOptions) -> Option<Duration>| {
@@ -221,8 +217,7 @@ impl Sender {
             Err(_) => {
                 let waited = humantime::format_duration(round(limits.http_timeout));
                 let why = format!("no answer within {waited} (limits.httpTimeout)");
-                let msg = format!("{what}: {why}");
-                return Err(self.fail(&what, Decision::Allowed, &why, explained("timeout", &msg)));
+                return Err(self.refuse(&what, Decision::Allowed, "timeout", &why));
             }
         };
         let status = response.status().as_u16();
@@ -233,13 +228,7 @@ impl Sender {
                 "{status}: the response body is {len} bytes, more than the run's limit limits.httpResponseBytes ({} bytes)",
                 limits.http_response_bytes
             );
-            let msg = format!("{what}: {why}");
-            return Err(self.fail(
-                &what,
-                Decision::Allowed,
-                &why,
-                explained("limit-exceeded", &msg),
-            ));
+            return Err(self.refuse(&what, Decision::Allowed, "limit-exceeded", &why));
         }
         let exchange = Exchange {
             recorder: self.rules.recorder.clone(),
