@@ -8,8 +8,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::{
-    BuildOptions, Fingerprint, Sdk, commit_output, output_path, run_tool, skip_in_sdk,
-    skip_in_step, step_file_name, temp_output, toolchain, up_to_date,
+    BuildOptions, Sdk, output_path, run_build_script, run_tool, script_fingerprint, step_file_name,
+    toolchain, up_to_date,
 };
 
 /// What to install when node or npm is missing or too old.
@@ -22,12 +22,7 @@ const NEEDS_NODE: &str = "building a JavaScript step needs Node.js 18 or newer (
 pub(super) fn build(dir: &Path, sdk: &Sdk, opts: &BuildOptions) -> Result<PathBuf> {
     let pins = Pins::read(sdk)?;
     let out = output_path(dir, &step_file_name(dir, package_name(dir).as_deref()));
-    let mut fingerprint = Fingerprint::new("js");
-    fingerprint.text("toolchain", &pins.name);
-    fingerprint.tree("sdk", &sdk.dir.join("js"), &skip_in_sdk)?;
-    fingerprint.tree("wit", &sdk.wit, &skip_in_sdk)?;
-    fingerprint.tree("step", dir, &skip_in_step)?;
-    let fingerprint = fingerprint.finish();
+    let fingerprint = script_fingerprint("js", &pins.name, sdk, dir)?;
     if up_to_date(&out, &fingerprint) {
         if opts.show_progress {
             eprintln!("{} is up to date: {}", dir.display(), out.display());
@@ -44,30 +39,9 @@ pub(super) fn build(dir: &Path, sdk: &Sdk, opts: &BuildOptions) -> Result<PathBu
             dir.display()
         );
     }
-    let parent = out.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = temp_output(&out);
     let mut cmd = Command::new("node");
-    cmd.arg(sdk.dir.join("js").join("build.mjs"))
-        .arg("--step")
-        .arg(dir)
-        .arg("--out")
-        .arg(&tmp)
-        .arg("--toolchain")
-        .arg(&tools)
-        .arg("--wit")
-        .arg(&sdk.wit);
-    let built = run_tool(
-        cmd,
-        opts.show_progress,
-        &format!("building {}", dir.display()),
-    );
-    if let Err(e) = built {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    commit_output(&tmp, &out, &fingerprint)
+    cmd.arg(sdk.dir.join("js").join("build.mjs"));
+    run_build_script(cmd, dir, &out, &tools, sdk, opts, &fingerprint)
 }
 
 /// The `name` in the step's `package.json`, if any.

@@ -396,6 +396,55 @@ fn temp_output(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// The fingerprint of a step in a scripting language `lang` (the SDK's
+/// directory of that name), built with the toolchain named `toolchain`:
+/// the SDK, the WIT and the step's sources.
+fn script_fingerprint(lang: &str, toolchain: &str, sdk: &Sdk, dir: &Path) -> Result<String> {
+    let mut fingerprint = Fingerprint::new(lang);
+    fingerprint.text("toolchain", toolchain);
+    fingerprint.tree("sdk", &sdk.dir.join(lang), &skip_in_sdk)?;
+    fingerprint.tree("wit", &sdk.wit, &skip_in_sdk)?;
+    fingerprint.tree("step", dir, &skip_in_step)?;
+    Ok(fingerprint.finish())
+}
+
+/// Runs a scripting language's build script (`cmd`: the interpreter and
+/// the script) on the step in `dir` with the arguments every such script
+/// takes (`--step --out --toolchain --wit`), then moves the component to
+/// `out` with `fingerprint`; a failed build leaves nothing behind.
+fn run_build_script(
+    mut cmd: Command,
+    dir: &Path,
+    out: &Path,
+    tools: &Path,
+    sdk: &Sdk,
+    opts: &BuildOptions,
+    fingerprint: &str,
+) -> Result<PathBuf> {
+    let parent = out.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = temp_output(out);
+    cmd.arg("--step")
+        .arg(dir)
+        .arg("--out")
+        .arg(&tmp)
+        .arg("--toolchain")
+        .arg(tools)
+        .arg("--wit")
+        .arg(&sdk.wit);
+    let built = run_tool(
+        cmd,
+        opts.show_progress,
+        &format!("building {}", dir.display()),
+    );
+    if let Err(e) = built {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    commit_output(&tmp, out, fingerprint)
+}
+
 /// Moves a finished build into place and records its fingerprint.
 fn commit_output(tmp: &Path, out: &Path, fingerprint: &str) -> Result<PathBuf> {
     if !tmp.is_file() {

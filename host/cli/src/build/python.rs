@@ -7,8 +7,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::{
-    BuildOptions, Fingerprint, Sdk, commit_output, output_path, run_tool, skip_in_sdk,
-    skip_in_step, step_file_name, temp_output, toolchain, up_to_date,
+    BuildOptions, Sdk, output_path, run_build_script, run_tool, script_fingerprint, step_file_name,
+    toolchain, up_to_date,
 };
 
 /// What to install when python3 or pip is missing or too old.
@@ -25,12 +25,7 @@ pub(super) fn build(dir: &Path, sdk: &Sdk, opts: &BuildOptions) -> Result<PathBu
     let version = toolchain::require(PYTHON, &["--version"], (3, 11), NEEDS_PYTHON)?;
     let pins = Pins::read(sdk, &version)?;
     let out = output_path(dir, &step_file_name(dir, project_name(dir).as_deref()));
-    let mut fingerprint = Fingerprint::new("python");
-    fingerprint.text("toolchain", &pins.name);
-    fingerprint.tree("sdk", &sdk.dir.join("python"), &skip_in_sdk)?;
-    fingerprint.tree("wit", &sdk.wit, &skip_in_sdk)?;
-    fingerprint.tree("step", dir, &skip_in_step)?;
-    let fingerprint = fingerprint.finish();
+    let fingerprint = script_fingerprint("python", &pins.name, sdk, dir)?;
     if up_to_date(&out, &fingerprint) {
         if opts.show_progress {
             eprintln!("{} is up to date: {}", dir.display(), out.display());
@@ -43,31 +38,10 @@ pub(super) fn build(dir: &Path, sdk: &Sdk, opts: &BuildOptions) -> Result<PathBu
     if opts.show_progress {
         eprintln!("building {} (Python) with componentize-py", dir.display());
     }
-    let parent = out.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = temp_output(&out);
     let mut cmd = Command::new(PYTHON);
     cmd.arg(sdk.dir.join("python").join("build.py"))
-        .arg("--step")
-        .arg(dir)
-        .arg("--out")
-        .arg(&tmp)
-        .arg("--toolchain")
-        .arg(&tools)
-        .arg("--wit")
-        .arg(&sdk.wit)
         .env("PIP_ROOT_USER_ACTION", "ignore");
-    let built = run_tool(
-        cmd,
-        opts.show_progress,
-        &format!("building {}", dir.display()),
-    );
-    if let Err(e) = built {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    commit_output(&tmp, &out, &fingerprint)
+    run_build_script(cmd, dir, &out, &tools, sdk, opts, &fingerprint)
 }
 
 /// The `name` of the `[project]` table of the step's `pyproject.toml`, if
