@@ -316,21 +316,7 @@ impl MemoryCluster {
         let ns = scope_namespace(res, namespace, None)?;
         let st = self.lock();
         let live = st.live(res, &ns, name)?;
-        let obj = match patch_type {
-            PatchType::Json => patches::json_patch(&live, patch)?,
-            PatchType::StrategicMerge => patches::strategic_merge(&live, patch, res)?,
-            PatchType::Merge | PatchType::Apply => {
-                if !patch.is_object() {
-                    return Err(ClusterError::Invalid(format!(
-                        "a merge patch must be a JSON object, found {}",
-                        object::type_name(patch)
-                    )));
-                }
-                let mut obj = live.clone();
-                ssa::merge_patch(&mut obj, patch);
-                obj
-            }
-        };
+        let obj = patched(res, &live, patch_type, patch)?;
         check_identity(res, &ns, name, &obj)?;
         check_preconditions(res, name, &obj, Some(&live))?;
         let change = self.write_main(st, res, &ns, Some(live), obj, opts)?;
@@ -473,6 +459,35 @@ fn check_identity(res: &ResourceInfo, ns: &str, name: &str, obj: &Value) -> Resu
         )));
     }
     Ok(())
+}
+
+/// `live` with a JSON, strategic merge or merge `patch` applied (an apply
+/// patch is merged here; server-side apply is the caller's).
+///
+/// # Errors
+/// [`ClusterError::Invalid`] for a patch that does not apply, or a merge
+/// patch that is not an object.
+pub(super) fn patched(
+    res: &ResourceInfo,
+    live: &Value,
+    patch_type: PatchType,
+    patch: &Value,
+) -> Result<Value> {
+    Ok(match patch_type {
+        PatchType::Json => patches::json_patch(live, patch)?,
+        PatchType::StrategicMerge => patches::strategic_merge(live, patch, res)?,
+        PatchType::Merge | PatchType::Apply => {
+            if !patch.is_object() {
+                return Err(ClusterError::Invalid(format!(
+                    "a merge patch must be a JSON object, found {}",
+                    object::type_name(patch)
+                )));
+            }
+            let mut obj = live.clone();
+            ssa::merge_patch(&mut obj, patch);
+            obj
+        }
+    })
 }
 
 /// Server-owned metadata comes from the stored object (none for a create),

@@ -10,10 +10,10 @@
 //! `managedFields` entries of subresource `status`.
 
 use serde_json::Value;
-use stepbox_k8s::patch::{self as patches, PatchType};
+use stepbox_k8s::patch::PatchType;
 use stepbox_k8s::ssa::{self, Scope};
 
-use super::requests::{WriteOptions, record_update, versioned};
+use super::requests::{WriteOptions, patched, record_update, versioned};
 use super::{
     Change, ClusterError, MemoryCluster, ResourceInfo, Result, check_preconditions, now, object,
     scope_namespace,
@@ -126,21 +126,7 @@ impl MemoryCluster {
                 obj
             }
             other => {
-                let patched = match other {
-                    PatchType::Json => patches::json_patch(&live, patch)?,
-                    PatchType::StrategicMerge => patches::strategic_merge(&live, patch, res)?,
-                    _ => {
-                        if !patch.is_object() {
-                            return Err(ClusterError::Invalid(format!(
-                                "a merge patch must be a JSON object, found {}",
-                                object::type_name(patch)
-                            )));
-                        }
-                        let mut obj = live.clone();
-                        ssa::merge_patch(&mut obj, patch);
-                        obj
-                    }
-                };
+                let patched = patched(res, &live, other, patch)?;
                 check_preconditions(res, name, &patched, Some(&live))?;
                 let mut obj = with_status_of(&live, &patched);
                 if let Some(m) = &opts.field_manager {
