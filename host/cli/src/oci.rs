@@ -233,14 +233,8 @@ pub async fn resolve_step(
     policy_requires_digest: bool,
     quiet: bool,
 ) -> Result<(PathBuf, Option<Pinned>)> {
-    if !Reference::is_reference(arg) {
-        return Ok((PathBuf::from(arg), None));
-    }
-    let pulled = pull_kind(arg, Kind::Step, registry, verify, policy_requires_digest).await?;
-    if !quiet {
-        eprintln!("step {}", pulled.reference);
-    }
-    Ok((pulled.path.clone(), Some(pinned(&pulled))))
+    let require = policy_requires_digest;
+    resolve(arg, Kind::Step, registry, verify, require, quiet).await
 }
 
 /// A `--package` argument: a directory, or a package reference pulled and
@@ -252,12 +246,30 @@ pub async fn resolve_package(
     policy_requires_digest: bool,
     quiet: bool,
 ) -> Result<(PathBuf, Option<Pinned>)> {
+    let require = policy_requires_digest;
+    resolve(arg, Kind::Package, registry, verify, require, quiet).await
+}
+
+/// `arg` as a path, or the reference of a `kind` artifact pulled (and
+/// announced on stderr unless `quiet`).
+async fn resolve(
+    arg: &str,
+    kind: Kind,
+    registry: &RegistryArgs,
+    verify: &VerifyArgs,
+    policy_requires_digest: bool,
+    quiet: bool,
+) -> Result<(PathBuf, Option<Pinned>)> {
     if !Reference::is_reference(arg) {
         return Ok((PathBuf::from(arg), None));
     }
-    let pulled = pull_kind(arg, Kind::Package, registry, verify, policy_requires_digest).await?;
+    let pulled = pull_kind(arg, kind, registry, verify, policy_requires_digest).await?;
     if !quiet {
-        eprintln!("package {}", pulled.reference);
+        let noun = match kind {
+            Kind::Step => "step",
+            Kind::Package => "package",
+        };
+        eprintln!("{noun} {}", pulled.reference);
     }
     Ok((pulled.path.clone(), Some(pinned(&pulled))))
 }
