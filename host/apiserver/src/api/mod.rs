@@ -269,12 +269,7 @@ struct Call<'a> {
 
 /// A request to a resource path, with the resource it names.
 struct ResourceRequest<'a> {
-    state: &'a AppState,
-    method: &'a Method,
-    headers: &'a HeaderMap,
-    query: &'a Query,
-    body: &'a Bytes,
-    path: &'a str,
+    call: Call<'a>,
     /// The resource as the path names it.
     served: ResourceInfo,
     /// How it is stored (see [`View`]).
@@ -293,38 +288,30 @@ impl<'a> ResourceRequest<'a> {
             return Err(ApiError::not_found_path(call.path));
         }
         let (_, view) = View::of(&served);
-        Ok(Self {
-            state: call.state,
-            method: call.method,
-            headers: call.headers,
-            query: call.query,
-            body: call.body,
-            path: call.path,
-            served,
-            view,
-        })
+        Ok(Self { call, served, view })
     }
 
     fn cluster(&self) -> &MemoryCluster {
-        self.state.cluster()
+        self.call.state.cluster()
     }
 
     fn format(&self) -> Format {
         let accept = self
+            .call
             .headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         Format::negotiate(
             accept,
-            IncludeObject::parse(self.query.get("includeObject")),
+            IncludeObject::parse(self.call.query.get("includeObject")),
         )
     }
 
     fn write_options(&self) -> Result<WriteOptions, ApiError> {
         Ok(WriteOptions {
-            dry_run: self.query.dry_run()?,
-            field_manager: field_manager(self.query, self.headers),
-            force: self.query.flag("force"),
+            dry_run: self.call.query.dry_run()?,
+            field_manager: field_manager(self.call.query, self.call.headers),
+            force: self.call.query.flag("force"),
         })
     }
 
@@ -337,22 +324,22 @@ impl<'a> ResourceRequest<'a> {
                 "status" => self.status(&res, &ns, name),
                 "scale" => self.scale(&res, &ns, name),
                 "log" if res.is("", "Pod") => self.log(&ns, name),
-                "token" if res.is("", "ServiceAccount") && *self.method == Method::POST => {
+                "token" if res.is("", "ServiceAccount") && *self.call.method == Method::POST => {
                     crate::tokens::create_token(
-                        self.state.tokens(),
+                        self.call.state.tokens(),
                         &ns,
                         name,
-                        self.headers,
-                        self.body,
+                        self.call.headers,
+                        self.call.body,
                     )
                 }
-                _ => Err(ApiError::not_found_path(self.path)),
+                _ => Err(ApiError::not_found_path(self.call.path)),
             };
         }
-        let m = self.method;
+        let m = self.call.method;
         match t.name.as_deref() {
             None if *m == Method::GET => {
-                if self.query.flag("watch") {
+                if self.call.query.flag("watch") {
                     self.watch(&res, &ns)
                 } else {
                     self.list(&res, &ns)
@@ -364,7 +351,7 @@ impl<'a> ResourceRequest<'a> {
             Some(name) if *m == Method::PUT => self.update(&res, &ns, name),
             Some(name) if *m == Method::PATCH => self.patch(&res, &ns, name),
             Some(name) if *m == Method::DELETE => self.delete(&res, &ns, name),
-            _ => Err(ApiError::method_not_allowed(self.path)),
+            _ => Err(ApiError::method_not_allowed(self.call.path)),
         }
     }
 
@@ -413,8 +400,8 @@ impl<'a> ResourceRequest<'a> {
     /// a view apply to what the client sees (`regarding.name` of
     /// `events.k8s.io` Events).
     fn listed(&self, res: &ResourceInfo, ns: &str) -> Result<(Vec<Value>, u64), ApiError> {
-        let labels = self.query.labels()?;
-        let fields = self.query.fields()?;
+        let labels = self.call.query.labels()?;
+        let fields = self.call.query.fields()?;
         let stored_fields = fields.as_ref().filter(|_| self.view == View::Stored);
         let list = self
             .cluster()
@@ -456,13 +443,14 @@ impl<'a> ResourceRequest<'a> {
     }
 
     fn watch(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
-        let resource_version = match self.query.get("resourceVersion") {
+        let resource_version = match self.call.query.get("resourceVersion") {
             None | Some("0") => None,
             Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
                 ApiError::bad_request(format!("invalid resourceVersion {rv:?}: expected a number"))
             })?),
         };
         let timeout = self
+            .call
             .query
             .get("timeoutSeconds")
             .and_then(|s| s.parse::<u64>().ok())
@@ -473,17 +461,17 @@ impl<'a> ResourceRequest<'a> {
             view: self.view,
             columns: table::Columns::of(self.cluster(), &self.served),
             namespace: ns.to_string(),
-            labels: self.query.labels()?,
-            fields: self.query.fields()?,
+            labels: self.call.query.labels()?,
+            fields: self.call.query.fields()?,
             resource_version,
-            send_initial_events: self.query.flag("sendInitialEvents"),
+            send_initial_events: self.call.query.flag("sendInitialEvents"),
             timeout,
             format: self.format(),
         };
         Ok(watch::respond(
             self.cluster(),
             req,
-            self.state.0.shutdown.clone(),
+            self.call.state.0.shutdown.clone(),
         ))
     }
 
@@ -493,7 +481,9 @@ impl<'a> ResourceRequest<'a> {
 
     /// The request's body as it is stored.
     fn stored_body(&self) -> Result<Value, ApiError> {
-        Ok(self.view.to_storage(&parse_body(self.headers, self.body)?))
+        Ok(self
+            .view
+            .to_storage(&parse_body(self.call.headers, self.call.body)?))
     }
 
     fn create(&self, res: &ResourceInfo, ns: &str) -> ApiResult {
@@ -554,7 +544,7 @@ impl<'a> ResourceRequest<'a> {
 
     /// The patch type of the request, with the checks every patch shares.
     fn patch_type(&self, opts: &WriteOptions) -> Result<PatchType, ApiError> {
-        let content_type = media_type(self.headers, "");
+        let content_type = media_type(self.call.headers, "");
         let patch_type = PatchType::from_content_type(&content_type)
             .ok_or_else(|| ApiError::unsupported_media_type(&content_type))?;
         if opts.force && patch_type != PatchType::Apply {
@@ -562,7 +552,7 @@ impl<'a> ResourceRequest<'a> {
                 "force is only allowed for apply patches (application/apply-patch+yaml)",
             ));
         }
-        if patch_type == PatchType::Apply && self.query.get("fieldManager").is_none() {
+        if patch_type == PatchType::Apply && self.call.query.get("fieldManager").is_none() {
             return Err(ApiError::bad_request(
                 "PATCH requests with apply-patch content type require fieldManager",
             ));
@@ -573,7 +563,7 @@ impl<'a> ResourceRequest<'a> {
     fn patch(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
         let opts = self.write_options()?;
         let patch_type = self.patch_type(&opts)?;
-        let body = parse_body(self.headers, self.body)?;
+        let body = parse_body(self.call.headers, self.call.body)?;
         if patch_type == PatchType::Apply {
             self.check_body_name(&body, name)?;
             self.check_body_namespace(res, ns, &body)?;
@@ -649,12 +639,12 @@ impl<'a> ResourceRequest<'a> {
 
     fn delete_options(&self) -> Result<DeleteOptions, ApiError> {
         let mut opts = DeleteOptions {
-            dry_run: self.query.dry_run()?,
+            dry_run: self.call.query.dry_run()?,
             ..DeleteOptions::default()
         };
-        let mut policy = self.query.get("propagationPolicy").map(str::to_string);
-        if !self.body.is_empty() {
-            let body = parse_body(self.headers, self.body)?;
+        let mut policy = self.call.query.get("propagationPolicy").map(str::to_string);
+        if !self.call.body.is_empty() {
+            let body = parse_body(self.call.headers, self.call.body)?;
             if let Some(modes) = body.get("dryRun").and_then(Value::as_array) {
                 for m in modes {
                     match m.as_str() {

@@ -25,9 +25,9 @@ impl ResourceRequest<'_> {
     /// without a status subresource, as in Kubernetes.
     pub(super) fn status(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
         if !self.cluster().has_status_subresource(res) {
-            return Err(ApiError::not_found_path(self.path));
+            return Err(ApiError::not_found_path(self.call.path));
         }
-        let m = self.method;
+        let m = self.call.method;
         let change = if *m == Method::GET {
             return self.get(res, ns, name);
         } else if *m == Method::PUT {
@@ -39,7 +39,7 @@ impl ResourceRequest<'_> {
         } else if *m == Method::PATCH {
             let opts = self.write_options()?;
             let patch_type = self.patch_type(&opts)?;
-            let body = parse_body(self.headers, self.body)?;
+            let body = parse_body(self.call.headers, self.call.body)?;
             if patch_type == PatchType::Apply {
                 self.check_body_name(&body, name)?;
                 self.check_body_namespace(res, ns, &body)?;
@@ -53,7 +53,7 @@ impl ResourceRequest<'_> {
                 &opts,
             )
         } else {
-            return Err(ApiError::method_not_allowed(self.path));
+            return Err(ApiError::method_not_allowed(self.call.path));
         };
         let change = change.map_err(self.cluster_error(name))?;
         Ok(self.object_response(StatusCode::OK, &change.after))
@@ -62,11 +62,12 @@ impl ResourceRequest<'_> {
     /// `GET .../pods/{name}/log` with kubectl's query parameters
     /// (`container`, `tailLines`, `sinceSeconds`, `previous`), as text.
     pub(super) fn log(&self, ns: &str, name: &str) -> ApiResult {
-        if *self.method != Method::GET {
-            return Err(ApiError::method_not_allowed(self.path));
+        if *self.call.method != Method::GET {
+            return Err(ApiError::method_not_allowed(self.call.path));
         }
         let number = |key: &str| -> Result<Option<u32>, ApiError> {
-            self.query
+            self.call
+                .query
                 .get(key)
                 .map(|v| {
                     v.parse::<u32>().map_err(|_| {
@@ -76,10 +77,10 @@ impl ResourceRequest<'_> {
                 .transpose()
         };
         let options = stepbox_cluster::LogOptions {
-            container: self.query.get("container").map(str::to_string),
+            container: self.call.query.get("container").map(str::to_string),
             tail_lines: number("tailLines")?,
             since_seconds: number("sinceSeconds")?,
-            previous: self.query.flag("previous"),
+            previous: self.call.query.flag("previous"),
         };
         let log = self
             .cluster()
@@ -96,18 +97,18 @@ impl ResourceRequest<'_> {
     /// `.../{name}/scale` for kinds with `spec.replicas`.
     pub(super) fn scale(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult {
         if !discovery::scalable(res) {
-            return Err(ApiError::not_found_path(self.path));
+            return Err(ApiError::not_found_path(self.call.path));
         }
         let obj = self
             .cluster()
             .get_object(res, ns, name)
             .ok_or_else(|| ApiError::not_found(res, name))?;
         let scale = scale_of(res, &obj);
-        let m = self.method;
+        let m = self.call.method;
         let new_scale = if *m == Method::GET {
             return Ok(json_response(StatusCode::OK, &scale));
         } else if *m == Method::PUT {
-            let body = parse_body(self.headers, self.body)?;
+            let body = parse_body(self.call.headers, self.call.body)?;
             if let Some(rv) = object::resource_version(&body)
                 && !rv.is_empty()
                 && Some(rv) != object::resource_version(&obj)
@@ -123,8 +124,8 @@ impl ResourceRequest<'_> {
             }
             body
         } else if *m == Method::PATCH {
-            let content_type = media_type(self.headers, "");
-            let body = parse_body(self.headers, self.body)?;
+            let content_type = media_type(self.call.headers, "");
+            let body = parse_body(self.call.headers, self.call.body)?;
             match PatchType::from_content_type(&content_type) {
                 Some(PatchType::Json) => stepbox_k8s::patch::json_patch(&scale, &body)
                     .map_err(self.cluster_error(name))?,
@@ -136,7 +137,7 @@ impl ResourceRequest<'_> {
                 _ => return Err(ApiError::unsupported_media_type(&content_type)),
             }
         } else {
-            return Err(ApiError::method_not_allowed(self.path));
+            return Err(ApiError::method_not_allowed(self.call.path));
         };
         let replicas = new_scale
             .pointer("/spec/replicas")
