@@ -6,7 +6,7 @@
 //! embeds. It refuses ([`Error::Forbidden`](crate::Error::Forbidden),
 //! naming the file and field) paths that leave the step's filesystem,
 //! remote bases, `helmCharts` and plugins that run programs. Rendering
-//! changes nothing; apply the result with [`kube::apply`](crate::kube::apply),
+//! changes nothing; apply the result with [`kube::apply`],
 //! where every object passes the policy.
 //!
 //! ```no_run

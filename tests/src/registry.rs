@@ -1,7 +1,7 @@
 //! A real OCI registry for the tests: Debian's `docker-registry`
 //! (distribution 2.8) on a loopback port, with its storage in a temporary
 //! directory, plain, with htpasswd auth, with bearer-token auth (a token
-//! server of ours, [`token`]), or with TLS from a CA of its own.
+//! server of ours, `token`), or with TLS from a CA of its own.
 //! `.ci/run` installs it (`apt-get install docker-registry skopeo`).
 
 use std::io::{BufRead, BufReader};

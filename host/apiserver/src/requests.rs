@@ -1,5 +1,5 @@
 //! The request log: every request to the API is kept (the last
-//! [`MAX_RECORDS`]), with what happened to it, and served as JSON at
+//! `MAX_RECORDS`), with what happened to it, and served as JSON at
 //! `GET /debug/stepbox/requests` (authenticated like the API: `kubectl get
 //! --raw /debug/stepbox/requests`), so tests can count the writes a client
 //! really sent.
@@ -64,7 +64,7 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// The requests received so far (the last [`MAX_RECORDS`]).
+    /// The requests received so far (the last `MAX_RECORDS`).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.lock().iter().cloned().collect()
     }

@@ -173,7 +173,7 @@ impl CompileCache {
 
     /// Remembers the sha256 of the component file `path` for
     /// [`CompileCache::known_sha256`]. Only for a file last changed more
-    /// than [`RACY_WINDOW`] ago: on a file system with coarse timestamps a
+    /// than `RACY_WINDOW` ago: on a file system with coarse timestamps a
     /// write within the same tick as the stamp would otherwise go unseen
     /// (git's "racy clean" rule). Failures only cost the next load a hash.
     pub fn remember_sha256(&self, path: &Path, meta: &std::fs::Metadata, sha256: &str) {

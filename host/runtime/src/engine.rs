@@ -10,7 +10,7 @@
 //!     -> RunReport { status, outputs, plan, log, audit, error }
 //! ```
 //!
-//! Limits end a run with [`Status::LimitExceeded`] and a message naming the
+//! Limits end a run with [`Status::LimitExceeded`](crate::report::Status::LimitExceeded) and a message naming the
 //! limit; the host, and every other run in it, carries on.
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! What a component file is and what it asks for.
 //!
 //! A component's imports are its capability list: a step that does not
-//! import `stepbox:step/kube` can never touch the cluster. [`inspect`]
+//! import `stepbox:step/kube` can never touch the cluster. [`describe`]
 //! reports them, and [`check_step_world`] decides whether the host can run
 //! the component as a step, with an error that says what is wrong.
 

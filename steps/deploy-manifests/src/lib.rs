@@ -14,10 +14,10 @@
 //!    the policy before it applies any. With `prune=true` the objects carry
 //!    the inventory's label and the inventory is applied with them.
 //! 5. With `prune=true`, deletes what the inventory's last run applied and
-//!    the package no longer holds ([`prune`]).
+//!    the package no longer holds (`prune`).
 //! 6. Unless `wait=false`, waits for every applied Deployment, StatefulSet,
 //!    DaemonSet and Job to roll out (complete, for a Job); when one does
-//!    not, logs why ([`diagnose`]).
+//!    not, logs why (`diagnose`).
 
 mod diagnose;
 mod prune;

@@ -40,7 +40,7 @@
 //!   [`resources::lookup`]'s guess. Stored CRDs are `Established`.
 //! - Every stored write is also an event in a bounded log (see
 //!   [`watch_log`]), so watches can replay from a resourceVersion.
-//! - Beyond the [`ClusterBackend`] trait, the API server's own verbs
+//! - Beyond the [`ClusterBackend`](crate::ClusterBackend) trait, the API server's own verbs
 //!   (create, update with resourceVersion preconditions, the four patch
 //!   types, delete with preconditions, dry-run of each, lists with field
 //!   selectors) are inherent methods (see [`requests`]); `stepbox

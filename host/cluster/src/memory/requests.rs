@@ -1,6 +1,6 @@
 //! The requests of a Kubernetes API server, on a [`MemoryCluster`].
 //!
-//! The [`ClusterBackend`](super::ClusterBackend) trait is what a step needs
+//! The [`ClusterBackend`](crate::ClusterBackend) trait is what a step needs
 //! (apply, merge patch, delete). Serving the embedded namespace to real
 //! clients (`stepbox dev-cluster`) needs the rest of the API's verbs, with
 //! the API server's rules:
@@ -136,7 +136,7 @@ impl MemoryCluster {
     }
 
     /// Resolves a kind (stored CRDs first, then the built-in table), as
-    /// [`ClusterBackend::resource`](super::ClusterBackend::resource) does,
+    /// [`ClusterBackend::resource`](crate::ClusterBackend::resource) does,
     /// without awaiting.
     ///
     /// # Errors

@@ -110,7 +110,7 @@ impl FieldSet {
 
     /// The nearest strict ancestor of `path` that the set holds with nothing
     /// below it (a candidate for a field owned as a whole), if any. Whether
-    /// it really is atomic depends on the value there: see [`owner_of`].
+    /// it really is atomic depends on the value there: see [`owner_of`](super::owner_of).
     pub fn atomic_ancestor(&self, path: &[PathElement]) -> Option<FieldPath> {
         (1..path.len()).rev().map(|i| &path[..i]).find_map(|q| {
             let item = matches!(

@@ -18,7 +18,7 @@
 //! recorder). A policy breach is a WIT `error::forbidden` value the step can
 //! handle; only limits and host faults become traps ([`CapError`]).
 //!
-//! The store of a run holds its [`Caps`]; [`add_to_linker`] adds every
+//! The store of a run holds its [`Caps`]; `add_to_linker` adds every
 //! interface, one line each.
 //!
 //! [`RunRecorder`]: crate::report::RunRecorder

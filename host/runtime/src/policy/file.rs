@@ -206,7 +206,7 @@ fn pod_security_field(v: Option<&str>) -> Result<PodSecurityLevel> {
 }
 
 impl Policy {
-    /// Parses a policy file (see the [module docs](self) for the format).
+    /// Parses a policy file (the module docs give the format).
     ///
     /// # Errors
     /// [`PolicyError::Parse`] for YAML errors, unknown fields and wrong

@@ -84,7 +84,7 @@ fn distinct(items: Vec<String>) -> Vec<String> {
 
 impl Policy {
     /// Checks what an object a step writes would grant, once [`Policy::check`]
-    /// allowed the write itself (see the [module docs](self)): Roles,
+    /// allowed the write itself (see the module docs): Roles,
     /// RoleBindings and service account token Secrets. Other objects are
     /// allowed. A RoleBinding's referenced Role is checked by the caller,
     /// which can read it, with [`Policy::check_role_rules`].

@@ -17,7 +17,7 @@
 //!   -> touched objects, audit line
 //! ```
 //!
-//! helm runs with an environment of its own ([`binary`]): no inherited
+//! helm runs with an environment of its own (`binary`): no inherited
 //! variables beyond `PATH`, helm's homes in a private per-run directory,
 //! `KUBECONFIG` pointing at the run's gateway, `--namespace` always the
 //! run's, and no flag beyond those the WIT options map to.
@@ -31,7 +31,7 @@
 //! not, even when it renders differently at install time (`lookup`).
 //!
 //! The plan lists every object helm wrote, write by write, as the gateway
-//! saw it (see [`writes`]). helm's own release records are bookkeeping,
+//! saw it (see `writes`). helm's own release records are bookkeeping,
 //! not the step's objects: they are audited but left out of the plan (the
 //! release and its revision are in the audit line and the call's result).
 

@@ -1,8 +1,8 @@
 //! The `kube` capability: Kubernetes objects in the run's namespace.
 //!
 //! Every call goes the same way: resolve the kind (discovery), check the
-//! run's [`Policy`] (namespace, cluster scope, RBAC-shaped rules), call the
-//! [`ClusterBackend`], then write an audit line and, for writes, a plan
+//! run's [`Policy`](crate::policy::Policy) (namespace, cluster scope, RBAC-shaped rules), call the
+//! [`ClusterBackend`](stepbox_cluster::ClusterBackend), then write an audit line and, for writes, a plan
 //! entry. A refused call returns a `forbidden` [`StepError`] and changes
 //! nothing; an apply of several documents checks them all before it applies
 //! any.
@@ -11,7 +11,7 @@
 //!
 //! Objects that grant permissions (Roles, RoleBindings, service account
 //! token Secrets) are also checked for what they grant
-//! ([`Policy::check_object`]), on apply and on patch (the patched result), so
+//! ([`Policy::check_object`](crate::policy::Policy::check_object)), on apply and on patch (the patched result), so
 //! a step allowed to manage RBAC objects cannot grant more than its policy.
 
 mod host;
@@ -91,7 +91,7 @@ impl KubeCtx {
         }
     }
 
-    /// Runs `call` with the backend's [notes](stepbox_cluster::notes)
+    /// Runs `call` with the backend's [notes]
     /// (retries, re-established watches) going to the audit as they
     /// happen, so the report says what happened inside the call.
     pub async fn noted<F: std::future::Future>(&self, call: F) -> F::Output {
