@@ -154,6 +154,11 @@ impl WorkerProcess {
         &self.name
     }
 
+    /// The worker's blob cache (`--oci-cache`).
+    pub fn oci_cache(&self) -> std::path::PathBuf {
+        self.dir.path().join("oci")
+    }
+
     /// Its stderr so far (all its incarnations').
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()

@@ -32,7 +32,9 @@ enum CacheAction {
     /// Remove least recently used entries (a pull, a run or a load marks
     /// an entry used) until each cache is under --max-size, and entries
     /// unused for longer than --unused-for. Removed artifacts are pulled
-    /// again when next used.
+    /// again when next used. Refused, removing nothing, while another
+    /// stepbox process (a run of a pulled step, a pull, a worker) uses the
+    /// blob cache.
     Prune(PruneArgs),
 }
 
@@ -116,6 +118,13 @@ pub fn cache(args: CacheCommand) -> Result<u8> {
                 bail!("say what to remove: --max-size SIZE, --unused-for DURATION, or both");
             }
             let verb = if p.dry_run { "would remove" } else { "removed" };
+            // Not while another process runs what it pulled (see
+            // stepbox_oci's CacheHold); a dry run removes nothing.
+            let _collecting = if p.dry_run {
+                None
+            } else {
+                Some(blobs.hold_exclusive()?)
+            };
             let done = blobs.collect(&stepbox_oci::Collect {
                 max_bytes: p.max_size,
                 unused_for: p.unused_for,

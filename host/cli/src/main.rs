@@ -434,7 +434,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<u8> {
 }
 
 async fn inspect(args: InspectArgs) -> Result<u8> {
-    let (file, _) = oci::resolve_step(
+    let step = oci::resolve_step(
         &args.file.to_string_lossy(),
         &args.registry,
         &oci::VerifyArgs::default(),
@@ -442,7 +442,8 @@ async fn inspect(args: InspectArgs) -> Result<u8> {
         false,
     )
     .await?;
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let file = &step.path;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = args.cache.runtime()?;
     let info = match runtime.load_bytes(&args.file, &bytes, "step") {
         Ok(step) => step.info.clone(),
@@ -568,7 +569,8 @@ async fn run(args: RunArgs) -> Result<u8> {
     // A step or package named by reference is pulled (verified, by digest
     // when required) into the blob cache first.
     let quiet = json;
-    let (step_path, step_source) = match oci::resolve_step(
+    // Each keeps what it pulled in the cache until the run is over.
+    let step_arg = match oci::resolve_step(
         &args.step.to_string_lossy(),
         &args.registry,
         &args.verify,
@@ -580,7 +582,8 @@ async fn run(args: RunArgs) -> Result<u8> {
         Ok(s) => s,
         Err(e) => return fail(format!("{e:#}")),
     };
-    let (package, package_source) = match package_dir(&args) {
+    let step_path = &step_arg.path;
+    let package_arg = match package_dir(&args) {
         Some(p) => match oci::resolve_package(
             &p.to_string_lossy(),
             &args.registry,
@@ -590,10 +593,10 @@ async fn run(args: RunArgs) -> Result<u8> {
         )
         .await
         {
-            Ok((dir, source)) => (Some(dir), source),
+            Ok(resolved) => Some(resolved),
             Err(e) => return fail(format!("{e:#}")),
         },
-        None => (None, None),
+        None => None,
     };
 
     let runtime = args.cache.runtime()?;
@@ -603,7 +606,7 @@ async fn run(args: RunArgs) -> Result<u8> {
             show_progress: !json,
             toolchains: args.cache.toolchains(),
         };
-        match build::build_step(&step_path, &opts) {
+        match build::build_step(step_path, &opts) {
             Ok(p) => p,
             Err(e) => return fail(format!("{e:#}")),
         }
@@ -623,7 +626,7 @@ async fn run(args: RunArgs) -> Result<u8> {
         .kubectl(stepbox::caps::kustomize::kubectl_from_env(
             args.kubectl.clone(),
         ));
-    match (&args.name, &step_source) {
+    match (&args.name, &step_arg.source) {
         (Some(name), _) => opts = opts.name(name),
         (None, Some(pulled)) => {
             if let Ok(r) = stepbox_oci::Reference::parse(&pulled.reference) {
@@ -632,10 +635,13 @@ async fn run(args: RunArgs) -> Result<u8> {
         }
         (None, None) => {}
     }
-    if let Some(dir) = package {
-        opts = opts.packages(dir);
+    if let Some(p) = &package_arg {
+        opts = opts.packages(&p.path);
     }
-    opts = opts.sources(oci::sources(step_source, package_source));
+    opts = opts.sources(oci::sources(
+        step_arg.source.clone(),
+        package_arg.as_ref().and_then(|p| p.source.clone()),
+    ));
     if let Some(dir) = &args.workspace {
         opts = opts.workspace(dir);
     }

@@ -224,6 +224,17 @@ fn title_of(path: &Path) -> String {
         .unwrap_or_else(|| "step".into())
 }
 
+/// A step or package argument: the file or directory to use.
+pub struct Resolved {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Where it was pulled from (`None`: a path).
+    pub source: Option<Pinned>,
+    /// Keeps a pulled artifact from `stepbox cache prune` in another
+    /// process while this lives: keep it until the command is done.
+    _hold: Option<stepbox_oci::CacheHold>,
+}
+
 /// A step argument of `run`/`inspect`: a file or directory, or a
 /// reference pulled into the cache (announced on stderr unless `quiet`).
 pub async fn resolve_step(
@@ -232,7 +243,7 @@ pub async fn resolve_step(
     verify: &VerifyArgs,
     policy_requires_digest: bool,
     quiet: bool,
-) -> Result<(PathBuf, Option<Pinned>)> {
+) -> Result<Resolved> {
     let require = policy_requires_digest;
     resolve(arg, Kind::Step, registry, verify, require, quiet).await
 }
@@ -245,7 +256,7 @@ pub async fn resolve_package(
     verify: &VerifyArgs,
     policy_requires_digest: bool,
     quiet: bool,
-) -> Result<(PathBuf, Option<Pinned>)> {
+) -> Result<Resolved> {
     let require = policy_requires_digest;
     resolve(arg, Kind::Package, registry, verify, require, quiet).await
 }
@@ -259,9 +270,13 @@ async fn resolve(
     verify: &VerifyArgs,
     policy_requires_digest: bool,
     quiet: bool,
-) -> Result<(PathBuf, Option<Pinned>)> {
+) -> Result<Resolved> {
     if !Reference::is_reference(arg) {
-        return Ok((PathBuf::from(arg), None));
+        return Ok(Resolved {
+            path: PathBuf::from(arg),
+            source: None,
+            _hold: None,
+        });
     }
     let pulled = pull_kind(arg, kind, registry, verify, policy_requires_digest).await?;
     if !quiet {
@@ -271,7 +286,11 @@ async fn resolve(
         };
         eprintln!("{noun} {}", pulled.reference);
     }
-    Ok((pulled.path.clone(), Some(pinned(&pulled))))
+    Ok(Resolved {
+        source: Some(pinned(&pulled)),
+        path: pulled.path,
+        _hold: Some(pulled.hold),
+    })
 }
 
 async fn pull_kind(

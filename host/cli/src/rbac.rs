@@ -89,9 +89,9 @@ pub async fn declared_steps(
 ) -> Result<Vec<DeclaredStep>> {
     let mut declared = Vec::with_capacity(steps.len());
     for arg in steps {
-        let (path, _) =
+        let step =
             oci::resolve_step(arg, registry, &oci::VerifyArgs::default(), false, false).await?;
-        let wasm = component_of(&path, cache)?;
+        let wasm = component_of(&step.path, cache)?;
         let bytes =
             std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
         let needs = stepbox::needs::section::read(&bytes).with_context(|| {

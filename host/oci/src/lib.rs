@@ -33,6 +33,7 @@ pub mod artifact;
 pub mod auth;
 mod cache;
 mod collect;
+mod hold;
 pub mod package;
 pub mod reference;
 pub mod registry;
@@ -40,6 +41,7 @@ pub mod sign;
 
 pub use cache::BlobCache;
 pub use collect::{CacheEntry, Collect, Collected};
+pub use hold::CacheHold;
 pub use reference::Reference;
 pub use registry::{Distribution, PullOptions, Pulled, RegistryOptions};
 

@@ -59,6 +59,10 @@ pub struct Pulled {
     /// The tag could not be resolved at the registry, and the digest it
     /// resolved to before was used.
     pub offline_tag: bool,
+    /// Keeps the artifact's files from another process's collection
+    /// (`stepbox cache prune`) while held: keep it while the run uses
+    /// them.
+    pub hold: crate::CacheHold,
 }
 
 /// Registries, credentials and the blob cache.
@@ -264,6 +268,7 @@ impl Distribution {
     /// # Errors
     /// Each [`Error`] names the reference and what to do.
     pub async fn pull(&self, r: &Reference, kind: Kind, opts: &PullOptions) -> Result<Pulled> {
+        let hold = self.cache.hold().await;
         let (digest, offline_tag) = self.resolve(r, opts.require_digest).await?;
         let bytes = self.manifest(r, &digest).await?;
         let manifest = artifact::check(r, &bytes, kind, opts.max_layer)?;
@@ -295,6 +300,7 @@ impl Distribution {
             layer_digest: layer.digest.clone(),
             path,
             offline_tag,
+            hold,
         })
     }
 

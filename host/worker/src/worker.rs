@@ -260,6 +260,9 @@ impl Worker {
     ) -> Result<(), Error> {
         let shared = self.shared;
         let health = self.health;
+        // The worker collects its own cache, keeping what its runs use;
+        // another process's `stepbox cache prune` would not know that.
+        let _cache_hold = shared.distribution().cache().hold().await;
         let server_stop = CancellationToken::new();
         if let Some(l) = listener {
             tokio::spawn(crate::health::serve(l, health.clone(), server_stop.clone()));

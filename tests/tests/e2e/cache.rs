@@ -1,26 +1,31 @@
 //! `stepbox cache`: the blob cache pruned against a real registry
 //! (Debian's `docker-registry`) with the real binary. The least recently
 //! pulled step goes, the other stays usable offline, and a run of the one
-//! that went, with the registry gone, says what to do.
+//! that went, with the registry gone, says what to do. A prune from
+//! another process leaves alone what a run in flight pulled.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use stepbox_tests::registry::{Mode, Registry};
 use stepbox_tests::{Invocation, guest, stepbox};
 
-fn stepbox_in(cache: &Path, args: &[&str]) -> Invocation {
-    let out = stepbox()
-        .args(args)
+fn command_in(cache: &Path, args: &[&str]) -> Command {
+    let mut c = stepbox();
+    c.args(args)
         .arg("--oci-cache")
         .arg(cache.join("oci"))
         .arg("--cache-dir")
         .arg(cache.join("components"))
         .env_remove("DOCKER_CONFIG")
-        .env("HOME", cache)
-        .output()
-        .expect("run stepbox");
-    Invocation::from(out)
+        .env("HOME", cache);
+    c
+}
+
+fn stepbox_in(cache: &Path, args: &[&str]) -> Invocation {
+    Invocation::from(command_in(cache, args).output().expect("run stepbox"))
 }
 
 fn pinned(run: &Invocation) -> String {
@@ -147,5 +152,65 @@ fn prune_keeps_the_recently_used_step_and_a_pruned_one_is_pulled_again() {
             && text.contains("stepbox cache prune")
             && text.contains(&format!("stepbox pull {fail}")),
         "{text}"
+    );
+}
+
+#[test]
+fn a_prune_from_another_process_leaves_alone_what_a_run_pulled() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path();
+    let sleep = pinned(&stepbox_in(
+        cache,
+        &[
+            "push",
+            guest("sleep").to_str().unwrap(),
+            &registry.reference("steps/sleep:1"),
+        ],
+    ));
+
+    // A run of the pulled step, a minute long; it announces the pull.
+    let mut run = command_in(cache, &["run", &sleep, "-n", "demo", "--input", "ms=60000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stepbox run");
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("step ") {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert_ne!(n, 0, "the run ended before it pulled: {:?}", run.wait());
+    }
+
+    let refused = stepbox_in(cache, &["cache", "prune", "--max-size", "0"]);
+    assert_ne!(refused.code, 0, "{}", refused.all_output());
+    let text = refused.all_output();
+    assert!(
+        text.contains("in use by another stepbox process") && text.contains("nothing was removed"),
+        "{text}"
+    );
+    let ls = stepbox_in(cache, &["cache", "ls"]);
+    assert!(ls.stdout.contains("blob cache"), "{}", ls.all_output());
+    assert!(ls.stdout.contains(": 1 entries"), "{}", ls.stdout);
+    // A dry run only looks.
+    let dry = stepbox_in(cache, &["cache", "prune", "--max-size", "0", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.all_output());
+    assert!(
+        dry.stdout.contains("would remove 1 entries"),
+        "{}",
+        dry.stdout
+    );
+
+    // A killed run leaves no lock behind.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let done = stepbox_in(cache, &["cache", "prune", "--max-size", "0"]);
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let digest = sleep.split('@').nth(1).unwrap();
+    assert!(
+        done.stdout.contains(&format!("removed {digest}")),
+        "{}",
+        done.stdout
     );
 }

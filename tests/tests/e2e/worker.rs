@@ -726,6 +726,15 @@ fn the_worker_keeps_its_caches_under_the_budget_and_pulls_again_what_went() {
     // The step went from disk: the next run pulls it again.
     env.apply(&steprun("second", env.pin("hello"), ""));
     assert_eq!(phase(&env.finished("second", &[&worker])), "Succeeded");
+    // The worker collects its own cache; another process may not.
+    let prune = stepbox()
+        .args(["cache", "prune", "--max-size", "0", "--oci-cache"])
+        .arg(worker.oci_cache())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&prune.stderr);
+    assert!(!prune.status.success(), "{text}");
+    assert!(text.contains("in use by another stepbox process"), "{text}");
 }
 
 #[test]
