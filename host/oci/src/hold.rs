@@ -46,7 +46,8 @@ impl BlobCache {
                 .truncate(false)
                 .open(&path)
         });
-        created.or_else(|_| File::open(&path))
+        // Read-only where the cache is; failing that, why not created.
+        created.or_else(|e| File::open(&path).map_err(|_| e))
     }
 
     /// A shared hold: no other process collects this cache while it is
@@ -56,11 +57,21 @@ impl BlobCache {
     /// protects nothing, as before locks existed.
     pub async fn hold(&self) -> CacheHold {
         let unlocked = |e: std::io::Error| {
-            tracing::warn!(
-                lock = %self.lock_path().display(),
-                error = %e,
-                "cannot lock the blob cache; another process's `stepbox cache prune` may remove what this one uses"
-            );
+            let lock = self.lock_path();
+            // A cache this process may not write, no other may prune
+            // either (a read-only mount of a filled cache): nothing to say.
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) {
+                tracing::debug!(lock = %lock.display(), error = %e, "blob cache not locked");
+            } else {
+                tracing::warn!(
+                    lock = %lock.display(),
+                    error = %e,
+                    "cannot lock the blob cache; another process's `stepbox cache prune` may remove what this one uses"
+                );
+            }
             CacheHold { _file: None }
         };
         let file = match self.lock_file() {
