@@ -44,8 +44,20 @@ impl WorkerProcess {
         name: &str,
         args: &[&str],
     ) -> Self {
+        Self::start_with_env(kubeconfig, namespace, policies, name, args, &[])
+    }
+
+    /// As [`WorkerProcess::start`], with `env` set in its environment.
+    pub fn start_with_env(
+        kubeconfig: &Path,
+        namespace: &str,
+        policies: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, kubeconfig, namespace, policies, name, args)
+        Self::start_in(dir, kubeconfig, namespace, policies, name, args, env)
     }
 
     /// As [`WorkerProcess::start`], with the caches of `previous` (a
@@ -61,7 +73,7 @@ impl WorkerProcess {
         previous.kill();
         let name = previous.name.clone();
         let dir = std::mem::replace(&mut previous.dir, tempfile::tempdir().expect("temp dir"));
-        Self::start_in(dir, kubeconfig, namespace, policies, &name, args)
+        Self::start_in(dir, kubeconfig, namespace, policies, &name, args, &[])
     }
 
     fn start_in(
@@ -71,6 +83,7 @@ impl WorkerProcess {
         policies: &Path,
         name: &str,
         args: &[&str],
+        env: &[(&str, &str)],
     ) -> Self {
         let log_path = dir.path().join("stderr.log");
         let before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
@@ -98,6 +111,7 @@ impl WorkerProcess {
             .arg("--cache-dir")
             .arg(dir.path().join("components"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,kube_client=off,kube_runtime=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

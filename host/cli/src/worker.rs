@@ -58,6 +58,10 @@ pub struct WorkerArgs {
     /// helm v3.8+ for the steps' helm calls [default: $STEPBOX_HELM, else `helm` on PATH].
     #[arg(long, value_name = "PATH")]
     helm: Option<PathBuf>,
+    /// kubectl, whose kustomize renders the steps' kustomizations
+    /// [default: $STEPBOX_KUBECTL, else `kubectl` on PATH].
+    #[arg(long, value_name = "PATH")]
+    kubectl: Option<PathBuf>,
     /// Keep the compile cache and the blob cache together under this size
     /// (bytes, or with Ki, Mi, Gi), least recently used entries removed
     /// first, never those of runs in flight; 0: unbounded.
@@ -102,6 +106,7 @@ pub async fn worker(args: WorkerArgs) -> Result<u8> {
     config.cache_dir = args.cache.dir();
     config.cache_max_bytes = (args.cache_max_size > 0).then_some(args.cache_max_size);
     config.helm_binary = stepbox::caps::helm::HelmConfig::binary_from_env(args.helm.clone());
+    config.kubectl_binary = stepbox::caps::kustomize::kubectl_from_env(args.kubectl.clone());
     if config.lost_after <= config.heartbeat {
         bail!(
             "--lost-after ({}) must be longer than --heartbeat ({}), or every run looks lost",

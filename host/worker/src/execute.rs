@@ -118,6 +118,7 @@ pub async fn prepare(
         .secrets(secrets)
         .policy(policy)
         .limits(limits)
+        .kubectl(config.kubectl_binary.clone())
         .sources(Sources {
             step: Some(Pinned {
                 reference: step.reference.to_string(),

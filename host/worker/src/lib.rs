@@ -117,6 +117,8 @@ pub struct WorkerConfig {
     pub cache_dir: Option<PathBuf>,
     /// The helm binary for the steps' helm calls.
     pub helm_binary: PathBuf,
+    /// The kubectl whose kustomize renders the steps' kustomizations.
+    pub kubectl_binary: PathBuf,
     /// Keep the blob and compile caches together under this many bytes,
     /// least recently used removed first, after runs and every few
     /// minutes (`None`: unbounded).
@@ -148,6 +150,7 @@ impl WorkerConfig {
             verify_key: None,
             cache_dir: None,
             helm_binary: stepbox::caps::helm::HelmConfig::binary_from_env(None),
+            kubectl_binary: stepbox::caps::kustomize::kubectl_from_env(None),
             cache_max_bytes: Some(DEFAULT_CACHE_MAX_BYTES),
         }
     }

@@ -31,3 +31,4 @@ mod secrets;
 mod soak;
 mod steps;
 mod worker;
+mod worker_steps;
