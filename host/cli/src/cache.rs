@@ -30,7 +30,7 @@ enum CacheAction {
     /// Show each cache: its directory, entries, bytes and the oldest use.
     Ls,
     /// Remove least recently used entries (a pull, a run or a load marks
-    /// an entry used) until each cache is under --max-size, and entries
+    /// an entry used) until both caches together are under --max-size, and entries
     /// unused for longer than --unused-for. Removed artifacts are pulled
     /// again when next used. Refused, removing nothing, while another
     /// stepbox process (a run of a pulled step, a pull, a worker) uses the
@@ -40,8 +40,9 @@ enum CacheAction {
 
 #[derive(Debug, Args)]
 struct PruneArgs {
-    /// Keep each cache at most this large (bytes, or with Ki, Mi, Gi;
-    /// 0 empties it).
+    /// Keep both caches together at most this large, the least recently
+    /// used entries of either removed first (bytes, or with Ki, Mi, Gi;
+    /// 0 empties them).
     #[arg(long, value_name = "SIZE", value_parser = crate::parse_size)]
     max_size: Option<u64>,
     /// Remove entries not used for this long (e.g. 30d, 12h).
@@ -125,8 +126,21 @@ pub fn cache(args: CacheCommand) -> Result<u8> {
             } else {
                 Some(blobs.hold_exclusive()?)
             };
+            // One budget for both, the most recently used entries of
+            // either kept first (as the worker's --cache-max-size).
+            let (blob_budget, compiled_budget) = match p.max_size {
+                Some(max) => {
+                    let (b, c) = stepbox::engine::split_budget(
+                        max,
+                        blobs.entries().iter().map(|e| (e.bytes, e.last_used)),
+                        compiled.entries().iter().map(|e| (e.bytes, e.last_used)),
+                    );
+                    (Some(b), Some(c))
+                }
+                None => (None, None),
+            };
             let done = blobs.collect(&stepbox_oci::Collect {
-                max_bytes: p.max_size,
+                max_bytes: blob_budget,
                 unused_for: p.unused_for,
                 in_use: Default::default(),
                 dry_run: p.dry_run,
@@ -148,7 +162,7 @@ pub fn cache(args: CacheCommand) -> Result<u8> {
                 format_bytes(done.bytes_left)
             );
             let done = compiled.collect(&stepbox::engine::Collect {
-                max_bytes: p.max_size,
+                max_bytes: compiled_budget,
                 unused_for: p.unused_for,
                 dry_run: p.dry_run,
             })?;

@@ -27,7 +27,7 @@ use crate::caps::fs::quota::WorkspaceWatcher;
 use crate::limits::EpochTicker;
 use crate::state::StepState;
 
-pub use crate::cache::collect::{CacheEntry, Collect, Collected};
+pub use crate::cache::collect::{CacheEntry, Collect, Collected, split_budget};
 pub use crate::cache::{CacheOutcome, CompileCache};
 pub use crate::inspect::{self, ComponentInfo, WasmKind};
 

@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use stepbox::engine::CompileCache;
 use stepbox_oci::BlobCache;
@@ -91,19 +90,14 @@ impl CacheUse {
         let in_use: HashSet<String> = self.lock().keys().cloned().collect();
         let done = tokio::task::spawn_blocking(move || {
             let compiled = compiled.map(CompileCache::new);
-            let blob_entries: Vec<_> = blobs
-                .entries()
-                .into_iter()
-                .map(|e| (e.bytes, e.last_used))
-                .collect();
-            let compiled_entries: Vec<_> = compiled.as_ref().map_or_else(Vec::new, |c| {
-                c.entries()
-                    .into_iter()
-                    .map(|e| (e.bytes, e.last_used))
-                    .collect()
-            });
-            let (blob_budget, compiled_budget) =
-                split_budget(max_bytes, &blob_entries, &compiled_entries);
+            let (blob_budget, compiled_budget) = stepbox::engine::split_budget(
+                max_bytes,
+                blobs.entries().iter().map(|e| (e.bytes, e.last_used)),
+                compiled
+                    .iter()
+                    .flat_map(CompileCache::entries)
+                    .map(|e| (e.bytes, e.last_used)),
+            );
             let b = blobs.collect(&stepbox_oci::Collect {
                 max_bytes: Some(blob_budget),
                 in_use,
@@ -131,52 +125,9 @@ impl CacheUse {
     }
 }
 
-/// How much of `max` each cache may keep so that together they hold the
-/// most recently used entries (`(bytes, last used)`) that fit.
-fn split_budget(
-    max: u64,
-    blobs: &[(u64, SystemTime)],
-    compiled: &[(u64, SystemTime)],
-) -> (u64, u64) {
-    let mut all: Vec<(SystemTime, u64, bool)> = blobs
-        .iter()
-        .map(|&(b, t)| (t, b, true))
-        .chain(compiled.iter().map(|&(b, t)| (t, b, false)))
-        .collect();
-    all.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let (mut blob, mut comp, mut total) = (0u64, 0u64, 0u64);
-    for (_, bytes, is_blob) in all {
-        total += bytes;
-        if total > max {
-            break;
-        }
-        if is_blob {
-            blob += bytes;
-        } else {
-            comp += bytes;
-        }
-    }
-    (blob, comp)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn at(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    #[test]
-    fn the_budget_goes_to_the_most_recently_used_of_both_caches() {
-        let blobs = [(100, at(10)), (100, at(40))];
-        let compiled = [(100, at(20)), (100, at(30))];
-        assert_eq!(split_budget(1000, &blobs, &compiled), (200, 200));
-        // Room for two: the blob used at 40 and the component used at 30.
-        assert_eq!(split_budget(250, &blobs, &compiled), (100, 100));
-        assert_eq!(split_budget(0, &blobs, &compiled), (0, 0));
-    }
 
     #[test]
     fn digests_are_in_use_until_every_run_using_them_ends() {

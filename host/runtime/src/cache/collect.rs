@@ -142,9 +142,53 @@ impl CompileCache {
     }
 }
 
+/// How much of `max` each of two caches may keep so that together they
+/// hold the most recently used entries (`(bytes, last used)`) that fit:
+/// the blob cache and the compile cache share one budget (`stepbox cache
+/// prune --max-size`, the worker's `--cache-max-size`).
+pub fn split_budget(
+    max: u64,
+    blobs: impl IntoIterator<Item = (u64, SystemTime)>,
+    compiled: impl IntoIterator<Item = (u64, SystemTime)>,
+) -> (u64, u64) {
+    let mut all: Vec<(SystemTime, u64, bool)> = blobs
+        .into_iter()
+        .map(|(b, t)| (t, b, true))
+        .chain(compiled.into_iter().map(|(b, t)| (t, b, false)))
+        .collect();
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let (mut blob, mut comp, mut total) = (0u64, 0u64, 0u64);
+    for (_, bytes, is_blob) in all {
+        total += bytes;
+        if total > max {
+            break;
+        }
+        if is_blob {
+            blob += bytes;
+        } else {
+            comp += bytes;
+        }
+    }
+    (blob, comp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_budget_goes_to_the_most_recently_used_of_both_caches() {
+        let blobs = [(100, at(10)), (100, at(40))];
+        let compiled = [(100, at(20)), (100, at(30))];
+        assert_eq!(split_budget(1000, blobs, compiled), (200, 200));
+        // Room for two: the blob used at 40 and the component used at 30.
+        assert_eq!(split_budget(250, blobs, compiled), (100, 100));
+        assert_eq!(split_budget(0, blobs, compiled), (0, 0));
+    }
 
     fn put(cache: &CompileCache, name: &str, bytes: usize, used_secs_ago: u64) -> PathBuf {
         let path = cache.dir().join(name);
