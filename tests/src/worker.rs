@@ -44,20 +44,7 @@ impl WorkerProcess {
         name: &str,
         args: &[&str],
     ) -> Self {
-        Self::start_with_env(kubeconfig, namespace, policies, name, args, &[])
-    }
-
-    /// As [`WorkerProcess::start`], with `env` set in its environment.
-    pub fn start_with_env(
-        kubeconfig: &Path,
-        namespace: &str,
-        policies: &Path,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, kubeconfig, namespace, policies, name, args, env)
+        Self::launch(None, kubeconfig, namespace, policies, name, args, &[])
     }
 
     /// As [`WorkerProcess::start`], with the caches of `previous` (a
@@ -73,11 +60,13 @@ impl WorkerProcess {
         previous.kill();
         let name = previous.name.clone();
         let dir = std::mem::replace(&mut previous.dir, tempfile::tempdir().expect("temp dir"));
-        Self::start_in(dir, kubeconfig, namespace, policies, &name, args, &[])
+        Self::launch(Some(dir), kubeconfig, namespace, policies, &name, args, &[])
     }
 
-    fn start_in(
-        dir: tempfile::TempDir,
+    /// As [`WorkerProcess::start`], with the caches in `dir` (a new
+    /// directory when `None`) and `env` set in its environment.
+    pub fn launch(
+        dir: Option<tempfile::TempDir>,
         kubeconfig: &Path,
         namespace: &str,
         policies: &Path,
@@ -85,6 +74,7 @@ impl WorkerProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
         let log_path = dir.path().join("stderr.log");
         let before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
         let log = std::fs::OpenOptions::new()

@@ -24,7 +24,8 @@ fn the_worker_runs_a_helm_upgrade_and_a_kustomize_overlay() {
     let helm = helm_bin();
     let kubectl = kubectl_bin();
     // Only the flags name usable binaries.
-    let worker = WorkerProcess::start_with_env(
+    let worker = WorkerProcess::launch(
+        None,
         env.cluster.kubeconfig(),
         NS,
         env.policies.path(),
