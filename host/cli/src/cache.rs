@@ -81,13 +81,52 @@ fn ago(t: SystemTime) -> String {
     )
 }
 
-fn summary(name: &str, dir: &std::path::Path, n: usize, bytes: u64, oldest: Option<SystemTime>) {
-    let oldest = oldest.map_or_else(String::new, |t| format!(", oldest use {}", ago(t)));
+/// `name dir: N entries, BYTES, oldest use AGO` of a cache whose entries
+/// are `(bytes, last used)`, least recently used first.
+fn summary(name: &str, dir: &std::path::Path, entries: &[(u64, SystemTime)]) {
+    let bytes: u64 = entries.iter().map(|(b, _)| b).sum();
+    let oldest = entries
+        .first()
+        .map_or_else(String::new, |(_, t)| format!(", oldest use {}", ago(*t)));
     println!(
-        "{name} {}: {n} entries, {}{oldest}",
+        "{name} {}: {} entries, {}{oldest}",
         dir.display(),
+        entries.len(),
         format_bytes(bytes)
     );
+}
+
+/// What a prune did to one cache (or, dry, would do).
+struct Pruned<'a> {
+    cache: &'a str,
+    dir: &'a std::path::Path,
+    /// Each entry removed: its name, bytes and last use.
+    removed: Vec<(String, u64, SystemTime)>,
+    stale_temp: usize,
+    freed: u64,
+    left: u64,
+}
+
+impl Pruned<'_> {
+    /// A line per entry removed, then the cache's totals.
+    fn print(&self, verb: &str) {
+        for (name, bytes, last_used) in &self.removed {
+            println!(
+                "{verb} {name} ({}, last used {})",
+                format_bytes(*bytes),
+                ago(*last_used)
+            );
+        }
+        println!(
+            "{} {}: {verb} {} entries and {} stale temporary files, {} freed, {} left",
+            self.cache,
+            self.dir.display(),
+            self.removed.len(),
+            self.stale_temp,
+            format_bytes(self.freed),
+            format_bytes(self.left)
+        );
+    }
 }
 
 /// `stepbox cache`.
@@ -95,23 +134,23 @@ pub fn cache(args: CacheCommand) -> Result<u8> {
     let (blobs, compiled) = args.caches();
     match &args.action {
         CacheAction::Ls => {
-            let e = blobs.entries();
-            let oldest = e.first().map(|e| e.last_used);
             summary(
                 "blob cache",
                 blobs.root(),
-                e.len(),
-                e.iter().map(|e| e.bytes).sum(),
-                oldest,
+                &blobs
+                    .entries()
+                    .iter()
+                    .map(|e| (e.bytes, e.last_used))
+                    .collect::<Vec<_>>(),
             );
-            let e = compiled.entries();
-            let oldest = e.first().map(|e| e.last_used);
             summary(
                 "compile cache",
                 compiled.dir(),
-                e.len(),
-                e.iter().map(|e| e.bytes).sum(),
-                oldest,
+                &compiled
+                    .entries()
+                    .iter()
+                    .map(|e| (e.bytes, e.last_used))
+                    .collect::<Vec<_>>(),
             );
         }
         CacheAction::Prune(p) => {
@@ -145,43 +184,37 @@ pub fn cache(args: CacheCommand) -> Result<u8> {
                 in_use: Default::default(),
                 dry_run: p.dry_run,
             })?;
-            for e in &done.removed {
-                println!(
-                    "{verb} {} ({}, last used {})",
-                    e.digest,
-                    format_bytes(e.bytes),
-                    ago(e.last_used)
-                );
+            Pruned {
+                cache: "blob cache",
+                dir: blobs.root(),
+                removed: done
+                    .removed
+                    .iter()
+                    .map(|e| (e.digest.clone(), e.bytes, e.last_used))
+                    .collect(),
+                stale_temp: done.stale_temp,
+                freed: done.bytes_freed,
+                left: done.bytes_left,
             }
-            println!(
-                "blob cache {}: {verb} {} entries and {} stale temporary files, {} freed, {} left",
-                blobs.root().display(),
-                done.removed.len(),
-                done.stale_temp,
-                format_bytes(done.bytes_freed),
-                format_bytes(done.bytes_left)
-            );
+            .print(verb);
             let done = compiled.collect(&stepbox::engine::Collect {
                 max_bytes: compiled_budget,
                 unused_for: p.unused_for,
                 dry_run: p.dry_run,
             })?;
-            for e in &done.removed {
-                println!(
-                    "{verb} {} ({}, last used {})",
-                    e.path.display(),
-                    format_bytes(e.bytes),
-                    ago(e.last_used)
-                );
+            Pruned {
+                cache: "compile cache",
+                dir: compiled.dir(),
+                removed: done
+                    .removed
+                    .iter()
+                    .map(|e| (e.path.display().to_string(), e.bytes, e.last_used))
+                    .collect(),
+                stale_temp: done.stale_temp,
+                freed: done.bytes_freed,
+                left: done.bytes_left,
             }
-            println!(
-                "compile cache {}: {verb} {} entries and {} stale temporary files, {} freed, {} left",
-                compiled.dir().display(),
-                done.removed.len(),
-                done.stale_temp,
-                format_bytes(done.bytes_freed),
-                format_bytes(done.bytes_left)
-            );
+            .print(verb);
         }
     }
     Ok(0)
