@@ -301,6 +301,17 @@ impl Invocation {
     pub fn all_output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+
+    /// The last line of stdout, trimmed: what push and pull print (the
+    /// pinned reference).
+    pub fn last_line(&self) -> String {
+        self.stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
 }
 
 /// Runs `stepbox ARGS...`.

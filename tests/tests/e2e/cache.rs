@@ -30,12 +30,7 @@ fn stepbox_in(cache: &Path, args: &[&str]) -> Invocation {
 
 fn pinned(run: &Invocation) -> String {
     assert_eq!(run.code, 0, "{}", run.all_output());
-    run.stdout
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    run.last_line()
 }
 
 /// Every file and directory of the blob cache, as if last used a day ago.

@@ -45,22 +45,12 @@ fn stepbox_with(args: &[&str], caches: &Caches) -> Invocation {
     Invocation::from(out)
 }
 
-/// The last line of stdout: what push and pull print.
-fn last_line(run: &Invocation) -> String {
-    run.stdout
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 fn push(source: &Path, reference: &str, extra: &[&str], caches: &Caches) -> String {
     let mut args = vec!["push", source.to_str().unwrap(), reference];
     args.extend_from_slice(extra);
     let run = stepbox_with(&args, caches);
     assert_eq!(run.code, 0, "push {reference}: {}", run.all_output());
-    let pinned = last_line(&run);
+    let pinned = run.last_line();
     assert!(pinned.contains("@sha256:"), "{pinned}");
     pinned
 }
@@ -704,7 +694,7 @@ fn a_cosign_encrypted_key_signs_and_a_signature_made_elsewhere_verifies() {
         .unwrap();
     let pushed = Invocation::from(out);
     assert_eq!(pushed.code, 0, "{}", pushed.all_output());
-    let pinned = last_line(&pushed);
+    let pinned = pushed.last_line();
     let ok = run(
         &pinned,
         &[

@@ -75,12 +75,7 @@ impl Env {
                 .expect("stepbox push"),
         );
         assert_eq!(out.code, 0, "push {path}: {}", out.all_output());
-        out.stdout
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        out.last_line()
     }
 
     /// The pinned reference of a pushed guest.
