@@ -218,17 +218,15 @@ fn observe_a_failed_rollout_report_says_why() {
     assert_eq!(patched.code, 0, "{}", patched.all_output());
 
     let pkg = dir.path().join("pkg");
-    let run = run_json(
-        &step("deploy-manifests"),
-        &[
-            "--kubeconfig",
-            &kc,
-            "--package",
-            pkg.to_str().unwrap(),
-            "--input",
-            "timeout=5",
-        ],
-    );
+    let args = [
+        "--kubeconfig",
+        &kc,
+        "--package",
+        pkg.to_str().unwrap(),
+        "--input",
+        "timeout=5",
+    ];
+    let run = run_json(&step("deploy-manifests"), &args);
     assert_ne!(run.code, 0, "{}", run.all_output());
     let report = run.report();
     assert_eq!(report["status"], "failed");
@@ -264,17 +262,7 @@ fn observe_a_failed_rollout_report_says_why() {
     // The ports, on the same cluster, read and say the same.
     let expected = observed(&report);
     for (lang, wasm) in deploy_manifests_ports() {
-        let run = run_json(
-            &wasm,
-            &[
-                "--kubeconfig",
-                &kc,
-                "--package",
-                pkg.to_str().unwrap(),
-                "--input",
-                "timeout=5",
-            ],
-        );
+        let run = run_json(&wasm, &args);
         assert_ne!(run.code, 0, "{lang}: {}", run.all_output());
         assert_eq!(observed(&run.report()), expected, "{lang} against Rust");
     }
