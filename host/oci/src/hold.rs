@@ -78,8 +78,8 @@ impl BlobCache {
             Ok(f) => f,
             Err(e) => return unlocked(e),
         };
-        match file.try_lock_shared() {
-            Ok(()) => {}
+        let locked = match file.try_lock_shared() {
+            Ok(()) => file,
             Err(TryLockError::WouldBlock) => {
                 tracing::info!(
                     cache = %self.root().display(),
@@ -88,17 +88,15 @@ impl BlobCache {
                 let waited = tokio::task::spawn_blocking(move || file.lock_shared().map(|()| file))
                     .await
                     .map_err(std::io::Error::other);
-                return match waited {
-                    Ok(Ok(file)) => CacheHold {
-                        _file: Some(Arc::new(file)),
-                    },
-                    Ok(Err(e)) | Err(e) => unlocked(e),
-                };
+                match waited {
+                    Ok(Ok(file)) => file,
+                    Ok(Err(e)) | Err(e) => return unlocked(e),
+                }
             }
             Err(TryLockError::Error(e)) => return unlocked(e),
-        }
+        };
         CacheHold {
-            _file: Some(Arc::new(file)),
+            _file: Some(Arc::new(locked)),
         }
     }
 
